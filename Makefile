@@ -1,0 +1,64 @@
+# auditor — quick start: `make run` (install, generate demo data, produce the demo report) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DEMO   ?= examples/demo-data
+ANCHOR ?=
+N      ?= 1000000
+
+.PHONY: install install-test system-deps run demo test bench pdf-png clean
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.created pyproject.toml
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# WeasyPrint needs Pango at run time; libharfbuzz-subset0 makes its font subsetting much faster and
+# poppler-utils lets you look at the PDF as PNG pages. Installed only when missing, and only where apt exists.
+system-deps:
+	@missing=""; \
+	for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils; do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "note: missing Debian packages:$$missing (install them for PDF output and speed)"; \
+	  fi; \
+	fi
+
+$(DEMO)/.complete: | install
+	$(VENV)/bin/auditor demo --out $(DEMO) $(if $(ANCHOR),--anchor $(ANCHOR))
+	touch $@
+
+demo: $(DEMO)/.complete
+
+run: system-deps install demo
+	$(VENV)/bin/auditor run --config config.yaml
+
+test: system-deps install-test
+	$(PY) -m pytest -q
+
+bench: system-deps install
+	$(PY) benchmarks/run.py --records $(N)
+
+pdf-png:
+	@latest=$$(ls -td reports/*/ | head -1); pdftoppm -png -r 70 "$$latest/report.pdf" "$$latest/page" && ls "$$latest"/page*.png
+
+clean:
+	rm -rf $(VENV) $(DEMO) reports/*/ .pytest_cache

@@ -1,0 +1,45 @@
+"""Registers the built-in engines and checks, the way a plugin entry point would register its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from auditor.checks import CheckSpec, load_builtin_checks
+from auditor.config import LoadedConfig
+from auditor.engines.base import Engine
+from auditor.engines.embedded import Workspace
+from auditor.registry import Registry
+
+
+@dataclass(frozen=True)
+class EngineFactory:
+    """How to build an engine for a run, and which query dialect it runs."""
+
+    name: str
+    dialect: str
+    create: Callable[[Workspace, LoadedConfig], Engine]
+    help: str = ""
+
+
+@dataclass
+class Registries:
+    engines: Registry[EngineFactory] = field(default_factory=lambda: Registry("engine"))
+    checks: Registry[CheckSpec] = field(default_factory=lambda: Registry("check"))
+
+
+def _local(workspace: Workspace, loaded: LoadedConfig) -> Engine:
+    from auditor.engines import local
+    cfg = loaded.config
+    return local.create(workspace, cfg.sources, cfg.delivery_lag_td, loaded.resolve)
+
+
+def register_builtins(reg: Registries) -> Registries:
+    reg.engines.register("local", EngineFactory("local", "trino", _local, "DuckDB over files in the S3 layout"))
+    load_builtin_checks(reg.checks)
+    return reg
+
+
+def builtins() -> Registries:
+    """Fresh registries holding the built-ins."""
+    return register_builtins(Registries())

@@ -1,0 +1,186 @@
+"""The check library. A check is data: a folder named by its ID holding ``check.yaml`` (metadata and
+parameters), ``query.sql`` (the engine query, in Athena/Trino SQL), optionally ``report.sql`` (the
+second phase, run in the embedded DuckDB over the engine query's rows and the inventory) and, only
+when SQL cannot express it, ``hook.py``.
+
+Findings are rows whose ``severity`` column is not NULL; their title comes from ``finding_title``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from auditor.errors import CheckDefinitionError
+from auditor.models import Severity
+from auditor.registry import Registry
+from auditor.timeparse import parse_duration
+from auditor.yamlpos import load_yaml
+
+CHECKS_DIR = Path(__file__).parent
+SOURCES = ("flow_logs", "cloudtrail", "inventory")
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ParamMeta(_Strict):
+    type: Literal["integer", "string", "boolean", "duration", "integer_list"]
+    default: Any = None
+    help: str
+    minimum: Optional[int] = None
+    maximum: Optional[int] = None
+
+
+class ControlMeta(_Strict):
+    framework: str
+    version: str
+    control: str
+    title: str = ""
+
+
+class CheckMeta(_Strict):
+    """The schema of ``check.yaml``; user checks declared in config.yaml will use the same one."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    severity: Severity = Field(description="The severity the check's findings reach at most by default.")
+    description: str
+    risk: str
+    remediation: str
+    needs: tuple[Literal["flow_logs", "cloudtrail", "inventory"], ...]
+    key: tuple[str, ...] = Field(description="The row columns that identify a finding.")
+    finding_title: str
+    window: Literal["report", "lookback"] = "report"
+    event_like: bool = False
+    params: dict[str, ParamMeta] = Field(default_factory=dict)
+    compliance: tuple[ControlMeta, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A loaded check: its metadata, query texts and hook."""
+
+    meta: CheckMeta
+    folder: Path
+    queries: Mapping[str, str]  # file name -> text: query.sql, report.sql, query.insights
+    hook: ModuleType | None = None
+    params_model: type[BaseModel] = field(default=BaseModel, repr=False)
+
+    # The attributes the renderer and the CLI read.
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    @property
+    def title(self) -> str:
+        return self.meta.title
+
+    @property
+    def severity(self) -> Severity:
+        return self.meta.severity
+
+    @property
+    def description(self) -> str:
+        return self.meta.description
+
+    @property
+    def risk(self) -> str:
+        return self.meta.risk
+
+    @property
+    def remediation(self) -> str:
+        return self.meta.remediation
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.meta.key
+
+    @property
+    def dialects(self) -> tuple[str, ...]:
+        return tuple(d for name, d in (("query.sql", "trino"), ("query.insights", "insights")) if name in self.queries)
+
+    def finding_title(self, row: Mapping[str, Any]) -> str:
+        """The finding title for a row: ``{column}`` placeholders filled in, nothing else evaluated."""
+        return _PLACEHOLDER.sub(lambda m: _display(row.get(m.group(1))), self.meta.finding_title)
+
+    def validate_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameters from config merged over the defaults. Raises pydantic ValidationError."""
+        return self.params_model.model_validate(dict(raw)).model_dump()
+
+    def lookback(self, params: Mapping[str, Any]) -> timedelta | None:
+        value = params.get("lookback")
+        return parse_duration(value) if value else None
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_display(v) for v in value)
+    return str(value)
+
+
+_TYPES: dict[str, Any] = {"integer": int, "string": str, "boolean": bool, "duration": str, "integer_list": tuple[int, ...]}
+
+
+def _params_model(meta: CheckMeta) -> type[BaseModel]:
+    fields: dict[str, Any] = {"enabled": (bool, Field(True, description="Run this check."))}
+    for name, p in meta.params.items():
+        tp = _TYPES[p.type]
+        kwargs: dict[str, Any] = {"description": p.help}
+        if p.minimum is not None:
+            kwargs["ge"] = p.minimum
+        if p.maximum is not None:
+            kwargs["le"] = p.maximum
+        if p.default is None:
+            tp = Optional[tp]
+        fields[name] = (tp, Field(p.default, **kwargs))
+    model = create_model(f"{meta.id}_params", __config__=ConfigDict(frozen=True, extra="forbid", strict=False), **fields)
+    return model
+
+
+def load_check_dir(folder: Path) -> CheckSpec:
+    """Load one check folder. The folder name must equal the check's ID."""
+    meta_path = folder / "check.yaml"
+    try:
+        data, positions = load_yaml(meta_path.read_text(encoding="utf-8"), str(meta_path))
+        meta = CheckMeta.model_validate(data)
+    except FileNotFoundError:
+        raise CheckDefinitionError(f"{folder}: no check.yaml") from None
+    except ValidationError as exc:
+        from auditor.config import validation_error
+        raise CheckDefinitionError(str(validation_error(exc, CheckMeta, str(meta_path), positions))) from None
+    if meta.id != folder.name:
+        raise CheckDefinitionError(f"{meta_path}: id '{meta.id}' does not match its folder name '{folder.name}'")
+    queries = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
+               if p.name in ("query.sql", "report.sql", "query.insights")}
+    if "query.sql" not in queries and "query.insights" not in queries:
+        raise CheckDefinitionError(f"{folder}: a check needs query.sql or query.insights")
+    for name in _PLACEHOLDER.findall(meta.finding_title):
+        if name not in meta.key and not any(name in text for text in queries.values()):
+            raise CheckDefinitionError(f"{meta_path}: finding_title uses '{name}', which no query mentions")
+    hook = None
+    if (folder / "hook.py").exists():
+        hook = importlib.import_module(f"auditor.checks.{meta.id}.hook")
+    return CheckSpec(meta=meta, folder=folder, queries=queries, hook=hook, params_model=_params_model(meta))
+
+
+def load_builtin_checks(registry: Registry[CheckSpec]) -> Registry[CheckSpec]:
+    """Register every built-in check folder, in a stable order."""
+    for folder in sorted(p for p in CHECKS_DIR.iterdir() if (p / "check.yaml").exists()):
+        registry.register(folder.name, load_check_dir(folder))
+    return registry
+
+
+# hook.py, where a check has one, defines transform(columns, rows, params) -> (columns, rows).
+HookFn = Callable[[tuple[str, ...], list[dict[str, Any]], Mapping[str, Any]], tuple[tuple[str, ...], list[dict[str, Any]]]]

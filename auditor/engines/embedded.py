@@ -1,0 +1,87 @@
+"""The embedded DuckDB every run has: it holds the inventory tables and runs each check's second phase
+(``report.sql``) over the engine query's rows, whatever engine ran the first phase. The local engine
+also keeps its flow-log and CloudTrail tables here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from auditor.config import DuckDBSettings
+from auditor.engines import netaddr
+from auditor.engines.sources import inventory
+from auditor.engines.sql import prepare_duckdb
+from auditor.errors import EngineError
+from auditor.models import QueryResult, QueryStats
+
+PHASE1_TABLE = "query_result"
+
+
+class Workspace:
+    """One in-process DuckDB database for one run."""
+
+    def __init__(self, settings: DuckDBSettings | None = None) -> None:
+        self.con = duckdb.connect(":memory:")
+        if settings is not None:
+            if settings.memory_limit:
+                self._set("memory_limit", settings.memory_limit)
+            if settings.temp_directory:
+                self._set("temp_directory", str(settings.temp_directory))
+            if settings.threads:
+                self._set("threads", settings.threads)
+        netaddr.register(self.con)
+        inventory.create_tables(self.con)
+        self.inventory: inventory.InventorySnapshot | None = None
+
+    def _set(self, name: str, value: Any) -> None:
+        # DuckDB accepts a prepared parameter for SET values.
+        self.con.execute(f"SET {name} = $value", {"value": value})
+
+    def load_inventory(self, root: Path) -> inventory.InventorySnapshot:
+        self.inventory = inventory.load_inventory(self.con, root)
+        return self.inventory
+
+    def execute(self, text: str, params: Mapping[str, Any], *, name: str, engine: str = "embedded") -> QueryResult:
+        """Run Trino SQL here: transpile, bind, fetch."""
+        prepared = prepare_duckdb(text, params, name=name)
+        started = time.perf_counter()
+        try:
+            cur = self.con.execute(prepared.text, prepared.params)
+            columns = tuple(d[0] for d in cur.description)
+            types = tuple(str(d[1]) for d in cur.description)
+            rows = tuple(cur.fetchall())
+        except duckdb.Error as exc:
+            raise EngineError(f"{name}: {exc}", engine=engine) from exc
+        stats = QueryStats(engine=engine, text_as_run=prepared.text, duration_s=time.perf_counter() - started,
+                           params=_display_params(prepared.params))
+        return QueryResult(columns=columns, rows=rows, stats=stats, types=types)
+
+    def register_result(self, result: QueryResult, table: str = PHASE1_TABLE) -> None:
+        """Make an engine query's rows available to ``report.sql`` as ``query_result``."""
+        columns = {c: [row[i] for row in result.rows] for i, c in enumerate(result.columns)}
+        self.con.register("_engine_rows", pa.table(columns))
+        # Arrow infers types from the values; an all-NULL or empty column would come out typed NULL, so
+        # cast each column to the type the engine reported. Names and types are quoted through sqlglot.
+        select = []
+        for i, c in enumerate(result.columns):
+            col = exp.column(c, quoted=True)
+            if i < len(result.types):
+                col = exp.cast(col, exp.DataType.build(result.types[i], dialect="duckdb"))
+            select.append(exp.alias_(col, c, quoted=True))
+        create = exp.select(*select).from_("_engine_rows")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {exp.to_identifier(table, quoted=True).sql('duckdb')} AS "
+                         + create.sql(dialect="duckdb"))
+        self.con.unregister("_engine_rows")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _display_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in params.items()}

@@ -1,0 +1,74 @@
+"""Query rows -> check results: JSON-ready rows, findings, status and severity. Pure functions."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+from auditor.checks import CheckSpec
+from auditor.models import CheckResult, Finding, QueryRun, Severity, Status, iso_z
+
+
+def json_value(value: Any) -> Any:
+    """A row value as findings.json wants it: times as ISO 8601 UTC with Z, integers as integers."""
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and value.is_integer() and not math.isinf(value):
+        return int(value)
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return value
+
+
+def normalize_rows(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, ...], tuple[dict[str, Any], ...]]:
+    cols = tuple(columns)
+    return cols, tuple({c: json_value(r.get(c)) for c in cols} for r in rows)
+
+
+def findings_from_rows(spec: CheckSpec, rows: Iterable[Mapping[str, Any]]) -> tuple[Finding, ...]:
+    """One finding for every row whose ``severity`` column is set."""
+    out = []
+    for row in rows:
+        sev = row.get("severity")
+        if sev is None:
+            continue
+        out.append(Finding(check_id=spec.id, severity=Severity.parse(str(sev)), title=spec.finding_title(row),
+                           key={k: row.get(k) for k in spec.key},
+                           account_id=row.get("account_id"), region=row.get("region")))
+    return tuple(out)
+
+
+def check_result(spec: CheckSpec, columns: Iterable[str], rows: Iterable[Mapping[str, Any]],
+                 queries: tuple[QueryRun, ...], stats: Mapping[str, Any] | None = None,
+                 notes: tuple[str, ...] = ()) -> CheckResult:
+    """A finished check: status fail when it has findings, pass otherwise."""
+    cols, json_rows = normalize_rows(columns, rows)
+    findings = findings_from_rows(spec, json_rows)
+    severity = max((f.severity for f in findings), key=lambda s: s.rank) if findings else spec.severity
+    return CheckResult(check_id=spec.id, title=spec.title, status=Status.FAIL if findings else Status.PASS,
+                       severity=severity, columns=cols, rows=json_rows, findings=findings,
+                       stats={"rows": len(json_rows), "findings": len(findings), **(stats or {})},
+                       queries=queries, notes=notes)
+
+
+def errored(spec: CheckSpec, message: str, queries: tuple[QueryRun, ...] = ()) -> CheckResult:
+    return CheckResult(check_id=spec.id, title=spec.title, status=Status.ERROR, severity=spec.severity,
+                       error=message, queries=queries)
+
+
+def skipped(spec: CheckSpec, reason: str) -> CheckResult:
+    return CheckResult(check_id=spec.id, title=spec.title, status=Status.SKIPPED, severity=spec.severity,
+                       notes=(reason,), stats={"skip_reason": reason})
+
+
+def meets(findings: Iterable[Finding], threshold: Severity) -> bool:
+    """Whether any finding is at or above ``threshold`` (for --fail-on)."""
+    return any(f.severity.rank >= threshold.rank for f in findings)

@@ -1,0 +1,243 @@
+"""Frozen values handed from one pipeline stage to the next.
+
+config -> plan -> execute -> evaluate -> render. Every stage takes and returns these; none of them
+holds a connection, a client or a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+SCHEMA_VERSION = 1
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is. Ordered: critical is the highest."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: str) -> "Severity":
+        return cls(value.strip().lower())
+
+
+_SEVERITY_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1, Severity.INFO: 0}
+
+
+class Status(str, enum.Enum):
+    """Whether a check found something (fail), nothing (pass), could not run (error) or was not run."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime; a naive datetime is taken to be UTC."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def iso_z(dt: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix, to the second (the precision of flow logs)."""
+    return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A half-open UTC interval: ``since <= t < until``."""
+
+    since: datetime
+    until: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "since", utc(self.since))
+        object.__setattr__(self, "until", utc(self.until))
+        if self.since >= self.until:
+            raise ValueError(f"window start {iso_z(self.since)} is not before its end {iso_z(self.until)}")
+
+    @property
+    def since_s(self) -> int:
+        return int(self.since.timestamp())
+
+    @property
+    def until_s(self) -> int:
+        return int(self.until.timestamp())
+
+    @property
+    def duration(self) -> timedelta:
+        return self.until - self.since
+
+    def contains(self, t: datetime) -> bool:
+        return self.since <= utc(t) < self.until
+
+    def union(self, other: "TimeWindow") -> "TimeWindow":
+        return TimeWindow(min(self.since, other.since), max(self.until, other.until))
+
+    def __str__(self) -> str:
+        return f"{iso_z(self.since)}..{iso_z(self.until)}"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file found under a source, with what its path tells about it."""
+
+    path: str
+    size: int
+    kind: str  # "text" | "parquet" | "json"
+    folder_time: datetime | None = None  # delivery date (and hour) from the S3 folders, None when undated
+    folder_span: timedelta | None = None  # 1 day, or 1 hour for hourly folders
+    account_id: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class FileQuality:
+    """Line classes counted in one input file. Every line of the file lands in exactly one class."""
+
+    path: str
+    records: int = 0
+    nodata: int = 0  # NODATA / SKIPDATA records: not traffic
+    headers: int = 0  # header lines, the first one included
+    blank: int = 0
+    malformed: int = 0  # skipped: wrong field count, non-numeric numbers, unparsable JSON
+    duplicates: int = 0  # CloudTrail events dropped because their eventID was already seen
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "records": self.records, "nodata": self.nodata, "headers": self.headers,
+                "blank": self.blank, "malformed": self.malformed, "duplicates": self.duplicates}
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    """What the run read and what it had to skip."""
+
+    files: tuple[FileQuality, ...] = ()
+    files_read: int = 0
+    files_present: int = 0
+    notes: tuple[str, ...] = ()  # human sentences, e.g. "412 records had no direction"
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+    def merge(self, other: "DataQuality") -> "DataQuality":
+        counters = dict(self.counters)
+        for k, v in other.counters.items():
+            counters[k] = counters.get(k, 0) + v
+        return DataQuality(self.files + other.files, self.files_read + other.files_read,
+                           self.files_present + other.files_present, self.notes + other.notes, counters)
+
+    @property
+    def malformed(self) -> int:
+        return sum(f.malformed for f in self.files)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query as planned: its text in the source dialect, and what it reads."""
+
+    check_id: str
+    name: str  # "query" (the engine query) or "report" (the embedded second phase)
+    text: str
+    dialect: str  # "trino" | "insights"
+    tables: frozenset[str]
+    window: TimeWindow
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryStats:
+    engine: str
+    text_as_run: str
+    duration_s: float = 0.0
+    query_id: str | None = None
+    bytes_scanned: int | None = None
+    records_scanned: int | None = None
+    truncated: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    stats: QueryStats
+    types: tuple[str, ...] = ()  # SQL type names of the columns (DuckDB names), when the engine reports them
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+@dataclass(frozen=True)
+class Finding:
+    check_id: str
+    severity: Severity
+    title: str
+    key: Mapping[str, Any]  # the key columns of the row the finding comes from
+    account_id: str | None = None
+    region: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"severity": self.severity.value, "title": self.title, **dict(self.key)}
+
+
+@dataclass(frozen=True)
+class QueryRun:
+    """One query as it was run, for the appendix."""
+
+    name: str
+    engine: str
+    text: str
+    stats: QueryStats
+    rows: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_id: str
+    title: str
+    status: Status
+    severity: Severity  # the highest finding's, or the check's default when there is none
+    columns: tuple[str, ...] = ()
+    rows: tuple[Mapping[str, Any], ...] = ()
+    findings: tuple[Finding, ...] = ()
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    queries: tuple[QueryRun, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one run produced, before rendering. ``findings.json`` is its serialisation."""
+
+    id: str
+    window: TimeWindow
+    engine: str
+    started_at: datetime
+    finished_at: datetime
+    tool_version: str
+    checks: tuple[CheckResult, ...]
+    data_quality: DataQuality
+    warnings: tuple[str, ...] = ()
+    inventory_captured_at: datetime | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def errored(self) -> bool:
+        return any(c.status is Status.ERROR for c in self.checks)
+
+    def worst_severity(self) -> Severity | None:
+        sev = [f.severity for c in self.checks for f in c.findings]
+        return max(sev, key=lambda s: s.rank) if sev else None

@@ -1,0 +1,92 @@
+"""config + check library + clock -> what to run where. Pure: reads no data and runs nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from auditor.checks import CheckSpec
+from auditor.config import LoadedConfig, validation_error
+from auditor.models import TimeWindow, iso_z
+from auditor.registry import Registry, did_you_mean
+
+ENGINE_TABLES = ("flow_logs", "cloudtrail")  # the logical tables an engine serves; the inventory lives in the embedded DB
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    spec: CheckSpec
+    params: Mapping[str, Any]  # validated check parameters merged over defaults, plus the global ones
+    window: TimeWindow  # what the engine query reads: the report window, or the check's lookback ending with it
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    window: TimeWindow
+    engine: str
+    checks: tuple[PlannedCheck, ...]
+    scans: Mapping[str, TimeWindow] = field(default_factory=dict)  # engine table -> the union of the windows read
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def runnable(self) -> tuple[PlannedCheck, ...]:
+        return tuple(c for c in self.checks if c.skip_reason is None)
+
+
+def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWindow, now: datetime,
+             engine_dialect: str = "trino") -> Plan:
+    """Decide which checks run, with which parameters and windows, and what each engine table must cover."""
+    config = loaded.config
+    selected = _selected(loaded, library)
+    global_params = {"sensitive_ports": tuple(config.sensitive_ports)}
+    planned: list[PlannedCheck] = []
+    for check_id, raw in selected:
+        spec = library.get(check_id)
+        try:
+            params = spec.validate_params(raw)
+        except ValidationError as exc:
+            raise validation_error(exc, spec.params_model, str(loaded.path), loaded.positions, prefix=("checks", check_id)) from None
+        lookback = spec.lookback(params) if spec.meta.window == "lookback" else None
+        check_window = TimeWindow(window.until - lookback, window.until) if lookback else window
+        reason = _skip_reason(spec, params, loaded, engine_dialect)
+        planned.append(PlannedCheck(spec=spec, params={**global_params, **params}, window=check_window, skip_reason=reason))
+    scans: dict[str, TimeWindow] = {}
+    for pc in planned:
+        if pc.skip_reason is None:
+            for table in pc.spec.meta.needs:
+                if table in ENGINE_TABLES:
+                    scans[table] = scans[table].union(pc.window) if table in scans else pc.window
+    warnings = []
+    settled = now - config.delivery_lag_td
+    if window.until > settled:
+        warnings.append(f"the window ends at {iso_z(window.until)}, later than now minus the delivery lag "
+                        f"({config.delivery_lag}): records may still be arriving, so counts can grow on a later run")
+    return Plan(window=window, engine=config.engine, checks=tuple(planned), scans=scans, warnings=tuple(warnings))
+
+
+def _selected(loaded: LoadedConfig, library: Registry[CheckSpec]) -> list[tuple[str, Mapping[str, Any]]]:
+    checks = loaded.config.checks
+    if checks is None:
+        return [(spec.id, {}) for spec in library]
+    out = []
+    for check_id, raw in checks.items():
+        if check_id not in library:
+            raise loaded.error(f"unknown check '{check_id}'{did_you_mean(check_id, library.names())}; "
+                               f"run `auditor checks` for the list", ("checks", check_id), key=True)
+        out.append((check_id, raw or {}))
+    return out
+
+
+def _skip_reason(spec: CheckSpec, params: Mapping[str, Any], loaded: LoadedConfig, engine_dialect: str) -> str | None:
+    if not params.get("enabled", True):
+        return "disabled in config (enabled: false)"
+    missing = [s for s in spec.meta.needs if getattr(loaded.config.sources, s) is None]
+    if missing:
+        return f"needs sources.{' and sources.'.join(missing)}, which {loaded.path.name} does not set"
+    if engine_dialect not in spec.dialects:
+        return f"has no query for the {loaded.config.engine} engine ({engine_dialect})"
+    return None
