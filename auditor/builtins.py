@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from auditor.checks import CheckSpec, load_builtin_checks
 from auditor.config import LoadedConfig
 from auditor.engines.base import Engine
-from auditor.engines.embedded import Workspace
 from auditor.registry import Registry
+
+if TYPE_CHECKING:
+    from auditor.engines.embedded import Workspace
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class EngineFactory:
 
     name: str
     dialect: str
-    create: Callable[[Workspace, LoadedConfig], Engine]
+    create: Callable[["Workspace", LoadedConfig], Engine]
     help: str = ""
 
 
@@ -28,7 +30,7 @@ class Registries:
     checks: Registry[CheckSpec] = field(default_factory=lambda: Registry("check"))
 
 
-def _local(workspace: Workspace, loaded: LoadedConfig) -> Engine:
+def _local(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
     from auditor.engines import local
     cfg = loaded.config
     return local.create(workspace, cfg.sources, cfg.delivery_lag_td, loaded.resolve)

@@ -144,7 +144,8 @@ def _params_model(meta: CheckMeta) -> type[BaseModel]:
             kwargs["le"] = p.maximum
         if p.default is None:
             tp = Optional[tp]
-        fields[name] = (tp, Field(p.default, **kwargs))
+        default = tuple(p.default) if isinstance(p.default, list) else p.default
+        fields[name] = (tp, Field(default, **kwargs))
     model = create_model(f"{meta.id}_params", __config__=ConfigDict(frozen=True, extra="forbid", strict=False), **fields)
     return model
 

@@ -17,6 +17,15 @@ from auditor.engines.sql import window_params
 from auditor.models import DataQuality, InputFile, Query, QueryResult, TimeWindow
 
 
+_UNDETERMINED_DIRECTION = """
+SELECT count(*) FROM flow_logs AS f
+WHERE f.log_status = 'OK' AND f.start >= $since_s AND f.start < $until_s
+  AND f.flow_direction IS NULL
+  AND NOT EXISTS (SELECT 1 FROM eni_addresses AS a
+                  WHERE a.interface_id = f.interface_id AND a.address IN (f.srcaddr, f.dstaddr))
+"""
+
+
 class LocalEngine:
     name = "local"
     dialect = "trino"
@@ -41,6 +50,7 @@ class LocalEngine:
             quality = flowlogs.load_flow_logs(con, kept, window=scans["flow_logs"], default_fields=default_fields)
             self.inputs.extend(kept)
             dq = dq.merge(DataQuality(files=tuple(quality), files_read=len(kept), files_present=len(present)))
+            dq = dq.merge(self._direction_quality(scans["flow_logs"]))
         if "cloudtrail" in scans and self.cloudtrail is not None:
             present = files.discover(self.cloudtrail.path, ("json", "text"), skip_dirs=("CloudTrail-Digest",))
             kept = files.prune(present, scans["cloudtrail"], self.delivery_lag)
@@ -48,6 +58,17 @@ class LocalEngine:
             self.inputs.extend(kept)
             dq = dq.merge(DataQuality(files=tuple(quality), files_read=len(kept), files_present=len(present)))
         return dq
+
+    def _direction_quality(self, window: TimeWindow) -> DataQuality:
+        """Count traffic records whose direction nothing tells: no flow-direction field, and neither address
+        is one of the interface's own addresses in the inventory. Exposure checks cannot call them inbound."""
+        undetermined, = self.workspace.con.execute(
+            _UNDETERMINED_DIRECTION, {"since_s": window.since_s, "until_s": window.until_s}).fetchone()
+        notes = ()
+        if undetermined:
+            notes = (f"{undetermined} traffic records had no flow-direction field and no address of their interface "
+                     "in the inventory, so no check counted them as inbound",)
+        return DataQuality(notes=notes, counters={"direction_undetermined": int(undetermined)})
 
     def run(self, query: Query, window: TimeWindow, params: Mapping[str, Any]) -> QueryResult:
         return self.workspace.execute(query.text, {**window_params(window), **params},

@@ -42,8 +42,8 @@ def placeholders(tree: exp.Expression) -> list[str]:
     """The ``:name`` parameters a query uses, in order of first appearance."""
     seen: list[str] = []
     for ph in tree.find_all(exp.Placeholder):
-        name = ph.name
-        if not name:
+        name = ph.this if isinstance(ph.this, str) else None
+        if not name or name == "?":
             raise CheckDefinitionError("positional '?' parameters are not allowed in check SQL; use :name")
         if name not in seen:
             seen.append(name)

@@ -1,0 +1,29 @@
+/* ACCEPTed TCP/UDP records in the window to well-known or sensitive ports, kept per source and per */
+/* destination address so the second phase can decide, with the inventory, which ones were inbound. */
+SELECT
+  interface_id,
+  dstaddr,
+  flow_direction,
+  dstport,
+  protocol,
+  srcaddr,
+  COUNT(*) AS flows
+FROM flow_logs
+WHERE
+  action = 'ACCEPT'
+  AND log_status = 'OK'
+  AND start >= $since_s
+  AND start < $until_s
+  AND protocol IN (6, 17)
+  AND (
+    (
+      dstport BETWEEN 1 AND 1023
+    ) OR ARRAY_CONTAINS($sensitive_ports, dstport)
+  )
+GROUP BY
+  interface_id,
+  dstaddr,
+  flow_direction,
+  dstport,
+  protocol,
+  srcaddr
