@@ -162,7 +162,7 @@ def list_checks() -> int:
     for col in ("id", "title", "severity", "engines", "needs"):
         table.add_column(col)
     for spec in reg.checks:
-        engines = [e.name for e in reg.engines if e.dialect in spec.dialects]
+        engines = [e.name for e in reg.engines if spec.runs_on(e.dialect)]
         table.add_row(spec.id, spec.title, spec.severity.value, ", ".join(engines), ", ".join(spec.meta.needs))
     out.print(table)
     return EXIT_OK

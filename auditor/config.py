@@ -158,17 +158,17 @@ def load_config(path: str | Path) -> LoadedConfig:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, Config, str(p), positions) from None
+        raise validation_error(exc, Config, str(p), positions, data=data) from None
     return LoadedConfig(config=config, path=p.resolve(), positions=positions)
 
 
 def validation_error(exc: ValidationError, model: type[BaseModel], path: str, positions: PositionMap,
-                     prefix: tuple[str | int, ...] = ()) -> ConfigError:
+                     prefix: tuple[str | int, ...] = (), data: Any = None) -> ConfigError:
     """The first pydantic error as a ConfigError at its file position, with a did-you-mean for unknown keys."""
     messages = []
     first_pos = None
     for err in exc.errors():
-        loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+        loc = prefix + _data_loc(err["loc"], data, err.get("input"))
         if err["type"] == "extra_forbidden":
             name = str(loc[-1])
             allowed = _fields_at(model, loc[len(prefix):-1])
@@ -195,9 +195,23 @@ def _clean(msg: str) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def _is_union_tag(part: str | int) -> bool:
-    # pydantic puts union member names ("SourceSpec", "str", "function-after[...]") into loc.
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in {"str", "int", "dict", "list"})
+def _data_loc(loc: tuple[str | int, ...], data: Any, bad_input: Any) -> tuple[str | int, ...]:
+    """pydantic's ``loc`` without the union member names it inserts ("SourceSpec", "function-after[...]"):
+    keep only the parts that exist in the input data, walking it as we go."""
+    if data is None:
+        return tuple(loc)
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part == loc[-1]:
+            out.append(part)  # a missing or extra key at the end of the path
+    return tuple(out)
 
 
 def _fields_at(model: Any, loc: tuple[str | int, ...]) -> list[str]:

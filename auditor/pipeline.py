@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from auditor import __version__
 from auditor.builtins import Registries, builtins
+from auditor.checks import HookContext
 from auditor.config import LoadedConfig
 from auditor.engines.base import Engine
 from auditor.engines.embedded import Workspace
@@ -89,21 +90,26 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine, workspace: Workspac
         return skipped(spec, pc.skip_reason)
     runs: list[QueryRun] = []
     try:
-        query = Query(check_id=spec.id, name="query", text=spec.queries["query.sql"], dialect=engine.dialect,
-                      tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window, params=pc.params)
-        result = engine.run(query, pc.window, pc.params)
-        runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, len(result.rows)))
+        result = None
+        if not spec.engine_free:
+            query = Query(check_id=spec.id, name="query", text=spec.queries["query.sql"], dialect=engine.dialect,
+                          tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window,
+                          params=pc.params)
+            result = engine.run(query, pc.window, pc.params)
+            runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, len(result.rows)))
         if "report.sql" in spec.queries:
-            workspace.register_result(result)
+            if result is not None:
+                workspace.register_result(result)
             result = workspace.execute(spec.queries["report.sql"], {**window_params(plan.window), **pc.params},
                                        name=f"{spec.id}/report")
             runs.append(QueryRun("report", "embedded", result.stats.text_as_run, result.stats, len(result.rows)))
+        assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
         notes: tuple[str, ...] = ()
         if pc.window != plan.window:
             notes = (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
-            columns, rows = spec.hook.transform(columns, rows, pc.params)
+            columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
         return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes)
     except AuditorError as exc:
         return errored(spec, str(exc), tuple(runs))

@@ -49,7 +49,8 @@ def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWin
         try:
             params = spec.validate_params(raw)
         except ValidationError as exc:
-            raise validation_error(exc, spec.params_model, str(loaded.path), loaded.positions, prefix=("checks", check_id)) from None
+            raise validation_error(exc, spec.params_model, str(loaded.path), loaded.positions, prefix=("checks", check_id),
+                                   data=dict(raw)) from None
         lookback = spec.lookback(params) if spec.meta.window == "lookback" else None
         check_window = TimeWindow(window.until - lookback, window.until) if lookback else window
         reason = _skip_reason(spec, params, loaded, engine_dialect)
@@ -87,6 +88,6 @@ def _skip_reason(spec: CheckSpec, params: Mapping[str, Any], loaded: LoadedConfi
     missing = [s for s in spec.meta.needs if getattr(loaded.config.sources, s) is None]
     if missing:
         return f"needs sources.{' and sources.'.join(missing)}, which {loaded.path.name} does not set"
-    if engine_dialect not in spec.dialects:
+    if not spec.runs_on(engine_dialect):
         return f"has no query for the {loaded.config.engine} engine ({engine_dialect})"
     return None

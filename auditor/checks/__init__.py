@@ -109,6 +109,14 @@ class CheckSpec:
     def dialects(self) -> tuple[str, ...]:
         return tuple(d for name, d in (("query.sql", "trino"), ("query.insights", "insights")) if name in self.queries)
 
+    @property
+    def engine_free(self) -> bool:
+        """A check with only ``report.sql`` reads the inventory alone and runs the same on every engine."""
+        return not self.dialects
+
+    def runs_on(self, dialect: str) -> bool:
+        return self.engine_free or dialect in self.dialects
+
     def finding_title(self, row: Mapping[str, Any]) -> str:
         """The finding title for a row: ``{column}`` placeholders filled in, nothing else evaluated."""
         return _PLACEHOLDER.sub(lambda m: _display(row.get(m.group(1))), self.meta.finding_title)
@@ -160,19 +168,22 @@ def load_check_dir(folder: Path) -> CheckSpec:
         raise CheckDefinitionError(f"{folder}: no check.yaml") from None
     except ValidationError as exc:
         from auditor.config import validation_error
-        raise CheckDefinitionError(str(validation_error(exc, CheckMeta, str(meta_path), positions))) from None
+        raise CheckDefinitionError(str(validation_error(exc, CheckMeta, str(meta_path), positions, data=data))) from None
     if meta.id != folder.name:
         raise CheckDefinitionError(f"{meta_path}: id '{meta.id}' does not match its folder name '{folder.name}'")
     queries = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
                if p.name in ("query.sql", "report.sql", "query.insights")}
-    if "query.sql" not in queries and "query.insights" not in queries:
-        raise CheckDefinitionError(f"{folder}: a check needs query.sql or query.insights")
-    for name in _PLACEHOLDER.findall(meta.finding_title):
-        if name not in meta.key and not any(name in text for text in queries.values()):
-            raise CheckDefinitionError(f"{meta_path}: finding_title uses '{name}', which no query mentions")
+    if not queries:
+        raise CheckDefinitionError(f"{folder}: a check needs query.sql, query.insights or report.sql")
+    if any(n in meta.needs for n in ("flow_logs", "cloudtrail")) and "query.sql" not in queries and "query.insights" not in queries:
+        raise CheckDefinitionError(f"{folder}: a check that reads {', '.join(meta.needs)} needs an engine query (query.sql)")
     hook = None
     if (folder / "hook.py").exists():
         hook = importlib.import_module(f"auditor.checks.{meta.id}.hook")
+    known = " ".join(queries.values()) + " " + " ".join(getattr(hook, "COLUMNS", ()))
+    for name in _PLACEHOLDER.findall(meta.finding_title):
+        if name not in meta.key and name not in known:
+            raise CheckDefinitionError(f"{meta_path}: finding_title uses '{name}', which no query or hook produces")
     return CheckSpec(meta=meta, folder=folder, queries=queries, hook=hook, params_model=_params_model(meta))
 
 
@@ -183,5 +194,13 @@ def load_builtin_checks(registry: Registry[CheckSpec]) -> Registry[CheckSpec]:
     return registry
 
 
-# hook.py, where a check has one, defines transform(columns, rows, params) -> (columns, rows).
-HookFn = Callable[[tuple[str, ...], list[dict[str, Any]], Mapping[str, Any]], tuple[tuple[str, ...], list[dict[str, Any]]]]
+@dataclass(frozen=True)
+class HookContext:
+    """What a check's hook may know besides its rows: its parameters and facts from the inventory."""
+
+    params: Mapping[str, Any]
+    rule_egress: Mapping[str, bool] = field(default_factory=dict)  # security-group rule ID -> is it an egress rule
+
+
+# hook.py, where a check has one, defines transform(columns, rows, context) -> (columns, rows). Pure.
+HookFn = Callable[[tuple[str, ...], list[dict[str, Any]], HookContext], tuple[tuple[str, ...], list[dict[str, Any]]]]

@@ -47,6 +47,11 @@ class Workspace:
         self.inventory = inventory.load_inventory(self.con, root)
         return self.inventory
 
+    def rule_egress(self) -> dict[str, bool]:
+        """Security-group rule ID -> whether it is an egress rule, from the inventory."""
+        rows = self.con.execute("SELECT rule_id, is_egress FROM sg_rules WHERE rule_id IS NOT NULL").fetchall()
+        return {rule_id: bool(egress) for rule_id, egress in rows}
+
     def execute(self, text: str, params: Mapping[str, Any], *, name: str, engine: str = "embedded") -> QueryResult:
         """Run Trino SQL here: transpile, bind, fetch."""
         prepared = prepare_duckdb(text, params, name=name)

@@ -85,3 +85,36 @@ def test_flow_direction_decides_when_the_inventory_does_not_know_the_interface(t
     r = setup(tmp_path, recs, fields=V5_FIELDS)
     assert set(by_key(r)) == {("eni-unknown", 22, 6)}
     assert r.findings[0].severity is Severity.HIGH
+
+
+def _world(rid, gid, proto, lo, hi, cidr="0.0.0.0/0"):
+    return {"SecurityGroupRuleId": rid, "GroupId": gid, "GroupOwnerId": "111122223333", "IsEgress": False,
+            "IpProtocol": proto, "FromPort": lo, "ToPort": hi, "CidrIpv4" if ":" not in cidr else "CidrIpv6": cidr}
+
+
+def test_rule_side_world_open_column_and_rows_without_traffic(tmp_path):
+    rules = [_world("sgr-ssh", "sg-bastion", "tcp", 22, 22),          # traffic from public: world_open true
+             _world("sgr-rdp", "sg-bastion", "tcp", 3389, 3389, "::/0"),  # no traffic: a zero row, medium
+             _world("sgr-ftp", "sg-bastion", "tcp", 21, 21, "10.0.0.0/8"),  # not world-open: nothing
+             _world("sgr-range", "sg-db", "tcp", 5000, 5500),           # range: its sensitive ports 5000, 5432, 5500
+             _world("sgr-https", "sg-bastion", "tcp", 443, 443),        # allowed public port: a row, no finding
+             _world("sgr-smtp", "sg-bastion", "tcp", 465, 465)]         # well-known, not sensitive: low
+    write_flow_log(tmp_path / "flows", [
+        record(interface_id="eni-bastion", srcaddr="198.51.100.5", dstaddr="10.0.9.9", dstport=22),
+        record(interface_id="eni-db", srcaddr="10.0.1.10", dstaddr="10.0.2.20", dstport=5432)])
+    write_inventory(tmp_path / "inventory", {"eni-bastion": ["10.0.9.9"], "eni-db": ["10.0.2.20"]},
+                    eni_groups={"eni-bastion": ["sg-bastion"], "eni-db": ["sg-db"]}, rules=rules)
+    r = results(write_config(tmp_path, CONFIG))["exposed_well_known_ports"]
+    rows = by_key(r)
+    assert rows[("eni-bastion", 22, 6)]["world_open"] is True and rows[("eni-bastion", 22, 6)]["public_sources"] == 1
+    zero = rows[("eni-bastion", 3389, 6)]
+    assert (zero["accepted_flows"], zero["distinct_sources"], zero["public_sources"], zero["sample_sources"],
+            zero["world_open"]) == (0, 0, 0, [], True)
+    assert ("eni-bastion", 21, 6) not in rows
+    assert {k for k in rows if k[0] == "eni-db"} == {("eni-db", 5000, 6), ("eni-db", 5432, 6), ("eni-db", 5500, 6)}
+    assert rows[("eni-db", 5432, 6)]["accepted_flows"] == 1 and rows[("eni-db", 5432, 6)]["world_open"] is True
+    sev = {(f.key["interface_id"], f.key["dstport"]): f.severity for f in r.findings}
+    assert sev == {("eni-bastion", 22): Severity.HIGH, ("eni-bastion", 3389): Severity.MEDIUM,
+                   ("eni-db", 5000): Severity.MEDIUM, ("eni-db", 5432): Severity.MEDIUM,
+                   ("eni-db", 5500): Severity.MEDIUM, ("eni-bastion", 465): Severity.LOW}
+    assert rows[("eni-bastion", 443, 6)]["world_open"] is True

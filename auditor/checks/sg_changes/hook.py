@@ -1,0 +1,188 @@
+"""sg_changes: turn each CloudTrail request into the rules it carried, and judge them.
+
+SQL selects the events; the two request shapes of Authorize* (modern ``ipPermissions.items[]`` and the legacy
+flat ``cidrIp/fromPort/toPort``) and ModifySecurityGroupRules' capitalised nested request are easier to read
+here than in two SQL dialects. Request shapes:
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_AuthorizeSecurityGroupIngress.html,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySecurityGroupRules.html.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+from auditor.checks import HookContext
+from auditor.engines.netaddr import parse_network
+from auditor.engines.sources.protocols import protocol_number
+
+COLUMNS = ("event_id", "event_time", "event_name", "actor", "source_ip", "error_code", "group_id", "rules",
+           "summary", "user_agent", "account_id", "region", "severity")
+
+_OPENING = {"AuthorizeSecurityGroupIngress": "ingress", "AuthorizeSecurityGroupEgress": "egress",
+            "ModifySecurityGroupRules": None}  # direction of the rules an event adds; None: look it up per rule
+_DIRECTION = {"AuthorizeSecurityGroupIngress": "ingress", "RevokeSecurityGroupIngress": "ingress",
+              "UpdateSecurityGroupRuleDescriptionsIngress": "ingress", "AuthorizeSecurityGroupEgress": "egress",
+              "RevokeSecurityGroupEgress": "egress", "UpdateSecurityGroupRuleDescriptionsEgress": "egress"}
+
+
+def transform(columns: tuple[str, ...], rows: list[dict[str, Any]], ctx: HookContext) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    sensitive = set(ctx.params.get("sensitive_ports", ()))
+    return COLUMNS, [_judge(row, sensitive, ctx.rule_egress) for row in rows]
+
+
+def _judge(row: Mapping[str, Any], sensitive: set[int], rule_egress: Mapping[str, bool]) -> dict[str, Any]:
+    name = row["event_name"]
+    req = _json(row.get("request_parameters"))
+    resp = _json(row.get("response_elements"))
+    group_id, rules, notes = _rules(name, req, resp, rule_egress)
+    failed = row.get("error_code") is not None
+    severity, summary = _severity(name, rules, sensitive, failed, row.get("error_code"))
+    if notes:
+        summary = f"{summary} ({'; '.join(notes)})"
+    out = {c: row.get(c) for c in COLUMNS if c in row}
+    out.update(group_id=group_id, rules=rules, summary=summary, severity=severity)
+    return {c: out.get(c) for c in COLUMNS}
+
+
+def _json(text: Any) -> dict[str, Any]:
+    if isinstance(text, dict):
+        return text
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    """CloudTrail writes lists as {"items": [...]}; accept a bare list or a single object too."""
+    if isinstance(value, dict):
+        value = value.get("items", [value] if value else [])
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _port(value: Any) -> int | None:
+    try:
+        return int(value)  # ports arrive as numbers or strings ("443")
+    except (TypeError, ValueError):
+        return None
+
+
+def _rule(direction: str | None, protocol: Any, from_port: Any, to_port: Any, source: str | None, **extra: Any) -> dict[str, Any]:
+    proto = protocol_number(protocol) if protocol is not None else None
+    lo, hi = _port(from_port), _port(to_port)
+    if proto == -1:
+        lo = hi = None  # all protocols: ports do not apply
+    return {"direction": direction, "protocol": proto, "from_port": lo, "to_port": hi, "source": source, **extra}
+
+
+def _permission_rules(direction: str | None, perms: Iterable[Any]) -> list[dict[str, Any]]:
+    out = []
+    for p in perms:
+        if not isinstance(p, dict):
+            continue
+        args = (direction, p.get("ipProtocol"), p.get("fromPort"), p.get("toPort"))
+        sources = [r.get("cidrIp") for r in _items(p.get("ipRanges")) if isinstance(r, dict)]
+        sources += [r.get("cidrIpv6") for r in _items(p.get("ipv6Ranges")) if isinstance(r, dict)]
+        sources += [r.get("prefixListId") for r in _items(p.get("prefixListIds")) if isinstance(r, dict)]
+        sources += [g.get("groupId") or g.get("groupName") for g in _items(p.get("groups")) if isinstance(g, dict)]
+        out.extend(_rule(*args, s) for s in sources if s)
+        if not any(sources):
+            out.append(_rule(*args, None))
+    return out
+
+
+def _rules(name: str, req: Mapping[str, Any], resp: Mapping[str, Any],
+           rule_egress: Mapping[str, bool]) -> tuple[str | None, list[dict[str, Any]], list[str]]:
+    notes: list[str] = []
+    if name == "CreateSecurityGroup":
+        return resp.get("groupId"), [], notes
+    if name in ("ModifyNetworkInterfaceAttribute", "ModifyInstanceAttribute"):
+        target = req.get("networkInterfaceId") or req.get("instanceId")
+        groups = [g.get("groupId") for g in _items(req.get("groupSet")) if isinstance(g, dict)]
+        return target, [_rule("attach", None, None, None, g) for g in groups if g], notes
+    if name == "ModifySecurityGroupRules":
+        inner = req.get("ModifySecurityGroupRulesRequest") or req
+        rules = []
+        for entry in _items(inner.get("SecurityGroupRule")):
+            if not isinstance(entry, dict):
+                continue
+            rule_id = entry.get("SecurityGroupRuleId")
+            spec = entry.get("SecurityGroupRule") or {}
+            if rule_id in rule_egress:
+                direction = "egress" if rule_egress[rule_id] else "ingress"
+            else:
+                direction = "ingress"
+                notes.append(f"{rule_id or 'a rule'} is not in the inventory: assumed ingress")
+            source = spec.get("CidrIpv4") or spec.get("CidrIpv6") or spec.get("PrefixListId") or spec.get("ReferencedGroupId")
+            rules.append(_rule(direction, spec.get("IpProtocol"), spec.get("FromPort"), spec.get("ToPort"), source,
+                               rule_id=rule_id))
+        return inner.get("GroupId"), rules, notes
+    group_id = req.get("groupId") or req.get("groupName")
+    direction = _DIRECTION.get(name)
+    rules = _permission_rules(direction, _items(req.get("ipPermissions")))
+    if req.get("cidrIp") or req.get("ipProtocol") or req.get("sourceSecurityGroupName"):  # the legacy flat shape
+        rules.append(_rule(direction, req.get("ipProtocol", "-1"), req.get("fromPort"), req.get("toPort"),
+                           req.get("cidrIp") or req.get("sourceSecurityGroupName")))
+    for item in _items(req.get("securityGroupRuleIds")):
+        rule_id = item.get("securityGroupRuleId") if isinstance(item, dict) else item
+        if rule_id:
+            rules.append(_rule(direction, None, None, None, None, rule_id=rule_id))
+    return group_id, rules, notes
+
+
+def world_open(source: str | None) -> bool:
+    """0.0.0.0/0 or ::/0. A /0 with host bits (an anonymised log's 208.236.235.254/0) is the whole internet too."""
+    net = parse_network(source) if source and not source.startswith(("sg-", "pl-")) else None
+    return net is not None and net.prefixlen == 0
+
+
+def covers_sensitive(rule: Mapping[str, Any], sensitive: set[int]) -> bool:
+    proto = rule["protocol"]
+    if proto == -1:
+        return True
+    if proto not in (6, 17):
+        return False
+    lo, hi = rule["from_port"], rule["to_port"]
+    if lo is None or hi is None or lo == -1:
+        return True  # TCP/UDP without a range means every port
+    return any(lo <= p <= hi for p in sensitive)
+
+
+def _severity(name: str, rules: list[dict[str, Any]], sensitive: set[int], failed: bool,
+              error_code: str | None) -> tuple[str | None, str]:
+    if failed:
+        return "low", f"failed ({error_code})"
+    if name not in _OPENING:
+        return None, _describe(name, rules)
+    open_ingress = [r for r in rules if r["direction"] == "ingress" and world_open(r["source"])]
+    if any(r["protocol"] == -1 for r in open_ingress):
+        return "critical", "opens all traffic from the internet"
+    hot = [r for r in open_ingress if covers_sensitive(r, sensitive)]
+    if hot:
+        return "high", f"opens sensitive port(s) {_ports(hot, sensitive)} to the internet"
+    if open_ingress:
+        return "medium", f"opens {_ports(open_ingress, set())} to the internet"
+    if any(r["direction"] == "egress" and world_open(r["source"]) for r in rules):
+        return "info", "allows egress to the internet"
+    return None, _describe(name, rules)
+
+
+def _ports(rules: list[dict[str, Any]], sensitive: set[int]) -> str:
+    out = []
+    for r in rules:
+        lo, hi, proto = r["from_port"], r["to_port"], {6: "tcp", 17: "udp"}.get(r["protocol"], str(r["protocol"]))
+        if sensitive and lo is not None and hi is not None and lo != hi:
+            out.extend(f"{proto}/{p}" for p in sorted(sensitive) if lo <= p <= hi)
+        else:
+            out.append(f"{proto}/{lo}" if lo == hi else f"{proto}/{lo}-{hi}")
+    return ", ".join(dict.fromkeys(out))
+
+
+def _describe(name: str, rules: list[dict[str, Any]]) -> str:
+    return f"{len(rules)} rule(s)" if rules else "no rules"
