@@ -159,7 +159,8 @@ def list_checks() -> int:
 
     reg = builtins()
     table = Table()
-    for col in ("id", "title", "severity", "engines", "needs"):
+    table.add_column("id", no_wrap=True, min_width=max(len(n) for n in reg.checks.names()))
+    for col in ("title", "severity", "engines", "needs"):
         table.add_column(col)
     for spec in reg.checks:
         engines = [e.name for e in reg.engines if spec.runs_on(e.dialect)]

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from auditor import __version__
 from auditor.builtins import Registries, builtins
-from auditor.checks import HookContext
+from auditor.checks import CheckSpec, HookContext
 from auditor.config import LoadedConfig
 from auditor.engines.base import Engine
 from auditor.engines.embedded import Workspace
@@ -118,13 +118,24 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine, workspace: Workspac
         return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
 
 
+class _ReportSpec:
+    """A check's metadata as the report shows it: the spec plus the engines that can run it."""
+
+    def __init__(self, spec: CheckSpec, reg: Registries) -> None:
+        self._spec = spec
+        self.engines = tuple(e.name for e in reg.engines if spec.runs_on(e.dialect))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._spec, name)
+
+
 def _artifacts(record: RunRecord, reg: Registries, loaded: LoadedConfig, formats: Sequence[str]) -> list[Artifact]:
     from auditor.render import template_dirs
     from auditor.render.html import render_html
     from auditor.render.pdf import render_pdf
     from auditor.render.view import build_view
 
-    specs = {c.check_id: reg.checks.get(c.check_id) for c in record.checks}
+    specs = {c.check_id: _ReportSpec(reg.checks.get(c.check_id), reg) for c in record.checks}
     arts = [Artifact(FINDINGS_FILE, lambda: json_bytes(findings_document(record)))]
     if "csv" in formats:
         for c in record.checks:

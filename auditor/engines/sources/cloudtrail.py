@@ -1,0 +1,400 @@
+"""Loading CloudTrail events into the DuckDB table ``cloudtrail``.
+
+The table has the columns of AWS's Athena CloudTrail table, lower-cased
+(https://docs.aws.amazon.com/athena/latest/ug/cloudtrail-logs.html, the partition-projection DDL), so that
+check queries written for Athena (``useridentity.arn``, ``useridentity.sessioncontext.sessionissuer.arn``,
+``UNNEST(resources)``) run unchanged. As in Athena, ``requestparameters``, ``responseelements``,
+``additionaleventdata`` and ``serviceeventdetails`` hold the JSON text of the event's object, every key
+kept; any other scalar column given an object gets its JSON text too, and ``true``/``false`` become the
+strings ``'true'``/``'false'`` (``readonly``). Keys are matched case-insensitively, as Athena's JsonSerDe
+does: events spell ``requestID`` and ``sourceIPAddress``. A missing key is NULL. Two columns are ours:
+``account_id`` and ``region``, from ``recipientAccountId``/``awsRegion``, else from the S3 path
+``AWSLogs/[o-org/]<account>/CloudTrail/<region>/``.
+
+Accepted file shapes, gzipped or not (detected by the gzip magic bytes, not by the name):
+
+- an S3 log file, ``{"Records": [...]}``
+  (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-examples.html);
+- a JSON array of events;
+- JSON Lines, one event (or one ``Records`` document) per line;
+- a CloudWatch Logs export: JSON Lines where a line may start with an ISO timestamp and a space;
+- a single event object, pretty-printed or not;
+- an EventBridge event whose ``detail-type`` ends in ``via CloudTrail`` (``AWS API Call via CloudTrail``):
+  its ``detail`` is the CloudTrail event and is what is loaded
+  (https://docs.aws.amazon.com/eventbridge/latest/ref/events-structure.html).
+
+Files under a ``CloudTrail-Digest/`` folder hold digests, not events
+(https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-digest-file-structure.html):
+they are skipped and get no :class:`FileQuality` at all.
+
+What each file's :class:`FileQuality` counts:
+
+- ``records``: events parsed, with an ``eventTime``, that were not duplicates, whether or not the window
+  kept them;
+- ``duplicates``: events whose ``eventID`` an earlier event of the same call already had (an organization
+  trail and an account trail deliver the same event; CloudTrail's ``eventID`` is a per-event GUID,
+  https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html).
+  The first one read wins. Events without an ``eventID`` are never taken as duplicates;
+- ``blank``: blank lines of a JSON Lines file (blank lines inside one JSON document are not counted);
+- ``malformed``: lines that are not JSON, elements or documents that are not objects, events without a
+  parsable ``eventTime``. A file from which no line parses at all counts as one malformed.
+
+``eventtime`` keeps the file's text. For the window it is read as ISO 8601 with either ``T`` or a space
+between date and time, any number of fraction digits, and UTC when it has no offset; rows with
+``window.since <= eventTime < window.until`` are kept.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import zlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from auditor.models import FileQuality, InputFile, TimeWindow
+
+TABLE = "cloudtrail"
+DIGEST_FOLDER = "CloudTrail-Digest"
+
+_BATCH_ROWS = 50_000  # rows held in memory before they are handed to DuckDB
+
+# A column spec is "VARCHAR", ("STRUCT", ((field, spec), ...)), ("LIST", spec) or ("MAP",) (VARCHAR -> VARCHAR).
+# The DuckDB types, the Arrow schema and the conversion of an event all come from this one description.
+_Spec = Union[str, tuple]
+_S = "VARCHAR"
+
+
+def _struct(*fields: tuple[str, _Spec]) -> tuple:
+    return ("STRUCT", fields)
+
+
+_SESSION_ISSUER = _struct(("type", _S), ("principalid", _S), ("arn", _S), ("accountid", _S), ("username", _S))
+_USER_IDENTITY = _struct(
+    ("type", _S), ("principalid", _S), ("arn", _S), ("accountid", _S), ("invokedby", _S), ("accesskeyid", _S),
+    ("username", _S),
+    ("sessioncontext", _struct(
+        ("attributes", _struct(("mfaauthenticated", _S), ("creationdate", _S))),
+        ("sessionissuer", _SESSION_ISSUER),
+        ("ec2roledelivery", _S),
+        ("webidfederationdata", ("MAP",)),
+    )),
+)
+_RESOURCE = _struct(("arn", _S), ("accountid", _S), ("type", _S))
+_TLS_DETAILS = _struct(("tlsversion", _S), ("ciphersuite", _S), ("clientprovidedhostheader", _S))
+
+# In the order of the Athena DDL, then our two columns.
+_EVENT_FIELDS: tuple[tuple[str, _Spec], ...] = (
+    ("eventversion", _S),
+    ("useridentity", _USER_IDENTITY),
+    ("eventtime", _S),
+    ("eventsource", _S),
+    ("eventname", _S),
+    ("awsregion", _S),
+    ("sourceipaddress", _S),
+    ("useragent", _S),
+    ("errorcode", _S),
+    ("errormessage", _S),
+    ("requestparameters", _S),
+    ("responseelements", _S),
+    ("additionaleventdata", _S),
+    ("requestid", _S),
+    ("eventid", _S),
+    ("readonly", _S),
+    ("resources", ("LIST", _RESOURCE)),
+    ("eventtype", _S),
+    ("apiversion", _S),
+    ("recipientaccountid", _S),
+    ("serviceeventdetails", _S),
+    ("sharedeventid", _S),
+    ("vpcendpointid", _S),
+    ("tlsdetails", _TLS_DETAILS),
+)
+_OUR_FIELDS: tuple[tuple[str, _Spec], ...] = (("account_id", _S), ("region", _S))
+
+
+def _duckdb_type(spec: _Spec) -> str:
+    if spec == _S:
+        return "VARCHAR"
+    if spec[0] == "STRUCT":
+        return "STRUCT(" + ", ".join(f"{name} {_duckdb_type(s)}" for name, s in spec[1]) + ")"
+    if spec[0] == "LIST":
+        return _duckdb_type(spec[1]) + "[]"
+    return "MAP(VARCHAR, VARCHAR)"
+
+
+def _arrow_type(spec: _Spec) -> pa.DataType:
+    if spec == _S:
+        return pa.string()
+    if spec[0] == "STRUCT":
+        return pa.struct([pa.field(name, _arrow_type(s)) for name, s in spec[1]])
+    if spec[0] == "LIST":
+        return pa.list_(_arrow_type(spec[1]))
+    return pa.map_(pa.string(), pa.string())
+
+
+COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _duckdb_type(spec)) for name, spec in _EVENT_FIELDS + _OUR_FIELDS)
+_ARROW_SCHEMA = pa.schema([pa.field(name, _arrow_type(spec)) for name, spec in _EVENT_FIELDS + _OUR_FIELDS])
+
+
+def create_table(con: duckdb.DuckDBPyConnection, table: str = TABLE) -> None:
+    """Create the CloudTrail table (see the module docstring for its columns) unless it exists."""
+    columns = [exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType.build(kind, dialect="duckdb"))
+               for name, kind in COLUMNS]
+    ddl = exp.Create(kind="TABLE", exists=True, this=exp.Schema(this=exp.to_table(table), expressions=columns))
+    con.execute(ddl.sql(dialect="duckdb", identify=True))
+
+
+def load_cloudtrail(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], *, window: TimeWindow,
+                    table: str = TABLE) -> tuple[FileQuality, ...]:
+    """Append the events of ``files`` that fall in ``window`` to ``table`` (created when missing).
+
+    Returns one :class:`FileQuality` per file read, in the order given; digest files are skipped and
+    have none. Duplicates are dropped by ``eventID`` across all ``files`` of this call.
+    """
+    create_table(con, table)
+    seen_ids: set[str] = set()
+    batch: list[dict[str, Any]] = []
+    qualities: list[FileQuality] = []
+    for f in files:
+        if is_digest(f.path):
+            continue
+        counts = _Counts()
+        for event in _read_events(Path(f.path), counts):
+            event_time = _parse_event_time(_get(event, "eventtime"))
+            if event_time is None:
+                counts.malformed += 1
+                continue
+            event_id = _text(_get(event, "eventid"))
+            if event_id is not None:
+                if event_id in seen_ids:
+                    counts.duplicates += 1
+                    continue
+                seen_ids.add(event_id)
+            counts.records += 1
+            if window.since <= event_time < window.until:
+                batch.append(_row(event, f))
+                if len(batch) >= _BATCH_ROWS:
+                    _insert(con, table, batch)
+                    batch = []
+        qualities.append(FileQuality(path=f.path, records=counts.records, blank=counts.blank,
+                                     malformed=counts.malformed, duplicates=counts.duplicates))
+    _insert(con, table, batch)
+    return tuple(qualities)
+
+
+def is_digest(path: str) -> bool:
+    """Whether ``path`` lies under a ``CloudTrail-Digest/`` folder."""
+    return DIGEST_FOLDER in Path(path).parts
+
+
+class _Counts:
+    __slots__ = ("records", "blank", "malformed", "duplicates")
+
+    def __init__(self) -> None:
+        self.records = self.blank = self.malformed = self.duplicates = 0
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    try:
+        arrow = pa.Table.from_pylist(rows, schema=_ARROW_SCHEMA)
+    except UnicodeEncodeError:
+        # JSON may escape a lone UTF-16 surrogate ("\udc80", e.g. in an attacker's userAgent), which
+        # UTF-8 cannot hold. Only then pay for a second pass that turns such surrogates into U+FFFD.
+        arrow = pa.Table.from_pylist([_scrub(row) for row in rows], schema=_ARROW_SCHEMA)
+    con.from_arrow(arrow).insert_into(table)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v) for v in value)
+    return value
+
+
+# --- reading files --------------------------------------------------------------------------------
+
+# CloudWatch Logs exports may put the ingestion timestamp before each event: "2024-05-01T10:00:00.000Z {...}".
+_TIMESTAMP_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?\s+(?=[{\[])")
+
+
+def _read_events(path: Path, counts: _Counts) -> Iterator[Any]:
+    """The event candidates of one file; blank and malformed lines are counted into ``counts``."""
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):  # unreadable, or a truncated or corrupt gzip stream
+        counts.malformed += 1
+        return
+    # Undecodable bytes become U+FFFD, so the line they are on fails to parse and counts as malformed.
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    # Split on "\n" only: str.splitlines() would also split on U+2028 and friends, which JSON strings
+    # may hold unescaped (a user agent, an error message).
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        counts.blank += len(lines)
+        return
+    # JSON Lines (or a one-line document) when the first line is a whole document on its own;
+    # otherwise try the whole file as one pretty-printed document, and fall back to lines.
+    first_doc = _loads(lines[first])
+    if not isinstance(first_doc, (dict, list)):
+        doc = _loads(text)
+        if isinstance(doc, (dict, list)):
+            yield from _events_of(doc, counts)
+            return
+    parsed_any = False
+    blank = malformed = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            blank += 1
+            continue
+        doc = first_doc if i == first else _loads(line)
+        if doc is _INVALID:
+            doc = _loads(_TIMESTAMP_PREFIX.sub("", line.strip(), count=1))
+        if doc is _INVALID:
+            malformed += 1
+            continue
+        parsed_any = True
+        yield from _events_of(doc, counts)
+    if parsed_any:
+        counts.blank += blank
+        counts.malformed += malformed
+    else:
+        counts.malformed += 1  # nothing in the file is JSON: one unreadable file, not N bad lines
+
+
+_INVALID = object()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _INVALID
+
+
+def _events_of(doc: Any, counts: _Counts) -> Iterable[Any]:
+    """The events in one parsed JSON value: a Records document, an array, an EventBridge event, an event."""
+    if isinstance(doc, list):
+        items: Iterable[Any] = doc
+    elif isinstance(doc, dict) and "Records" in doc:
+        items = doc["Records"] if isinstance(doc["Records"], list) else [None]
+    else:
+        items = [doc]
+    events = []
+    for item in items:
+        item = _unwrap_eventbridge(item)
+        if isinstance(item, dict):
+            events.append(item)
+        else:
+            counts.malformed += 1
+    return events
+
+
+def _unwrap_eventbridge(item: Any) -> Any:
+    if (isinstance(item, dict) and isinstance(item.get("detail"), dict)
+            and str(item.get("detail-type", "")).endswith("via CloudTrail")):
+        return item["detail"]
+    return item
+
+
+_ISO_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?", re.I)
+
+
+def _parse_event_time(value: Any) -> datetime | None:
+    """``eventTime`` as an aware UTC datetime, or None when it is missing or not ISO 8601."""
+    if not isinstance(value, str):
+        return None
+    m = _ISO_TIME.fullmatch(value.strip())
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        t = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                     int((fraction or "0")[:6].ljust(6, "0")), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    if zone and zone.upper() != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        t -= sign * offset
+    return t
+
+
+# --- converting one event to a row ---------------------------------------------------------------
+
+def _get(obj: dict[str, Any], key: str) -> Any:
+    """``obj[key]`` matched case-insensitively (``key`` is lower case), as Athena's JsonSerDe does."""
+    if key in obj:
+        return obj[key]
+    for k, v in obj.items():
+        if k.lower() == key:
+            return v
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_Converter = Callable[[Any], Any]
+
+
+def _converter(spec: _Spec) -> _Converter:
+    """A function turning a JSON value into the Python value of a column of type ``spec``.
+
+    Built once per spec, so converting an event costs no look-ups in the spec itself.
+    """
+    if spec == _S:
+        return _text
+    if spec[0] == "STRUCT":
+        fields = tuple((name, _converter(s)) for name, s in spec[1])
+
+        def struct(value: Any) -> dict[str, Any] | None:
+            if not isinstance(value, dict):
+                return None
+            lowered = {k.lower(): v for k, v in value.items()}
+            return {name: convert(lowered.get(name)) for name, convert in fields}
+        return struct
+    if spec[0] == "LIST":
+        element = _converter(spec[1])
+
+        def array(value: Any) -> list[Any] | None:
+            return [element(v) for v in value] if isinstance(value, list) else None
+        return array
+
+    def mapping(value: Any) -> list[tuple[str, str | None]] | None:
+        return [(str(k), _text(v)) for k, v in value.items()] if isinstance(value, dict) else None
+    return mapping
+
+
+_ROW_CONVERTERS: tuple[tuple[str, _Converter], ...] = tuple((name, _converter(spec)) for name, spec in _EVENT_FIELDS)
+
+
+def _row(event: dict[str, Any], source: InputFile) -> dict[str, Any]:
+    lowered = {k.lower(): v for k, v in event.items()}
+    row = {name: convert(lowered.get(name)) for name, convert in _ROW_CONVERTERS}
+    row["account_id"] = row["recipientaccountid"] or source.account_id
+    row["region"] = row["awsregion"] or source.region
+    return row
