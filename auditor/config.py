@@ -38,10 +38,13 @@ class _Strict(BaseModel):
 class SourceSpec(_Strict):
     """One input. In YAML a bare string is shorthand for ``{path: ...}``."""
 
-    path: Path = Field(description="A file or a directory of any depth, in the layout AWS writes to S3. "
-                                   "Relative paths resolve against the config file's folder.")
-    format: Optional[str] = Field(None, description="Flow logs only: the AWS LogFormat (`${version} ${account-id} ...`) of "
-                                                    "header-less files such as CloudWatch exports. Default: the v2 default format.")
+    path: Path = Field(description="A file or a directory of any depth. Relative paths resolve against the config "
+                                   "file's folder.")
+
+
+class FlowLogSourceSpec(SourceSpec):
+    format: Optional[str] = Field(None, description="The AWS LogFormat (`${version} ${account-id} ...`) of header-less "
+                                                    "files such as CloudWatch exports. Default: the v2 default format.")
 
     @field_validator("format")
     @classmethod
@@ -53,8 +56,10 @@ class SourceSpec(_Strict):
 
 
 class Sources(_Strict):
-    flow_logs: Optional[SourceSpec] = Field(None, description="VPC Flow Logs: text (.log, .log.gz) or Parquet.")
-    cloudtrail: Optional[SourceSpec] = Field(None, description="CloudTrail: S3 log files, JSON arrays, JSON Lines or CloudWatch exports.")
+    flow_logs: Optional[FlowLogSourceSpec] = Field(None, description="VPC Flow Logs in the layout AWS writes to S3: "
+                                                                     "text (.log, .log.gz) or Parquet.")
+    cloudtrail: Optional[SourceSpec] = Field(None, description="CloudTrail: S3 log files (AWSLogs/<account>/CloudTrail/...), "
+                                                               "JSON arrays, JSON Lines or CloudWatch exports.")
     inventory: Optional[SourceSpec] = Field(None, description="EC2 inventory: AWS CLI JSON of describe-security-groups, "
                                                               "describe-security-group-rules and describe-network-interfaces.")
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
-from auditor.config import SourceSpec
+from auditor.config import FlowLogSourceSpec, SourceSpec
 from auditor.engines.embedded import Workspace
 from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.engines.sql import window_params
@@ -30,7 +30,7 @@ class LocalEngine:
     name = "local"
     dialect = "trino"
 
-    def __init__(self, workspace: Workspace, *, flow_logs: SourceSpec | None, cloudtrail_source: SourceSpec | None,
+    def __init__(self, workspace: Workspace, *, flow_logs: FlowLogSourceSpec | None, cloudtrail_source: SourceSpec | None,
                  delivery_lag: timedelta) -> None:
         self.workspace = workspace
         self.flow_logs = flow_logs
@@ -80,7 +80,7 @@ class LocalEngine:
 
 def create(workspace: Workspace, sources: Any, delivery_lag: timedelta, resolve: Any) -> LocalEngine:
     """Build the local engine from the config's sources (paths resolved against the config's folder)."""
-    def resolved(spec: SourceSpec | None) -> SourceSpec | None:
+    def resolved(spec: Any) -> Any:
         return None if spec is None else spec.model_copy(update={"path": Path(resolve(spec.path))})
     return LocalEngine(workspace, flow_logs=resolved(sources.flow_logs), cloudtrail_source=resolved(sources.cloudtrail),
                        delivery_lag=delivery_lag)

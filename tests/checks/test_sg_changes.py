@@ -112,7 +112,7 @@ def test_modify_security_group_rules_with_and_without_the_rule_in_the_inventory(
     assert "assumed ingress" in rows[unknown["eventID"]]["summary"]
 
 
-def test_create_delete_attribute_changes_and_noise(tmp_path):
+def test_clean_with_benign_changes_and_noise(tmp_path):
     create = event("CreateSecurityGroup", {"groupName": "web", "vpcId": "vpc-1"}, {"groupId": "sg-new", "_return": True},
                    time="2026-11-10T09:00:00Z")
     attach = event("ModifyNetworkInterfaceAttribute",
