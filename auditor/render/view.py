@@ -1,0 +1,620 @@
+"""The report's view model: every formatting decision, made once, in plain frozen values.
+
+``build_view`` is a pure function of the run record and the check specs. Templates only place the
+strings it produces; they never format a number, a date or a severity themselves, so a user who
+overrides a template cannot get those wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from auditor.models import (
+    CheckResult,
+    DataQuality,
+    Finding,
+    QueryRun,
+    RunRecord,
+    Severity,
+    Status,
+    iso_z,
+    utc,
+)
+
+DEFAULT_TITLE = "Network security audit"
+MAX_CELL_CHARS = 240  # a cell longer than this (a policy document, a long user agent) is cut; the CSV has it whole
+LINE_CLASSES = ("records", "nodata", "headers", "blank", "malformed", "duplicates")
+
+# Worst first: what needs action leads the report, what could not run comes next.
+_STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.PASS: 2, Status.SKIPPED: 3}
+_SEVERITIES = sorted(Severity, key=lambda s: -s.rank)
+_STATUS_WORDS = {Status.FAIL: "failed", Status.ERROR: "errored", Status.PASS: "passed", Status.SKIPPED: "skipped"}
+_STATUS_TEXT = {Status.FAIL: "Fail", Status.ERROR: "Error", Status.PASS: "Pass", Status.SKIPPED: "Skipped"}
+
+
+class CheckSpec(Protocol):
+    """What the renderer needs from a check's metadata (the check library's spec satisfies this)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def risk(self) -> str: ...
+    @property
+    def remediation(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def engines(self) -> tuple[str, ...]: ...
+    @property
+    def key(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class Label:
+    """A status or severity as shown: ``value`` names the CSS class, ``text`` is what the reader sees."""
+
+    value: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    kind: str  # "text" | "num" | "null" | "json": picks alignment and style
+    full_length: int = 0  # the original length when ``text`` was cut, else 0
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    is_key: bool  # one of the check's key columns (what identifies a finding)
+    width: str  # CSS width, e.g. "12.5%"
+    numeric: bool  # every value shown is a number: right-aligned, header too
+
+
+@dataclass(frozen=True)
+class Table:
+    """A bounded table: at most ``table_limit`` rows, with a note saying where the rest is."""
+
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    total: int
+    truncated: bool
+    note: str  # "" when every row is shown
+    wide: bool  # too wide for a portrait page: its section prints on landscape pages
+
+
+@dataclass(frozen=True)
+class FindingView:
+    severity: Label
+    title: str
+    key_text: str  # "srcaddr=203.0.113.9, dstport=22"
+    where: str  # "123456789012 / eu-west-1", "" when unknown
+
+
+@dataclass(frozen=True)
+class QueryView:
+    check_id: str
+    check_title: str
+    name: str
+    engine: str
+    duration: str
+    rows: str
+    bytes_scanned: str  # "" when the engine does not report it
+    records_scanned: str
+    query_id: str
+    params: tuple[tuple[str, str], ...]
+    truncated: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class CheckView:
+    id: str
+    anchor: str
+    title: str
+    status: Label
+    severity: Label
+    actionable: bool  # failed or errored: worth a reader's attention
+    description: tuple[str, ...]  # paragraphs
+    risk: tuple[str, ...]
+    remediation: tuple[str, ...]
+    engines: str
+    findings: tuple[FindingView, ...]
+    findings_have_where: bool  # some finding names an account or region: show that column
+    findings_total: int
+    findings_note: str
+    table: Table
+    csv_path: str
+    error: str
+    skip_reason: str
+    notes: tuple[str, ...]
+    stats: tuple[tuple[str, str], ...]
+    queries: tuple[QueryView, ...]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    id: str
+    anchor: str
+    title: str
+    status: Label
+    severity: Label
+    findings: int
+    rows: int
+    actionable: bool  # failed or errored: worth a reader's attention
+
+
+@dataclass(frozen=True)
+class SeverityTotal:
+    severity: Label
+    findings: int
+    checks: int  # failed checks whose worst finding has this severity
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An errored check (with its message) or a skipped one (with its reason)."""
+
+    id: str
+    anchor: str
+    title: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    counts: tuple[Cell, ...]  # one per line class, in LINE_CLASSES order
+    has_malformed: bool
+
+
+@dataclass(frozen=True)
+class QualityView:
+    files_text: str  # "Read 3 of 4 files present."
+    malformed_text: str  # "12 malformed lines could not be read." or "No malformed lines."
+    malformed: int
+    columns: tuple[str, ...]  # the line classes
+    path_prefix: str  # the folder every file path starts with, shown once; "" when there is none
+    files: tuple[FileRow, ...]  # bounded, files with malformed lines first
+    files_total: int
+    files_total_text: str  # "All 4 files"
+    note: str  # "" when every file is shown
+    totals: tuple[Cell, ...]  # one per line class, over every file (not only the shown ones)
+    notes: tuple[str, ...]
+    counters: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ReportView:
+    title: str
+    run_id: str
+    engine: str
+    window_since: str
+    window_until: str
+    window_text: str
+    window_short: str  # for the running header: "2024-05-06 to 2024-05-13"
+    window_length: str
+    generated_at: str
+    generated_iso: str  # for the document's metadata
+    started_at: str
+    finished_at: str
+    duration: str
+    tool_version: str
+    schema_version: int
+    inventory_captured_at: str
+    status_text: str  # "9 checks: 2 failed, 1 errored, 5 passed, 1 skipped"
+    findings_text: str  # "12 findings"
+    errors_text: str  # "1 check could not run"
+    incomplete: bool  # some check errored: the report does not cover everything it should
+    worst_severity: Label | None
+    summary: tuple[SummaryRow, ...]
+    severity_totals: tuple[SeverityTotal, ...]
+    findings_total: int
+    warnings: tuple[str, ...]
+    errors: tuple[Problem, ...]
+    skipped: tuple[Problem, ...]
+    checks: tuple[CheckView, ...]
+    quality: QualityView
+    queries: tuple[QueryView, ...]
+    table_limit: int
+
+
+def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit: int = 50,
+               title: str = DEFAULT_TITLE, generated_at: datetime | None = None) -> ReportView:
+    """Turn a run record into the report's view model.
+
+    ``specs`` maps check IDs to their metadata; a check without a spec still renders, from its result
+    alone. ``generated_at`` defaults to the run's end, so the same record always renders the same report.
+    """
+    if table_limit < 1:
+        raise ValueError(f"table_limit must be at least 1, not {table_limit}")
+    order = sorted(range(len(record.checks)), key=lambda i: _check_order(record.checks[i], i))
+    results = [record.checks[i] for i in order]
+    checks = tuple(_check_view(r, specs.get(r.check_id), table_limit) for r in results)
+    window = record.window
+    generated = generated_at if generated_at is not None else record.finished_at
+    status_counts = {s: sum(1 for r in results if r.status is s) for s in sorted(Status, key=_STATUS_ORDER.get)}
+    worst = record.worst_severity()
+    return ReportView(
+        title=title,
+        run_id=record.id,
+        engine=record.engine,
+        window_since=_when(window.since),
+        window_until=_when(window.until),
+        window_text=f"{_when(window.since)} \u2264 t < {_when(window.until)}",
+        window_short=f"{_short_when(window.since)} to {_short_when(window.until)}",
+        window_length=_span(window.duration.total_seconds()),
+        generated_at=_when(generated),
+        generated_iso=iso_z(generated),
+        started_at=_when(record.started_at),
+        finished_at=_when(record.finished_at),
+        duration=_span((utc(record.finished_at) - utc(record.started_at)).total_seconds()),
+        tool_version=record.tool_version,
+        schema_version=record.schema_version,
+        inventory_captured_at=_when(record.inventory_captured_at) if record.inventory_captured_at else "",
+        status_text=(f"{_count(len(results), 'check')}: "
+                     + ", ".join(f"{n:,} {_STATUS_WORDS[s]}" for s, n in status_counts.items() if n)
+                     if results else "No checks ran"),
+        findings_text=_count(sum(len(r.findings) for r in results), "finding"),
+        errors_text=f"{_count(status_counts[Status.ERROR], 'check')} could not run",
+        incomplete=record.errored,
+        worst_severity=_severity(worst) if worst else None,
+        summary=tuple(_summary_row(r, c) for r, c in zip(results, checks)),
+        severity_totals=_severity_totals(results),
+        findings_total=sum(len(r.findings) for r in results),
+        warnings=_warnings(record),
+        errors=tuple(Problem(c.id, c.anchor, c.title, c.error) for c in checks if c.status.value == "error"),
+        skipped=tuple(Problem(c.id, c.anchor, c.title, c.skip_reason) for c in checks if c.status.value == "skipped"),
+        checks=checks,
+        quality=_quality_view(record.data_quality, table_limit),
+        queries=tuple(q for c in checks for q in c.queries),
+        table_limit=table_limit,
+    )
+
+
+
+def _check_order(result: CheckResult, index: int) -> tuple[int, int, int]:
+    return (_STATUS_ORDER[result.status], -result.severity.rank, index)
+
+
+def _status(status: Status) -> Label:
+    return Label(status.value, _STATUS_TEXT[status])
+
+
+def _severity(severity: Severity) -> Label:
+    return Label(severity.value, severity.value.capitalize())
+
+
+def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int) -> CheckView:
+    key = tuple(spec.key) if spec is not None else ()
+    columns = result.columns or _columns_of(result.rows)
+    csv_path = f"results/{result.check_id}.csv"
+    shown_findings = result.findings[:table_limit]
+    findings_total = len(result.findings)
+    findings_note = ""
+    if findings_total > len(shown_findings):
+        findings_note = (f"showing {len(shown_findings):,} of {findings_total:,} findings; "
+                         "every finding is in findings.json")
+    skip_reason = ""
+    if result.status is Status.SKIPPED:
+        skip_reason = result.error or "; ".join(result.notes) or "no reason was recorded"
+    error = ""
+    if result.status is Status.ERROR:
+        error = result.error or "the check failed without an error message"
+    return CheckView(
+        id=result.check_id,
+        anchor=_anchor(result.check_id),
+        title=result.title or (spec.title if spec is not None else result.check_id),
+        status=_status(result.status),
+        severity=_severity(result.severity),
+        actionable=result.status in (Status.FAIL, Status.ERROR),
+        description=_paragraphs(spec.description if spec is not None else ""),
+        risk=_paragraphs(spec.risk if spec is not None else ""),
+        remediation=_paragraphs(spec.remediation if spec is not None else ""),
+        engines=", ".join(spec.engines) if spec is not None else "",
+        findings=tuple(_finding_view(f) for f in shown_findings),
+        findings_have_where=any(f.account_id or f.region for f in shown_findings),
+        findings_total=findings_total,
+        findings_note=findings_note,
+        table=_table(columns, result.rows, key, table_limit,
+                     lambda shown, total: f"showing {shown:,} of {total:,} rows; the full table is in {csv_path}"),
+        csv_path=csv_path,
+        error=error,
+        skip_reason=skip_reason,
+        # A skipped check's notes are its reason, shown once in that place.
+        notes=() if result.status is Status.SKIPPED and not result.error else tuple(result.notes),
+        stats=tuple((str(k), _cell(v).text) for k, v in result.stats.items()),
+        queries=tuple(_query_view(result, q) for q in result.queries),
+    )
+
+
+def _columns_of(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return tuple(seen)
+
+
+def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], key: Sequence[str], limit: int,
+           note: Callable[[int, int], str]) -> Table:
+    shown = rows[:limit]
+    total = len(rows)
+    cells = tuple(tuple(_cell(row.get(c)) for c in columns) for row in shown)
+    natural = _natural_widths(columns, cells)
+    wide = sum(natural) > _PORTRAIT_CHARS
+    widths = _column_widths(natural, _LANDSCAPE_CHARS if wide else _PORTRAIT_CHARS)
+    return Table(
+        columns=tuple(Column(c, c in key, w, _numeric(cells, i)) for i, (c, w) in enumerate(zip(columns, widths))),
+        rows=cells,
+        total=total,
+        truncated=total > len(shown),
+        note=note(len(shown), total) if total > len(shown) else "",
+        wide=wide,
+    )
+
+
+# Widths are counted in characters of the table font (7.5 pt): an A4 page less its margins holds
+# about 110 of them upright and 165 on its side. A cell's padding costs about 2.
+_PORTRAIT_CHARS = 110
+_LANDSCAPE_CHARS = 165
+_CELL_PADDING = 2
+_SHORT_COLUMN = 18  # a column this narrow (padding included) gets all it needs and never wraps
+_LONG_CAP = 50  # past this, a long column's share stops growing: it wraps instead
+
+
+def _numeric(cells: Sequence[Sequence[Cell]], i: int) -> bool:
+    kinds = {row[i].kind for row in cells} - {"null"}
+    return kinds == {"num"}
+
+
+def _natural_widths(columns: Sequence[str], cells: Sequence[Sequence[Cell]]) -> list[float]:
+    """How wide each column would like to be, in characters: its longest value or its header."""
+    natural = []
+    for i, name in enumerate(columns):
+        longest = max((len(row[i].text) for row in cells), default=0)
+        header = min(len(name), _SHORT_COLUMN) * 1.1  # bold header text is about 10% wider
+        natural.append(max(header, longest, 2) + _CELL_PADDING)
+    return natural
+
+
+def _column_widths(natural: Sequence[float], page: int) -> tuple[str, ...]:
+    """Column widths as percentages of the table.
+
+    The tables use fixed layout: WeasyPrint's automatic layout measures the narrowest possible width
+    of every cell, which with long unbreakable values (ARNs, user agents) made a 300-row report take
+    30 s. Short columns (ports, addresses, actions) get all the room they need, so they never wrap;
+    long ones share what is left, and wrap.
+    """
+    if not natural:
+        return ()
+    widths = list(natural)
+    if sum(widths) > page:
+        short = [w for w in widths if w <= _SHORT_COLUMN]
+        long = [w for w in widths if w > _SHORT_COLUMN]
+        room = page - sum(short)
+        if long and room >= _SHORT_COLUMN * len(long):
+            long_total = sum(min(w, _LONG_CAP) for w in long)
+            widths = [w if w <= _SHORT_COLUMN else room * min(w, _LONG_CAP) / long_total for w in widths]
+        else:  # too many columns to keep any of them whole
+            widths = [min(w, 40.0) for w in widths]
+    total = sum(widths)
+    return tuple(f"{100 * w / total:.2f}%" for w in widths)
+
+
+def _cell(value: Any) -> Cell:
+    if value is None:
+        return Cell("\u2014", "null")
+    if isinstance(value, bool):
+        return Cell("true" if value else "false", "text")
+    if isinstance(value, int):
+        # No thousands separators: most integers in these tables are ports, protocol numbers and IDs.
+        return Cell(str(value), "num")
+    if isinstance(value, (float, Decimal)):
+        return Cell(_number(value), "num")
+    if isinstance(value, datetime):
+        return Cell(utc(value).strftime("%Y-%m-%d %H:%M:%SZ"), "text")
+    if isinstance(value, date):
+        return Cell(value.isoformat(), "text")
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return _cut(_compact_json(sorted(value, key=str) if isinstance(value, (set, frozenset)) else value), "json")
+    if isinstance(value, bytes):
+        return _cut(value.hex(), "text")
+    text = str(value)
+    if text[:1] in ("[", "{") and text[-1:] in ("]", "}"):
+        try:
+            return _cut(_compact_json(json.loads(text)), "json")
+        except ValueError:
+            pass
+    return _cut(text, "text")
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
+
+
+def _cut(text: str, kind: str) -> Cell:
+    if len(text) <= MAX_CELL_CHARS:
+        return Cell(text, kind)
+    return Cell(text[: MAX_CELL_CHARS - 1] + "\u2026", kind, len(text))
+
+
+def _number(value: float | Decimal) -> str:
+    if value != value:  # NaN
+        return "NaN"
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    if abs(number) >= 1:
+        # Counts, rates and averages: two decimals are plenty, and no scientific notation.
+        return f"{number:.2f}".rstrip("0").rstrip(".")
+    return f"{number:.4g}"
+
+
+def _finding_view(finding: Finding) -> FindingView:
+    key_text = ", ".join(f"{k}={_cell(v).text}" for k, v in finding.key.items())
+    where = " / ".join(x for x in (finding.account_id, finding.region) if x)
+    return FindingView(_severity(finding.severity), finding.title, key_text, where)
+
+
+def _query_view(result: CheckResult, run: QueryRun) -> QueryView:
+    stats = run.stats
+    return QueryView(
+        check_id=result.check_id,
+        check_title=result.title,
+        name=run.name,
+        engine=run.engine or stats.engine,
+        duration=_seconds(stats.duration_s),
+        rows=f"{run.rows:,}",
+        bytes_scanned=_bytes(stats.bytes_scanned) if stats.bytes_scanned is not None else "",
+        records_scanned=f"{stats.records_scanned:,}" if stats.records_scanned is not None else "",
+        query_id=stats.query_id or "",
+        params=tuple((str(k), _param(v)) for k, v in stats.params.items()),
+        truncated=stats.truncated,
+        # The text the engine ran (after transpiling) is the evidence; the planned text is the fallback.
+        text=(stats.text_as_run or run.text).strip("\n"),
+    )
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, datetime):
+        return iso_z(value)
+    return _cell(value).text
+
+
+def _summary_row(result: CheckResult, check: CheckView) -> SummaryRow:
+    return SummaryRow(
+        id=check.id,
+        anchor=check.anchor,
+        title=check.title,
+        status=check.status,
+        severity=check.severity,
+        findings=len(result.findings),
+        rows=len(result.rows),
+        actionable=check.actionable,
+    )
+
+
+def _severity_totals(results: Sequence[CheckResult]) -> tuple[SeverityTotal, ...]:
+    totals = []
+    for severity in _SEVERITIES:
+        findings = sum(1 for r in results for f in r.findings if f.severity is severity)
+        checks = sum(1 for r in results if r.status is Status.FAIL and r.severity is severity)
+        totals.append(SeverityTotal(_severity(severity), findings, checks))
+    return tuple(totals)
+
+
+def _warnings(record: RunRecord) -> tuple[str, ...]:
+    warnings = list(record.warnings)
+    malformed = record.data_quality.malformed
+    if malformed:
+        files = sum(1 for f in record.data_quality.files if f.malformed)
+        warnings.append(f"{_count(malformed, 'malformed line')} in {_count(files, 'file')} "
+                        "could not be read and were skipped (see Data quality).")
+    return tuple(dict.fromkeys(warnings))  # in order, without repeats
+
+
+def _quality_view(quality: DataQuality, limit: int) -> QualityView:
+    # Files with malformed lines first (worst first), then the rest in the order they were read.
+    files = sorted(quality.files, key=lambda f: (f.malformed == 0, -f.malformed))
+    totals = {c: sum(getattr(f, c) for f in quality.files) for c in LINE_CLASSES}
+    shown = files[:limit]
+    note = ""
+    if len(files) > len(shown):
+        note = (f"showing {len(shown):,} of {len(files):,} files, those with malformed lines first; "
+                "every file is listed in findings.json")
+    malformed = totals["malformed"]
+    prefix = _common_folder([f.path for f in files])
+    return QualityView(
+        files_text=f"Read {quality.files_read:,} of {_count(quality.files_present, 'file')} present.",
+        malformed_text=(f"{_count(malformed, 'malformed line')} could not be read and were skipped."
+                        if malformed else "No malformed lines."),
+        malformed=malformed,
+        columns=LINE_CLASSES,
+        path_prefix=prefix,
+        files=tuple(FileRow(f.path[len(prefix):], tuple(_count_cell(getattr(f, c)) for c in LINE_CLASSES), f.malformed > 0)
+                    for f in shown),
+        files_total=len(files),
+        files_total_text=f"All {_count(len(files), 'file')}",
+        note=note,
+        totals=tuple(_count_cell(totals[c]) for c in LINE_CLASSES),
+        notes=tuple(quality.notes),
+        counters=tuple((k, f"{v:,}") for k, v in sorted(quality.counters.items())),
+    )
+
+
+def _common_folder(paths: Sequence[str]) -> str:
+    """The longest folder (ending in "/") that every path starts with, if there are several paths."""
+    if len(paths) < 2:
+        return ""
+    common = os.path.commonprefix(list(paths))
+    return common[: common.rfind("/") + 1]
+
+
+def _count_cell(n: int) -> Cell:
+    return Cell(f"{n:,}", "num zero" if n == 0 else "num")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{_s(n)}"
+
+
+def _paragraphs(text: str) -> tuple[str, ...]:
+    return tuple(" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip()) if p.strip())
+
+
+def _anchor(check_id: str) -> str:
+    return "check-" + re.sub(r"[^A-Za-z0-9_-]+", "-", check_id)
+
+
+def _when(dt: datetime) -> str:
+    return utc(dt).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _short_when(dt: datetime) -> str:
+    dt = utc(dt)
+    return dt.strftime("%Y-%m-%d") if (dt.hour, dt.minute, dt.second) == (0, 0, 0) else dt.strftime("%Y-%m-%d %H:%M")
+
+
+def _span(seconds: float) -> str:
+    seconds = int(round(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour"), (minutes, "minute"), (secs, "second")]
+    words = [f"{n} {unit}{_s(n)}" for n, unit in parts if n]
+    return " ".join(words[:2]) or "0 seconds"
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs} s"
+
+
+def _bytes(n: int) -> str:
+    # Decimal units, as Athena reports and bills data scanned.
+    if n < 1000:
+        return f"{n:,} B"
+    size, unit = float(n), "B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 1000:
+            break
+    return f"{size:.1f} {unit}"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
