@@ -45,39 +45,35 @@ coverage AS (
   LEFT JOIN covered AS c ON c.interface_id = eg.interface_id
   GROUP BY eg.group_id
 ),
-judged AS (
+facts AS (
   SELECT
-    r.account_id,
-    r.region,
-    r.rule_id,
-    r.group_id,
-    r.protocol,
-    r.from_port,
-    r.to_port,
+    r.*,
     coalesce(r.cidr_ipv4, r.cidr_ipv6, r.prefix_list_id, r.referenced_group_id) AS source,
     coalesce(cv.interfaces, 0) AS interfaces,
     coalesce(cv.covered_interfaces, 0) AS covered_interfaces,
     (r.cidr_ipv4 LIKE '%/0' OR r.cidr_ipv6 LIKE '%/0') AS world_open,
-    CASE
-      WHEN r.prefix_list_id IS NOT NULL THEN 'unknown'
-      WHEN r.referenced_group_id IS NOT NULL AND r.referenced_group_owner_id IS NOT NULL
-           AND r.group_owner_id IS NOT NULL AND r.referenced_group_owner_id <> r.group_owner_id THEN 'unknown'
-      WHEN coalesce(cv.interfaces, 0) = 0 THEN 'unused'
-      WHEN cv.covered_interfaces = cv.interfaces THEN 'unused'
-      ELSE 'unknown'
-    END AS verdict,
-    CASE
-      WHEN r.prefix_list_id IS NOT NULL THEN 'prefix list: its addresses are not in the inventory'
-      WHEN r.referenced_group_id IS NOT NULL AND r.referenced_group_owner_id IS NOT NULL
-           AND r.group_owner_id IS NOT NULL AND r.referenced_group_owner_id <> r.group_owner_id
-        THEN 'group referenced from another account'
-      WHEN coalesce(cv.interfaces, 0) = 0 THEN 'the group is attached to nothing'
-      WHEN cv.covered_interfaces = cv.interfaces THEN 'its interfaces logged traffic and none matched'
-      ELSE 'some of its interfaces have no flow records (no coverage)'
-    END AS reason
+    (r.referenced_group_id IS NOT NULL AND r.referenced_group_owner_id IS NOT NULL
+     AND r.group_owner_id IS NOT NULL AND r.referenced_group_owner_id <> r.group_owner_id) AS cross_account
   FROM ingress_rules AS r
   LEFT JOIN coverage AS cv ON cv.group_id = r.group_id
   WHERE r.rule_id NOT IN (SELECT rule_id FROM matched)
+),
+judged AS (
+  SELECT
+    *,
+    CASE
+      WHEN prefix_list_id IS NOT NULL THEN 'prefix list: its addresses are not in the inventory'
+      WHEN cross_account THEN 'group referenced from another account'
+      WHEN interfaces = 0 THEN 'the group is attached to nothing'
+      WHEN covered_interfaces = interfaces THEN 'its interfaces logged traffic and none matched'
+      ELSE 'some of its interfaces have no flow records (no coverage)'
+    END AS reason,
+    CASE
+      WHEN prefix_list_id IS NOT NULL OR cross_account THEN 'unknown'
+      WHEN interfaces = 0 OR covered_interfaces = interfaces THEN 'unused'
+      ELSE 'unknown'
+    END AS verdict
+  FROM facts
 )
 SELECT
   account_id,

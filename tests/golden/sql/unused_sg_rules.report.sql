@@ -85,49 +85,21 @@ WITH covered AS (
     ON c.interface_id = eg.interface_id
   GROUP BY
     eg.group_id
-), judged AS (
+), facts AS (
   SELECT
-    r.account_id,
-    r.region,
-    r.rule_id,
-    r.group_id,
-    r.protocol,
-    r.from_port,
-    r.to_port,
+    r.*,
     COALESCE(r.cidr_ipv4, r.cidr_ipv6, r.prefix_list_id, r.referenced_group_id) AS source,
     COALESCE(cv.interfaces, 0) AS interfaces,
     COALESCE(cv.covered_interfaces, 0) AS covered_interfaces,
     (
       r.cidr_ipv4 LIKE '%/0' OR r.cidr_ipv6 LIKE '%/0'
     ) AS world_open,
-    CASE
-      WHEN NOT r.prefix_list_id IS NULL
-      THEN 'unknown'
-      WHEN NOT r.referenced_group_id IS NULL
+    (
+      NOT r.referenced_group_id IS NULL
       AND NOT r.referenced_group_owner_id IS NULL
       AND NOT r.group_owner_id IS NULL
       AND r.referenced_group_owner_id <> r.group_owner_id
-      THEN 'unknown'
-      WHEN COALESCE(cv.interfaces, 0) = 0
-      THEN 'unused'
-      WHEN cv.covered_interfaces = cv.interfaces
-      THEN 'unused'
-      ELSE 'unknown'
-    END AS verdict,
-    CASE
-      WHEN NOT r.prefix_list_id IS NULL
-      THEN 'prefix list: its addresses are not in the inventory'
-      WHEN NOT r.referenced_group_id IS NULL
-      AND NOT r.referenced_group_owner_id IS NULL
-      AND NOT r.group_owner_id IS NULL
-      AND r.referenced_group_owner_id <> r.group_owner_id
-      THEN 'group referenced from another account'
-      WHEN COALESCE(cv.interfaces, 0) = 0
-      THEN 'the group is attached to nothing'
-      WHEN cv.covered_interfaces = cv.interfaces
-      THEN 'its interfaces logged traffic and none matched'
-      ELSE 'some of its interfaces have no flow records (no coverage)'
-    END AS reason
+    ) AS cross_account
   FROM ingress_rules AS r
   LEFT JOIN coverage AS cv
     ON cv.group_id = r.group_id
@@ -137,6 +109,28 @@ WITH covered AS (
         rule_id
       FROM matched
     )
+), judged AS (
+  SELECT
+    *,
+    CASE
+      WHEN NOT prefix_list_id IS NULL
+      THEN 'prefix list: its addresses are not in the inventory'
+      WHEN cross_account
+      THEN 'group referenced from another account'
+      WHEN interfaces = 0
+      THEN 'the group is attached to nothing'
+      WHEN covered_interfaces = interfaces
+      THEN 'its interfaces logged traffic and none matched'
+      ELSE 'some of its interfaces have no flow records (no coverage)'
+    END AS reason,
+    CASE
+      WHEN NOT prefix_list_id IS NULL OR cross_account
+      THEN 'unknown'
+      WHEN interfaces = 0 OR covered_interfaces = interfaces
+      THEN 'unused'
+      ELSE 'unknown'
+    END AS verdict
+  FROM facts
 )
 SELECT
   account_id,
