@@ -12,8 +12,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from datetime import date
+from typing import Annotated, Literal
 
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+
+from auditor.configbase import Strict
+from auditor.engines.athena.settings import AccountSpec, AthenaSourceSpec, AwsSettings, PricingSettings
+from auditor.engines.insights.settings import InsightsSettings, InsightsSourceSpec
 from auditor.errors import ConfigError
 from auditor.models import Severity
 from auditor.registry import did_you_mean
@@ -31,13 +37,13 @@ EXTRA_SENSITIVE_PORTS = (137, 138, 139, 1521, 2375, 5900, 6379, 11211, 27017)
 DEFAULT_SENSITIVE_PORTS = tuple(sorted(set(SECURITY_HUB_EC2_19_PORTS + EXTRA_SENSITIVE_PORTS)))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Strict = Strict
 
 
 class SourceSpec(_Strict):
-    """One input. In YAML a bare string is shorthand for ``{path: ...}``."""
+    """One input read by the local engine. In YAML a bare string is shorthand for ``{path: ...}``."""
 
+    engine: Literal["local"] = Field("local", description="Read this source with the local engine (DuckDB over files).")
     path: Path = Field(description="A file or a directory of any depth. Relative paths resolve against the config "
                                    "file's folder.")
 
@@ -55,11 +61,25 @@ class FlowLogSourceSpec(SourceSpec):
         return v
 
 
+def _source_engine(data: Any) -> str:
+    if isinstance(data, dict):
+        return str(data.get("engine", "local"))
+    return str(getattr(data, "engine", "local"))
+
+
+# A source is a path (the local engine) or a mapping whose `engine:` picks its model; a source without
+# `engine:` takes the top-level engine (see Config._default_source_engine).
+FlowLogSource = Annotated[Union[Annotated[FlowLogSourceSpec, Tag("local")], Annotated[AthenaSourceSpec, Tag("athena")],
+                                Annotated[InsightsSourceSpec, Tag("insights")]], Discriminator(_source_engine)]
+CloudTrailSource = Annotated[Union[Annotated[SourceSpec, Tag("local")], Annotated[AthenaSourceSpec, Tag("athena")],
+                                   Annotated[InsightsSourceSpec, Tag("insights")]], Discriminator(_source_engine)]
+
+
 class Sources(_Strict):
-    flow_logs: Optional[FlowLogSourceSpec] = Field(None, description="VPC Flow Logs in the layout AWS writes to S3: "
-                                                                     "text (.log, .log.gz) or Parquet.")
-    cloudtrail: Optional[SourceSpec] = Field(None, description="CloudTrail: S3 log files (AWSLogs/<account>/CloudTrail/...), "
-                                                               "JSON arrays, JSON Lines or CloudWatch exports.")
+    flow_logs: Optional[FlowLogSource] = Field(None, description="VPC Flow Logs in the layout AWS writes to S3: "
+                                                                 "text (.log, .log.gz) or Parquet.")
+    cloudtrail: Optional[CloudTrailSource] = Field(None, description="CloudTrail: S3 log files (AWSLogs/<account>/CloudTrail/...), "
+                                                                     "JSON arrays, JSON Lines or CloudWatch exports.")
     inventory: Optional[SourceSpec] = Field(None, description="EC2 inventory: AWS CLI JSON of describe-security-groups, "
                                                               "describe-security-group-rules and describe-network-interfaces.")
 
@@ -69,6 +89,21 @@ class Sources(_Strict):
         if isinstance(data, dict):
             return {k: ({"path": v} if isinstance(v, (str, Path)) else v) for k, v in data.items()}
         return data
+
+
+class ExceptionSpec(_Strict):
+    """A suppression: findings of one check whose key columns match are listed as suppressed."""
+
+    check: str = Field(description="The check ID.")
+    match: dict[str, Any] = Field(description="Key columns and the values they must equal, e.g. {dstport: 22, interface_id: eni-1}.")
+    owner: str = Field(min_length=1, description="Who answers for the exception.")
+    reason: str = Field(min_length=1, description="Why the finding is accepted.")
+    expires: date = Field(description="The last day the exception applies (YYYY-MM-DD).")
+
+
+class CacheSettings(_Strict):
+    enabled: bool = Field(False, description="Keep a day-partitioned Parquet copy of the raw flow logs and reuse it.")
+    dir: Optional[Path] = Field(None, description="Where the cache lives. Default: <state_dir>/cache.")
 
 
 class WindowSpec(_Strict):
@@ -105,6 +140,22 @@ class Config(_Strict):
     output_dir: Path = Field(Path("reports"), description="Where runs without --out write reports/<date>-<run id>/.")
     table_limit: int = Field(50, ge=1, le=1000, description="Rows per table in the HTML/PDF report; the CSV holds all rows.")
     duckdb: DuckDBSettings = Field(default_factory=DuckDBSettings, description="Resources of the embedded DuckDB.")
+    state_dir: Path = Field(Path(".auditor"), description="Run records, history and other state, beside the config. "
+                                                         "Never inside the reports folder.")
+    templates_dir: Optional[Path] = Field(None, description="A folder of templates that override the built-in ones "
+                                                            "(check-<id>.html, check.html, report.html, print.css).")
+    exceptions: tuple[ExceptionSpec, ...] = Field((), description="Suppressions, each with an owner, a reason and an expiry.")
+    cache: CacheSettings = Field(default_factory=CacheSettings, description="The optional Parquet cache of raw flow logs.")
+    aws: AwsSettings = Field(default_factory=AwsSettings, description="AWS profile and regions for the AWS engines.")
+    accounts: tuple[AccountSpec, ...] = Field((), description="Accounts to audit through assumed roles.")
+    pricing: PricingSettings = Field(default_factory=PricingSettings, description="Prices used to estimate query costs.")
+    insights: InsightsSettings = Field(default_factory=InsightsSettings, description="Limits of the Logs Insights engine.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_source_engine(cls, data: Any) -> Any:
+        return _with_source_engines(data)
+
 
     @field_validator("sensitive_ports")
     @classmethod
@@ -123,6 +174,18 @@ class Config(_Strict):
     @property
     def delivery_lag_td(self) -> timedelta:
         return parse_duration(self.delivery_lag)
+
+
+def _with_source_engines(data: Any) -> Any:
+    """A source mapping without ``engine:`` (and without ``path:``) takes the top-level engine."""
+    if not (isinstance(data, dict) and isinstance(data.get("sources"), dict) and data.get("engine", "local") != "local"):
+        return data
+    sources = {}
+    for name, value in data["sources"].items():
+        if isinstance(value, dict) and "engine" not in value and "path" not in value and name != "inventory":
+            value = {**value, "engine": data["engine"]}
+        sources[name] = value
+    return {**data, "sources": sources}
 
 
 class LoadedConfig(BaseModel):
@@ -163,7 +226,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc, Config, str(p), positions, data=data) from None
+        raise validation_error(exc, Config, str(p), positions, data=_with_source_engines(data)) from None
     return LoadedConfig(config=config, path=p.resolve(), positions=positions)
 
 
@@ -172,15 +235,21 @@ def validation_error(exc: ValidationError, model: type[BaseModel], path: str, po
     """The first pydantic error as a ConfigError at its file position, with a did-you-mean for unknown keys."""
     messages = []
     first_pos = None
-    for err in exc.errors():
+    # An unknown key is usually a typo that also explains a "missing" one, so it is reported first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    for err in errors:
         loc = prefix + _data_loc(err["loc"], data, err.get("input"))
         if err["type"] == "extra_forbidden":
             name = str(loc[-1])
-            allowed = _fields_at(model, loc[len(prefix):-1])
+            allowed = _fields_at(model, loc[len(prefix):-1], data)
             msg = f"unknown key '{name}'{did_you_mean(name, allowed)}"
             if allowed:
                 msg += f"; allowed here: {', '.join(sorted(allowed))}"
             pos = positions.locate(loc, key=True)
+        elif err["type"] == "missing":
+            parent = ".".join(str(x) for x in loc[:-1]) or "the top level"
+            msg = f"missing key '{loc[-1]}' under {parent}"
+            pos = positions.locate(loc[:-1])
         else:
             where = ".".join(str(x) for x in loc) or "config"
             msg = f"{where}: {_clean(err['msg'])}"
@@ -219,11 +288,12 @@ def _data_loc(loc: tuple[str | int, ...], data: Any, bad_input: Any) -> tuple[st
     return tuple(out)
 
 
-def _fields_at(model: Any, loc: tuple[str | int, ...]) -> list[str]:
-    """The field names allowed at ``loc`` inside ``model`` (walking nested models, Optional and dicts)."""
+def _fields_at(model: Any, loc: tuple[str | int, ...], data: Any = None) -> list[str]:
+    """The field names allowed at ``loc`` inside ``model`` (walking nested models, unions and dicts)."""
     current: Any = model
+    node = data
     for part in loc:
-        current = _unwrap(current)
+        current = _unwrap(current, node)
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(str(part))
             if field is None:
@@ -233,19 +303,29 @@ def _fields_at(model: Any, loc: tuple[str | int, ...]) -> list[str]:
             current = typing.get_args(current)[1]
         else:
             return []
-    current = _unwrap(current)
+        node = node.get(part) if isinstance(node, dict) else None
+    current = _unwrap(current, node)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
 
 
-def _unwrap(tp: Any) -> Any:
+def _unwrap(tp: Any, node: Any = None) -> Any:
+    """The model inside Optional/Annotated/Union; for a discriminated source union, the member ``node`` selects."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                return arg
-        return next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        wanted = _source_engine(node) if isinstance(node, dict) else None
+        for arg in members:
+            tags = [m.tag for m in getattr(arg, "__metadata__", ()) if isinstance(m, Tag)]
+            if wanted is not None and tags and tags[0] != wanted:
+                continue
+            inner = _unwrap(arg, node)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+        return _unwrap(members[0], node) if members else tp
     return tp
 
 
