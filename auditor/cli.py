@@ -139,13 +139,13 @@ def validate(config_path: str) -> int:
     reg = builtins()
     now = utcnow()
     window = _window(loaded, None, None, now)
-    plan = plan_run(loaded, reg.checks, window, now, reg.engines.get(loaded.config.engine).dialect)
+    plan = plan_run(loaded, reg.checks, window, now, {e.name: e.dialect for e in reg.engines})
     out.print(f"{loaded.path}: valid. engine {plan.engine}, window {plan.window}")
     for pc in plan.checks:
-        state = f"skipped: {pc.skip_reason}" if pc.skip_reason else f"runs over {pc.window}"
+        state = f"skipped: {pc.skip_reason}" if pc.skip_reason else f"runs on {pc.engine or 'the inventory'} over {pc.window}"
         out.print(f"  {pc.spec.id}: {state}")
     for table, w in plan.scans.items():
-        out.print(f"  reads {table} over {w}")
+        out.print(f"  {plan.table_engines[table]} reads {table} over {w}")
     for w in plan.warnings:
         err.print(f"[yellow]warning:[/] {w}", markup=True, soft_wrap=True)
     return EXIT_OK

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,6 +35,16 @@ def normalize_rows(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) ->
     return cols, tuple({c: json_value(r.get(c)) for c in cols} for r in rows)
 
 
+def fingerprint(check_id: str, account_id: str | None, region: str | None, key: Mapping[str, Any]) -> str:
+    """A finding's identity across runs: check ID, account, region and the key columns of its row.
+
+    It never depends on row position, titles or counts, so a finding that persists keeps its fingerprint.
+    """
+    canonical = json.dumps([check_id, account_id or "", region or "", sorted((k, json_value(v)) for k, v in key.items())],
+                           separators=(",", ":"), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
 def findings_from_rows(spec: CheckSpec, rows: Iterable[Mapping[str, Any]]) -> tuple[Finding, ...]:
     """One finding for every row whose ``severity`` column is set."""
     out = []
@@ -40,9 +52,11 @@ def findings_from_rows(spec: CheckSpec, rows: Iterable[Mapping[str, Any]]) -> tu
         sev = row.get("severity")
         if sev is None:
             continue
+        key = {k: row.get(k) for k in spec.key}
+        account, region = row.get("account_id"), row.get("region")
         out.append(Finding(check_id=spec.id, severity=Severity.parse(str(sev)), title=spec.finding_title(row),
-                           key={k: row.get(k) for k in spec.key},
-                           account_id=row.get("account_id"), region=row.get("region")))
+                           key=key, account_id=account, region=region,
+                           fingerprint=fingerprint(spec.id, account, region, key)))
     return tuple(out)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
@@ -179,6 +179,25 @@ class QueryResult:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
+class Change(str, enum.Enum):
+    """A finding compared with the previous comparable run."""
+
+    NEW = "new"
+    PERSISTING = "persisting"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """The config exception that matched a finding."""
+
+    owner: str
+    reason: str
+    expires: date
+
+    def to_json(self) -> dict[str, Any]:
+        return {"owner": self.owner, "reason": self.reason, "expires": self.expires.isoformat()}
+
+
 @dataclass(frozen=True)
 class Finding:
     check_id: str
@@ -187,9 +206,46 @@ class Finding:
     key: Mapping[str, Any]  # the key columns of the row the finding comes from
     account_id: str | None = None
     region: str | None = None
+    fingerprint: str = ""  # stable across runs: check + account + region + key columns
+    change: Change | None = None  # set by the history stage
+    suppression: Suppression | None = None  # set when a config exception matches
+
+    @property
+    def suppressed(self) -> bool:
+        return self.suppression is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity.value, "title": self.title, **dict(self.key)}
+        out = {"severity": self.severity.value, "title": self.title, **dict(self.key),
+               "fingerprint": self.fingerprint, "change": self.change.value if self.change else None,
+               "suppressed": self.suppressed}
+        if self.suppression is not None:
+            out["suppression"] = self.suppression.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class ResolvedFinding:
+    """A finding the previous comparable run had and this one lacks."""
+
+    fingerprint: str
+    title: str
+    severity: Severity
+    label: str  # "resolved", or "aged out" for event-like checks
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "title": self.title, "severity": self.severity.value, "label": self.label}
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """A check's key metric in one run, oldest first in CheckResult.trend (this run last)."""
+
+    run_id: str
+    until: datetime
+    value: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "until": iso_z(self.until), "value": self.value}
 
 
 @dataclass(frozen=True)
@@ -216,6 +272,14 @@ class CheckResult:
     error: str | None = None
     queries: tuple[QueryRun, ...] = ()
     notes: tuple[str, ...] = ()
+    resolved: tuple[ResolvedFinding, ...] = ()
+    trend: tuple[TrendPoint, ...] = ()
+    metric: str = "findings"  # what trend counts
+
+    @property
+    def active_findings(self) -> tuple[Finding, ...]:
+        """Findings that count toward status and --fail-on: the unsuppressed ones."""
+        return tuple(f for f in self.findings if not f.suppressed)
 
 
 @dataclass(frozen=True)
@@ -233,11 +297,15 @@ class RunRecord:
     warnings: tuple[str, ...] = ()
     inventory_captured_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
+    previous_run_id: str | None = None  # the run "what changed" compares with
+    accounts: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    sources_key: str = ""  # a hash of the configured sources: runs over the same sources are comparable
 
     @property
     def errored(self) -> bool:
         return any(c.status is Status.ERROR for c in self.checks)
 
     def worst_severity(self) -> Severity | None:
-        sev = [f.severity for c in self.checks for f in c.findings]
+        sev = [f.severity for c in self.checks for f in c.active_findings]
         return max(sev, key=lambda s: s.rank) if sev else None

@@ -50,8 +50,7 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     config = loaded.config
     started = clock()
     run_id = run_id or secrets.token_hex(4)
-    factory = reg.engines.get(config.engine)
-    plan = plan_run(loaded, reg.checks, window, started, factory.dialect)
+    plan = plan_run(loaded, reg.checks, window, started, {e.name: e.dialect for e in reg.engines})
     final_dir = out_dir if out_dir is not None else default_out_dir(loaded.resolve(config.output_dir), started, run_id)
     if out_dir is not None:
         check_out_dir(out_dir, force=force)
@@ -67,16 +66,20 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
             if captured_at is not None and not window.since <= captured_at <= window.until + config.delivery_lag_td:
                 warnings.append(f"the inventory was captured at {iso_z(captured_at)}, outside the window {window}: "
                                 "groups, rules and addresses may have changed since the traffic was logged")
-        engine = factory.create(workspace, loaded)
-        data_quality = engine.prepare(plan.scans)
+        engines: dict[str, Engine] = {}
+        data_quality = DataQuality()
+        for name in plan.engines:
+            engines[name] = reg.engines.get(name).create(workspace, loaded)
+            data_quality = data_quality.merge(engines[name].prepare(plan.scans_for(name)))
         if workspace.inventory is not None:
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
-        results = tuple(_run_check(pc, plan, engine, workspace) for pc in plan.checks)
-        engine.close()
+        results = tuple(_run_check(pc, plan, engines.get(pc.engine or ""), workspace) for pc in plan.checks)
+        for engine in engines.values():
+            engine.close()
     finally:
         workspace.close()
 
-    record = RunRecord(id=run_id, window=window, engine=config.engine, started_at=started, finished_at=clock(),
+    record = RunRecord(id=run_id, window=window, engine="+".join(plan.engines) or config.engine, started_at=started, finished_at=clock(),
                        tool_version=__version__, checks=results, data_quality=data_quality, warnings=tuple(warnings),
                        inventory_captured_at=captured_at)
     artifacts = _artifacts(record, reg, loaded, formats)
@@ -84,15 +87,15 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     return RunOutcome(record=record, out_dir=final_dir, artifacts=tuple(written), artifact_errors=tuple(errors))
 
 
-def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine, workspace: Workspace) -> CheckResult:
+def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace) -> CheckResult:
     spec = pc.spec
     if pc.skip_reason is not None:
         return skipped(spec, pc.skip_reason)
     runs: list[QueryRun] = []
     try:
         result = None
-        if not spec.engine_free:
-            query = Query(check_id=spec.id, name="query", text=spec.queries["query.sql"], dialect=engine.dialect,
+        if engine is not None:
+            query = Query(check_id=spec.id, name="query", text=spec.query_for(engine.dialect), dialect=engine.dialect,
                           tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window,
                           params=pc.params)
             result = engine.run(query, pc.window, pc.params)

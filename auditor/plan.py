@@ -22,6 +22,7 @@ class PlannedCheck:
     params: Mapping[str, Any]  # validated check parameters merged over defaults, plus the global ones
     window: TimeWindow  # what the engine query reads: the report window, or the check's lookback ending with it
     skip_reason: str | None = None
+    engine: str | None = None  # the engine that runs its engine query; None for inventory-only checks
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,39 @@ class Plan:
     checks: tuple[PlannedCheck, ...]
     scans: Mapping[str, TimeWindow] = field(default_factory=dict)  # engine table -> the union of the windows read
     warnings: tuple[str, ...] = ()
+    table_engines: Mapping[str, str] = field(default_factory=dict)  # engine table -> the engine that serves it
+
+    def scans_for(self, engine: str) -> dict[str, TimeWindow]:
+        """The tables one engine must serve, with their windows."""
+        return {t: w for t, w in self.scans.items() if self.table_engines.get(t) == engine}
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The engines the runnable checks use, in a stable order."""
+        return tuple(sorted({c.engine for c in self.runnable if c.engine is not None}))
 
     @property
     def runnable(self) -> tuple[PlannedCheck, ...]:
         return tuple(c for c in self.checks if c.skip_reason is None)
 
 
+def table_engines(loaded: LoadedConfig) -> dict[str, str]:
+    """Which engine serves each configured engine table: the source's own ``engine``."""
+    out = {}
+    for table in ENGINE_TABLES:
+        source = getattr(loaded.config.sources, table)
+        if source is not None:
+            out[table] = source.engine
+    return out
+
+
 def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWindow, now: datetime,
-             engine_dialect: str = "trino") -> Plan:
-    """Decide which checks run, with which parameters and windows, and what each engine table must cover."""
+             dialects: Mapping[str, str] | None = None) -> Plan:
+    """Decide which checks run, on which engine, with which parameters and windows, and what each engine
+    table must cover. ``dialects`` maps each registered engine to the query dialect it runs."""
     config = loaded.config
+    dialects = dict(dialects or {"local": "trino"})
+    engines_of = table_engines(loaded)
     selected = _selected(loaded, library)
     global_params = {"sensitive_ports": tuple(config.sensitive_ports)}
     planned: list[PlannedCheck] = []
@@ -53,8 +77,9 @@ def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWin
                                    data=dict(raw)) from None
         lookback = spec.lookback(params) if spec.meta.window == "lookback" else None
         check_window = TimeWindow(window.until - lookback, window.until) if lookback else window
-        reason = _skip_reason(spec, params, loaded, engine_dialect)
-        planned.append(PlannedCheck(spec=spec, params={**global_params, **params}, window=check_window, skip_reason=reason))
+        engine, reason = _engine_for(spec, params, loaded, engines_of, dialects)
+        planned.append(PlannedCheck(spec=spec, params={**global_params, **params}, window=check_window,
+                                    skip_reason=reason, engine=engine))
     scans: dict[str, TimeWindow] = {}
     for pc in planned:
         if pc.skip_reason is None:
@@ -66,7 +91,8 @@ def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWin
     if window.until > settled:
         warnings.append(f"the window ends at {iso_z(window.until)}, later than now minus the delivery lag "
                         f"({config.delivery_lag}): records may still be arriving, so counts can grow on a later run")
-    return Plan(window=window, engine=config.engine, checks=tuple(planned), scans=scans, warnings=tuple(warnings))
+    return Plan(window=window, engine=config.engine, checks=tuple(planned), scans=scans, warnings=tuple(warnings),
+                table_engines=engines_of)
 
 
 def _selected(loaded: LoadedConfig, library: Registry[CheckSpec]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -82,12 +108,24 @@ def _selected(loaded: LoadedConfig, library: Registry[CheckSpec]) -> list[tuple[
     return out
 
 
-def _skip_reason(spec: CheckSpec, params: Mapping[str, Any], loaded: LoadedConfig, engine_dialect: str) -> str | None:
+def _engine_for(spec: CheckSpec, params: Mapping[str, Any], loaded: LoadedConfig, engines_of: Mapping[str, str],
+                dialects: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The engine a check runs on, or the reason it is skipped."""
     if not params.get("enabled", True):
-        return "disabled in config (enabled: false)"
+        return None, "disabled in config (enabled: false)"
     missing = [s for s in spec.meta.needs if getattr(loaded.config.sources, s) is None]
     if missing:
-        return f"needs sources.{' and sources.'.join(missing)}, which {loaded.path.name} does not set"
-    if not spec.runs_on(engine_dialect):
-        return f"has no query for the {loaded.config.engine} engine ({engine_dialect})"
-    return None
+        return None, f"needs sources.{' and sources.'.join(missing)}, which {loaded.path.name} does not set"
+    tables = [t for t in spec.meta.needs if t in ENGINE_TABLES]
+    if not tables:
+        return None, None
+    names = sorted({engines_of[t] for t in tables})
+    if len(names) > 1:
+        return None, f"reads {' and '.join(tables)}, which come from different engines ({', '.join(names)})"
+    engine = names[0]
+    if engine not in dialects:
+        known = ", ".join(sorted(dialects))
+        return None, f"the {engine} engine is not available (known: {known})"
+    if not spec.runs_on(dialects[engine]):
+        return None, f"has no query for the {engine} engine ({dialects[engine]})"
+    return engine, None

@@ -117,6 +117,10 @@ class CheckSpec:
     def runs_on(self, dialect: str) -> bool:
         return self.engine_free or dialect in self.dialects
 
+    def query_for(self, dialect: str) -> str:
+        """The engine query text in an engine's dialect."""
+        return self.queries[{"trino": "query.sql", "insights": "query.insights"}[dialect]]
+
     def finding_title(self, row: Mapping[str, Any]) -> str:
         """The finding title for a row: ``{column}`` placeholders filled in, nothing else evaluated."""
         return _PLACEHOLDER.sub(lambda m: _display(row.get(m.group(1))), self.meta.finding_title)

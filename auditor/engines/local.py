@@ -81,6 +81,8 @@ class LocalEngine:
 def create(workspace: Workspace, sources: Any, delivery_lag: timedelta, resolve: Any) -> LocalEngine:
     """Build the local engine from the config's sources (paths resolved against the config's folder)."""
     def resolved(spec: Any) -> Any:
-        return None if spec is None else spec.model_copy(update={"path": Path(resolve(spec.path))})
+        if spec is None or spec.engine != "local":
+            return None
+        return spec.model_copy(update={"path": Path(resolve(spec.path))})
     return LocalEngine(workspace, flow_logs=resolved(sources.flow_logs), cloudtrail_source=resolved(sources.cloudtrail),
                        delivery_lag=delivery_lag)
