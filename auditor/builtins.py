@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from auditor.checks import CheckSpec, load_builtin_checks
 from auditor.config import LoadedConfig
 from auditor.engines.base import Engine
+from auditor.formats import BUILTIN_FORMATS, OutputFormat
 from auditor.registry import Registry
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class EngineFactory:
 class Registries:
     engines: Registry[EngineFactory] = field(default_factory=lambda: Registry("engine"))
     checks: Registry[CheckSpec] = field(default_factory=lambda: Registry("check"))
+    formats: Registry[OutputFormat] = field(default_factory=lambda: Registry("output format"))
 
 
 def _local(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
@@ -39,6 +41,8 @@ def _local(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
 def register_builtins(reg: Registries) -> Registries:
     reg.engines.register("local", EngineFactory("local", "trino", _local, "DuckDB over files in the S3 layout"))
     load_builtin_checks(reg.checks)
+    for fmt in BUILTIN_FORMATS:
+        reg.formats.register(fmt.name, fmt)
     return reg
 
 

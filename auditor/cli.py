@@ -74,8 +74,11 @@ _SEVERITIES = click.Choice([s.value for s in Severity], case_sensitive=False)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the artifacts directly into DIR.")
 @click.option("--fail-on", type=_SEVERITIES, help="Exit 1 when a finding is at or above this severity.")
 @click.option("--force", is_flag=True, help="Write into a non-empty --out DIR.")
+@click.option("--format", "formats", default="html,pdf,json,csv", show_default=True,
+              help="Comma-separated outputs. findings.json is always written.")
 @_guard
-def run(config_path: str, since: str | None, until: str | None, out_dir: str | None, fail_on: str | None, force: bool) -> int:
+def run(config_path: str, since: str | None, until: str | None, out_dir: str | None, fail_on: str | None, force: bool,
+        formats: str) -> int:
     """Run the checks and write findings.json, results/*.csv, report.html and report.pdf."""
     from auditor.config import load_config
     from auditor.evaluate import meets
@@ -83,7 +86,8 @@ def run(config_path: str, since: str | None, until: str | None, out_dir: str | N
 
     loaded = load_config(config_path)
     window = _window(loaded, since, until, utcnow())
-    outcome = run_audit(loaded, window, out_dir=Path(out_dir) if out_dir else None, force=force)
+    chosen = tuple(dict.fromkeys(f.strip() for f in formats.split(",") if f.strip()))
+    outcome = run_audit(loaded, window, out_dir=Path(out_dir) if out_dir else None, force=force, formats=chosen)
     record = outcome.record
     for w in record.warnings:
         err.print(f"[yellow]warning:[/] {w}", markup=True, soft_wrap=True)

@@ -60,29 +60,39 @@ def findings_from_rows(spec: CheckSpec, rows: Iterable[Mapping[str, Any]]) -> tu
     return tuple(out)
 
 
+def status_and_severity(active: tuple[Finding, ...], default: Severity) -> tuple[Status, Severity]:
+    """fail with the highest active finding's severity, or pass with the check's default severity."""
+    if not active:
+        return Status.PASS, default
+    return Status.FAIL, max((f.severity for f in active), key=lambda s: s.rank)
+
+
 def check_result(spec: CheckSpec, columns: Iterable[str], rows: Iterable[Mapping[str, Any]],
                  queries: tuple[QueryRun, ...], stats: Mapping[str, Any] | None = None,
-                 notes: tuple[str, ...] = ()) -> CheckResult:
+                 notes: tuple[str, ...] = (), chart: Iterable[Mapping[str, Any]] = ()) -> CheckResult:
     """A finished check: status fail when it has findings, pass otherwise."""
     cols, json_rows = normalize_rows(columns, rows)
     findings = findings_from_rows(spec, json_rows)
-    severity = max((f.severity for f in findings), key=lambda s: s.rank) if findings else spec.severity
-    return CheckResult(check_id=spec.id, title=spec.title, status=Status.FAIL if findings else Status.PASS,
+    status, severity = status_and_severity(findings, spec.severity)
+    chart_rows = tuple({k: json_value(v) for k, v in r.items()} for r in chart)
+    return CheckResult(check_id=spec.id, title=spec.title, status=status,
                        severity=severity, columns=cols, rows=json_rows, findings=findings,
                        stats={"rows": len(json_rows), "findings": len(findings), **(stats or {})},
-                       queries=queries, notes=notes)
+                       queries=queries, notes=notes, default_severity=spec.severity, chart=chart_rows,
+                       metric=spec.meta.metric)
 
 
 def errored(spec: CheckSpec, message: str, queries: tuple[QueryRun, ...] = ()) -> CheckResult:
     return CheckResult(check_id=spec.id, title=spec.title, status=Status.ERROR, severity=spec.severity,
-                       error=message, queries=queries)
+                       error=message, queries=queries, default_severity=spec.severity, metric=spec.meta.metric)
 
 
 def skipped(spec: CheckSpec, reason: str) -> CheckResult:
     return CheckResult(check_id=spec.id, title=spec.title, status=Status.SKIPPED, severity=spec.severity,
-                       notes=(reason,), stats={"skip_reason": reason})
+                       notes=(reason,), stats={"skip_reason": reason}, default_severity=spec.severity,
+                       metric=spec.meta.metric)
 
 
 def meets(findings: Iterable[Finding], threshold: Severity) -> bool:
-    """Whether any finding is at or above ``threshold`` (for --fail-on)."""
-    return any(f.severity.rank >= threshold.rank for f in findings)
+    """Whether any unsuppressed finding is at or above ``threshold`` (for --fail-on)."""
+    return any(f.severity.rank >= threshold.rank and not f.suppressed for f in findings)

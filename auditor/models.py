@@ -275,6 +275,8 @@ class CheckResult:
     resolved: tuple[ResolvedFinding, ...] = ()
     trend: tuple[TrendPoint, ...] = ()
     metric: str = "findings"  # what trend counts
+    default_severity: Severity | None = None  # the check's own severity, shown when no active finding sets one
+    chart: tuple[Mapping[str, Any], ...] = ()  # rows of the check's chart query, if it has one
 
     @property
     def active_findings(self) -> tuple[Finding, ...]:

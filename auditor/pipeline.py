@@ -9,9 +9,10 @@ import logging
 import secrets
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from auditor import __version__
 from auditor.builtins import Registries, builtins
@@ -20,11 +21,13 @@ from auditor.config import LoadedConfig
 from auditor.engines.base import Engine
 from auditor.engines.embedded import Workspace
 from auditor.engines.sql import window_params
+from auditor import suppress
 from auditor.errors import AuditorError
+from auditor.history import History, compare, sources_key
 from auditor.evaluate import check_result, errored, skipped
 from auditor.models import CheckResult, DataQuality, Query, QueryRun, RunRecord, TimeWindow, iso_z
-from auditor.output import (FINDINGS_FILE, RESULTS_DIR, Artifact, check_out_dir, csv_text, default_out_dir,
-                            findings_document, json_bytes, write_atomically)
+from auditor.formats import DEFAULT_FORMATS, RenderContext
+from auditor.output import Artifact, check_out_dir, default_out_dir, findings_document, write_atomically
 from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck, plan_run
 
 log = logging.getLogger(__name__)
@@ -44,9 +47,11 @@ class RunOutcome:
 
 def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None = None, force: bool = False,
               clock: Callable[[], datetime] = utcnow, registries: Registries | None = None,
-              run_id: str | None = None, formats: Sequence[str] = ("json", "csv", "html", "pdf")) -> RunOutcome:
+              run_id: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS) -> RunOutcome:
     """Run every planned check over ``window`` and write the report. Check failures never stop the run."""
     reg = registries or builtins()
+    for name in formats:
+        reg.formats.get(name)  # an unknown format fails before any work, with a did-you-mean
     config = loaded.config
     started = clock()
     run_id = run_id or secrets.token_hex(4)
@@ -74,17 +79,34 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
         if workspace.inventory is not None:
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
         results = tuple(_run_check(pc, plan, engines.get(pc.engine or ""), workspace) for pc in plan.checks)
+        places = _accounts_regions(workspace, engines.values())
         for engine in engines.values():
             engine.close()
     finally:
         workspace.close()
 
-    record = RunRecord(id=run_id, window=window, engine="+".join(plan.engines) or config.engine, started_at=started, finished_at=clock(),
-                       tool_version=__version__, checks=results, data_quality=data_quality, warnings=tuple(warnings),
-                       inventory_captured_at=captured_at)
+    results, exception_warnings = suppress.apply(results, config.exceptions, started.date())
+    history = History(loaded.resolve(config.state_dir))
+    record = RunRecord(id=run_id, window=window, engine="+".join(plan.engines) or config.engine, started_at=started,
+                       finished_at=clock(), tool_version=__version__, checks=results, data_quality=data_quality,
+                       inventory_captured_at=captured_at, sources_key=sources_key(config.sources),
+                       accounts=tuple(sorted(a for a, _ in places if a)), regions=tuple(sorted({r for _, r in places if r})))
+    record = compare(record, history.load(), {c.id: c.meta.event_like for c in reg.checks})
+    record = replace(record, warnings=tuple(warnings) + exception_warnings + tuple(history.warnings))
     artifacts = _artifacts(record, reg, loaded, formats)
     written, errors = write_atomically(final_dir, artifacts, run_id=run_id, into_existing=out_dir is not None)
+    history.save(record, findings_document(record))
     return RunOutcome(record=record, out_dir=final_dir, artifacts=tuple(written), artifact_errors=tuple(errors))
+
+
+def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
+    """The accounts and regions the inputs came from, for the report's cover."""
+    places: set[tuple[str | None, str | None]] = set()
+    if workspace.inventory is not None:
+        places |= {(a, None) for a in workspace.inventory.accounts} | {(None, r) for r in workspace.inventory.regions}
+    for engine in engines:
+        places |= {(f.account_id, f.region) for f in getattr(engine, "inputs", ())}
+    return places
 
 
 def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace) -> CheckResult:
@@ -108,17 +130,29 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
             runs.append(QueryRun("report", "embedded", result.stats.text_as_run, result.stats, len(result.rows)))
         assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
+        chart = _chart(spec, pc, plan, engine)
         notes: tuple[str, ...] = ()
         if pc.window != plan.window:
             notes = (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
             columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
-        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes)
+        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes, chart=chart)
     except AuditorError as exc:
         return errored(spec, str(exc), tuple(runs))
     except Exception as exc:  # noqa: BLE001 - a broken check becomes an error result; the run goes on
         log.error("check %s failed:\n%s", spec.id, traceback.format_exc())
         return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
+
+
+def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan, engine: Engine | None) -> list[dict[str, Any]]:
+    """The rows of a check's chart query (per hour, or per day for windows over 3 days), when it has one."""
+    if "chart.sql" not in spec.queries or engine is None or engine.dialect != "trino":
+        return []
+    bucket = "hour" if plan.window.duration <= timedelta(days=3) else "day"
+    query = Query(check_id=spec.id, name="chart", text=spec.queries["chart.sql"], dialect=engine.dialect,
+                  tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=plan.window,
+                  params={**pc.params, "bucket": bucket})
+    return engine.run(query, plan.window, query.params).records()
 
 
 class _ReportSpec:
@@ -134,27 +168,11 @@ class _ReportSpec:
 
 def _artifacts(record: RunRecord, reg: Registries, loaded: LoadedConfig, formats: Sequence[str]) -> list[Artifact]:
     from auditor.render import template_dirs
-    from auditor.render.html import render_html
-    from auditor.render.pdf import render_pdf
-    from auditor.render.view import build_view
 
+    config = loaded.config
     specs = {c.check_id: _ReportSpec(reg.checks.get(c.check_id), reg) for c in record.checks}
-    arts = [Artifact(FINDINGS_FILE, lambda: json_bytes(findings_document(record)))]
-    if "csv" in formats:
-        for c in record.checks:
-            if c.columns:
-                arts.append(Artifact(f"{RESULTS_DIR}/{c.check_id}.csv", lambda c=c: csv_text(c).encode("utf-8")))
-    dirs = template_dirs()
-    html_cache: dict[str, str] = {}
-
-    def html() -> str:
-        if "html" not in html_cache:
-            view = build_view(record, specs, table_limit=loaded.config.table_limit)
-            html_cache["html"] = render_html(view, dirs=dirs)
-        return html_cache["html"]
-
-    if "html" in formats:
-        arts.append(Artifact("report.html", lambda: html().encode("utf-8")))
-    if "pdf" in formats:
-        arts.append(Artifact("report.pdf", lambda: render_pdf(html(), dirs=dirs)))
-    return arts
+    user_templates = loaded.resolve(config.templates_dir) if config.templates_dir else None
+    ctx = RenderContext(record=record, specs=specs, template_dirs=template_dirs(user_templates),
+                        table_limit=config.table_limit)
+    names = ["json"] + [f for f in formats if f != "json"]  # findings.json is always written
+    return [art for name in names for art in reg.formats.get(name).artifacts(ctx)]

@@ -62,8 +62,11 @@ def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWin
              dialects: Mapping[str, str] | None = None) -> Plan:
     """Decide which checks run, on which engine, with which parameters and windows, and what each engine
     table must cover. ``dialects`` maps each registered engine to the query dialect it runs."""
+    from auditor.suppress import validate_exceptions
+
     config = loaded.config
     dialects = dict(dialects or {"local": "trino"})
+    validate_exceptions(loaded, {spec.id: spec.key for spec in library})
     engines_of = table_engines(loaded)
     selected = _selected(loaded, library)
     global_params = {"sensitive_ports": tuple(config.sensitive_ports)}

@@ -61,7 +61,8 @@ class CheckMeta(_Strict):
     key: tuple[str, ...] = Field(description="The row columns that identify a finding.")
     finding_title: str
     window: Literal["report", "lookback"] = "report"
-    event_like: bool = False
+    event_like: bool = Field(False, description="Findings are events: ones the previous run had are 'aged out', not resolved.")
+    metric: str = Field("findings", description="The trend metric: 'findings' (active findings) or a numeric row column to sum.")
     params: dict[str, ParamMeta] = Field(default_factory=dict)
     compliance: tuple[ControlMeta, ...] = ()
 
@@ -176,7 +177,7 @@ def load_check_dir(folder: Path) -> CheckSpec:
     if meta.id != folder.name:
         raise CheckDefinitionError(f"{meta_path}: id '{meta.id}' does not match its folder name '{folder.name}'")
     queries = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
-               if p.name in ("query.sql", "report.sql", "query.insights")}
+               if p.name in ("query.sql", "report.sql", "query.insights", "chart.sql")}
     if not queries:
         raise CheckDefinitionError(f"{folder}: a check needs query.sql, query.insights or report.sql")
     if any(n in meta.needs for n in ("flow_logs", "cloudtrail")) and "query.sql" not in queries and "query.insights" not in queries:

@@ -1,0 +1,27 @@
+-- Rejected records per hour (or day, as :bucket says), the five most rejected sources apart and the rest as "other".
+WITH per_bucket AS (
+  SELECT
+    date_trunc(:bucket, from_unixtime(start)) AS bucket,
+    srcaddr,
+    count(*) AS flows
+  FROM flow_logs
+  WHERE action = 'REJECT'
+    AND log_status = 'OK'
+    AND start >= :since_s
+    AND start < :until_s
+  GROUP BY date_trunc(:bucket, from_unixtime(start)), srcaddr
+),
+top_sources AS (
+  SELECT srcaddr
+  FROM per_bucket
+  GROUP BY srcaddr
+  ORDER BY sum(flows) DESC, srcaddr ASC
+  LIMIT 5
+)
+SELECT
+  bucket,
+  CASE WHEN srcaddr IN (SELECT srcaddr FROM top_sources) THEN srcaddr ELSE 'other' END AS source,
+  sum(flows) AS flows
+FROM per_bucket
+GROUP BY bucket, CASE WHEN srcaddr IN (SELECT srcaddr FROM top_sources) THEN srcaddr ELSE 'other' END
+ORDER BY bucket ASC, source ASC

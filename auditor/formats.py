@@ -1,0 +1,79 @@
+"""Output formats: each turns a finished run into artifacts. Registered like engines and checks.
+
+``json`` (findings.json) is always written; ``--format`` picks the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from auditor.models import RunRecord
+from auditor.output import FINDINGS_FILE, RESULTS_DIR, Artifact, csv_text, findings_document, json_bytes
+
+DEFAULT_FORMATS = ("html", "pdf", "json", "csv")
+
+
+@dataclass
+class RenderContext:
+    """What every format may use; the HTML is rendered once and shared by html and pdf."""
+
+    record: RunRecord
+    specs: Mapping[str, Any]
+    template_dirs: tuple[Path, ...]
+    table_limit: int
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def findings_json(self) -> bytes:
+        if "json" not in self._cache:
+            self._cache["json"] = json_bytes(findings_document(self.record))
+        return self._cache["json"]
+
+    def csvs(self) -> dict[str, bytes]:
+        if "csv" not in self._cache:
+            self._cache["csv"] = {f"{RESULTS_DIR}/{c.check_id}.csv": csv_text(c).encode("utf-8")
+                                  for c in self.record.checks if c.columns}
+        return self._cache["csv"]
+
+    def html(self) -> str:
+        if "html" not in self._cache:
+            from auditor.render.html import render_html
+            from auditor.render.view import build_view
+            view = build_view(self.record, self.specs, table_limit=self.table_limit)
+            self._cache["html"] = render_html(view, dirs=self.template_dirs)
+        return self._cache["html"]
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    name: str
+    help: str
+    artifacts: Callable[[RenderContext], list[Artifact]]
+
+
+def _json(ctx: RenderContext) -> list[Artifact]:
+    return [Artifact(FINDINGS_FILE, ctx.findings_json)]
+
+
+def _csv(ctx: RenderContext) -> list[Artifact]:
+    return [Artifact(name, lambda name=name: ctx.csvs()[name]) for name in ctx.csvs()]
+
+
+def _html(ctx: RenderContext) -> list[Artifact]:
+    return [Artifact("report.html", lambda: ctx.html().encode("utf-8"))]
+
+
+def _pdf(ctx: RenderContext) -> list[Artifact]:
+    def produce() -> bytes:
+        from auditor.render.pdf import render_pdf
+        return render_pdf(ctx.html(), dirs=ctx.template_dirs)
+    return [Artifact("report.pdf", produce)]
+
+
+BUILTIN_FORMATS = (
+    OutputFormat("json", "findings.json (always written)", _json),
+    OutputFormat("csv", "results/<check>.csv, every row", _csv),
+    OutputFormat("html", "report.html", _html),
+    OutputFormat("pdf", "report.pdf, printed from the same HTML", _pdf),
+)
