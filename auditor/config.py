@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from auditor.configbase import Strict
+from auditor.archive.settings import ArchiveSettings
+from auditor.deliver.settings import EmailSettings, ScheduleSettings, SuiteSpec
 from auditor.engines.athena.settings import AccountSpec, AthenaSourceSpec, AwsSettings, PricingSettings
 from auditor.engines.insights.settings import InsightsSettings, InsightsSourceSpec
 from auditor.errors import ConfigError
@@ -150,6 +152,10 @@ class Config(_Strict):
     accounts: tuple[AccountSpec, ...] = Field((), description="Accounts to audit through assumed roles.")
     pricing: PricingSettings = Field(default_factory=PricingSettings, description="Prices used to estimate query costs.")
     insights: InsightsSettings = Field(default_factory=InsightsSettings, description="Limits of the Logs Insights engine.")
+    suites: dict[str, SuiteSpec] = Field(default_factory=dict, description="Scheduled report suites by name.")
+    email: Optional[EmailSettings] = Field(None, description="How reports are mailed.")
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings, description="The scheduler daemon's settings.")
+    archive: Optional[ArchiveSettings] = Field(None, description="Where run evidence is archived.")
 
     @model_validator(mode="before")
     @classmethod

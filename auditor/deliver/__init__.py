@@ -1,0 +1,1 @@
+"""Delivery: the report by email (SMTP or Amazon SES), and the scheduled suites that send it."""
