@@ -35,11 +35,24 @@ class Registries:
 def _local(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
     from auditor.engines import local
     cfg = loaded.config
-    return local.create(workspace, cfg.sources, cfg.delivery_lag_td, loaded.resolve)
+    return local.create(workspace, cfg.sources, cfg.delivery_lag_td, loaded.resolve,
+                        **local.cache_settings(cfg, loaded.resolve))
+
+
+def _athena(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
+    from auditor.engines.athena import engine
+    return engine.create(workspace, loaded)
+
+
+def _insights(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
+    from auditor.engines.insights import cloud
+    return cloud.create(workspace, loaded)
 
 
 def register_builtins(reg: Registries) -> Registries:
     reg.engines.register("local", EngineFactory("local", "trino", _local, "DuckDB over files in the S3 layout"))
+    reg.engines.register("athena", EngineFactory("athena", "trino", _athena, "Athena (Trino) over flow logs and CloudTrail in S3"))
+    reg.engines.register("insights", EngineFactory("insights", "insights", _insights, "CloudWatch Logs Insights"))
     load_builtin_checks(reg.checks)
     for fmt in BUILTIN_FORMATS:
         reg.formats.register(fmt.name, fmt)

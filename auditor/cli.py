@@ -76,18 +76,34 @@ _SEVERITIES = click.Choice([s.value for s in Severity], case_sensitive=False)
 @click.option("--force", is_flag=True, help="Write into a non-empty --out DIR.")
 @click.option("--format", "formats", default="html,pdf,json,csv", show_default=True,
               help="Comma-separated outputs. findings.json is always written.")
+@click.option("--archive", is_flag=True, help="Also archive the run as verifiable evidence (the config's archive:).")
+@click.option("--suite", metavar="NAME", help="Run the config's suite NAME: its checks, over its window unless --since/--until say otherwise.")
+@click.option("--deliver", is_flag=True, help="Mail the report to the suite's recipients (needs --suite); exit 4 if mail fails.")
 @_guard
 def run(config_path: str, since: str | None, until: str | None, out_dir: str | None, fail_on: str | None, force: bool,
-        formats: str) -> int:
+        formats: str, archive: bool, suite: str | None = None, deliver: bool = False) -> int:
     """Run the checks and write findings.json, results/*.csv, report.html and report.pdf."""
     from auditor.config import load_config
     from auditor.evaluate import meets
     from auditor.pipeline import run_audit, utcnow
 
     loaded = load_config(config_path)
-    window = _window(loaded, since, until, utcnow())
+    if archive:
+        from auditor.commands.verify import archive_after_run, require_archive
+        require_archive(loaded)
     chosen = tuple(dict.fromkeys(f.strip() for f in formats.split(",") if f.strip()))
-    outcome = run_audit(loaded, window, out_dir=Path(out_dir) if out_dir else None, force=force, formats=chosen)
+    suite_run = None
+    if suite is not None:  # the scheduler's job calls this same run_suite (auditor.suites)
+        from auditor.suites import run_suite
+        window = _window(loaded, since, until, utcnow()) if since or until else None
+        suite_run = run_suite(loaded, suite, deliver=deliver, window=window, out_dir=Path(out_dir) if out_dir else None,
+                              force=force, formats=chosen)
+        outcome = suite_run.outcome
+    else:
+        if deliver:
+            raise UsageError("--deliver needs --suite NAME: the suite names the recipients")
+        window = _window(loaded, since, until, utcnow())
+        outcome = run_audit(loaded, window, out_dir=Path(out_dir) if out_dir else None, force=force, formats=chosen)
     record = outcome.record
     for w in record.warnings:
         err.print(f"[yellow]warning:[/] {w}", markup=True, soft_wrap=True)
@@ -101,6 +117,16 @@ def run(config_path: str, since: str | None, until: str | None, out_dir: str | N
     if fail_on and meets((f for c in record.checks for f in c.findings), Severity.parse(fail_on)):
         codes.add(EXIT_FINDINGS)
     out.print(f"report: {outcome.out_dir}")
+    if suite_run is not None and suite_run.delivery is not None:
+        d = suite_run.delivery
+        if d.failed:
+            err.print(f"[bold red]error:[/] the report was not mailed after {d.attempts} attempt(s): {d.error} "
+                      f"(the report is kept at {outcome.out_dir})", markup=True, soft_wrap=True)
+            codes.add(EXIT_DELIVERY)
+        else:
+            out.print(f"mail: {d.status}" + (f" ({d.reason})" if d.reason else f" to {', '.join(d.recipients)}"))
+    if archive:
+        codes |= archive_after_run(outcome, loaded, out=out, err=err)
     return exit_code(codes)
 
 
@@ -192,6 +218,24 @@ def demo(out_dir: str, anchor: str | None, days: int) -> int:
     del manifest
     out.print(f"demo data written to {out_dir}")
     return EXIT_OK
+
+
+from auditor.commands import aws as _aws_commands  # noqa: E402 - registered after main exists
+main.add_command(_aws_commands.athena)
+main.add_command(_aws_commands.iam_policy)
+main.add_command(_aws_commands.inventory)
+
+from auditor.commands import verify as _verify_command  # noqa: E402 - registered after main exists
+main.add_command(_verify_command.verify)
+
+from auditor.commands import query as _query_command  # noqa: E402 - registered after main exists
+main.add_command(_query_command.query)
+
+from auditor.commands.schedule import schedule as _schedule_command  # noqa: E402 - registered after main exists
+main.add_command(_schedule_command)
+
+from auditor.commands.ingest import ingest as _ingest_command  # noqa: E402 - registered after main exists
+main.add_command(_ingest_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ validation errors into ``config.yaml:12:5: unknown key 'severty' (did you mean '
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from datetime import timedelta
@@ -20,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from auditor.configbase import Strict
 from auditor.archive.settings import ArchiveSettings
 from auditor.deliver.settings import EmailSettings, ScheduleSettings, SuiteSpec
-from auditor.engines.athena.settings import AccountSpec, AthenaSourceSpec, AwsSettings, PricingSettings
+from auditor.engines.athena.settings import (AccountSpec, AthenaSettings, AthenaSourceSpec, AwsApiInventorySpec, AwsSettings,
+                                             PricingSettings)
 from auditor.engines.insights.settings import InsightsSettings, InsightsSourceSpec
 from auditor.errors import ConfigError
 from auditor.models import Severity
@@ -75,6 +77,8 @@ FlowLogSource = Annotated[Union[Annotated[FlowLogSourceSpec, Tag("local")], Anno
                                 Annotated[InsightsSourceSpec, Tag("insights")]], Discriminator(_source_engine)]
 CloudTrailSource = Annotated[Union[Annotated[SourceSpec, Tag("local")], Annotated[AthenaSourceSpec, Tag("athena")],
                                    Annotated[InsightsSourceSpec, Tag("insights")]], Discriminator(_source_engine)]
+InventorySource = Annotated[Union[Annotated[SourceSpec, Tag("local")], Annotated[AwsApiInventorySpec, Tag("aws_api")]],
+                            Discriminator(_source_engine)]
 
 
 class Sources(_Strict):
@@ -82,8 +86,9 @@ class Sources(_Strict):
                                                                  "text (.log, .log.gz) or Parquet.")
     cloudtrail: Optional[CloudTrailSource] = Field(None, description="CloudTrail: S3 log files (AWSLogs/<account>/CloudTrail/...), "
                                                                      "JSON arrays, JSON Lines or CloudWatch exports.")
-    inventory: Optional[SourceSpec] = Field(None, description="EC2 inventory: AWS CLI JSON of describe-security-groups, "
-                                                              "describe-security-group-rules and describe-network-interfaces.")
+    inventory: Optional[InventorySource] = Field(None, description="EC2 inventory: AWS CLI JSON of describe-security-groups, "
+                                                                   "describe-security-group-rules and describe-network-interfaces, "
+                                                                   "or {engine: aws_api} to read it live through the EC2 API.")
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +157,7 @@ class Config(_Strict):
     accounts: tuple[AccountSpec, ...] = Field((), description="Accounts to audit through assumed roles.")
     pricing: PricingSettings = Field(default_factory=PricingSettings, description="Prices used to estimate query costs.")
     insights: InsightsSettings = Field(default_factory=InsightsSettings, description="Limits of the Logs Insights engine.")
+    athena: AthenaSettings = Field(default_factory=AthenaSettings, description="The Athena engine's scan budget and timeout.")
     suites: dict[str, SuiteSpec] = Field(default_factory=dict, description="Scheduled report suites by name.")
     email: Optional[EmailSettings] = Field(None, description="How reports are mailed.")
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings, description="The scheduler daemon's settings.")
@@ -217,6 +223,41 @@ class LoadedConfig(BaseModel):
         return ConfigError(message, path=str(self.path), line=pos.line if pos else None, column=pos.column if pos else None)
 
 
+# The config holds no secrets: credentials come from the environment and the boto3 chain. A key named like a
+# secret (a `*_env` key names an environment variable instead, and is fine) or a value shaped like one is refused.
+_SECRET_KEY = re.compile(r"(?:^|_)(?:password|passwd|pwd|secret|secret_key|secret_access_key|access_key|access_key_id|"
+                         r"session_token|token|api_key|apikey|private_key|credentials?)$")
+_SECRET_VALUES = (
+    (re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"), "an AWS access key ID"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"://[^/\s:@]+:[^/\s@]+@"), "a URL with a password in it"),
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abposr]-[A-Za-z0-9-]{10,})"), "an access token"),
+)
+
+
+def refuse_secrets(data: Any, positions: PositionMap, path: str, loc: tuple[str | int, ...] = ()) -> None:
+    """Raise ConfigError at the first key or value that looks like a secret."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        here = loc + (key,)
+        name = str(key).lower().replace("-", "_")
+        if isinstance(key, str) and _SECRET_KEY.search(name) and value not in (None, ""):
+            where = positions.locate(here, key=True)
+            raise ConfigError(f"'{'.'.join(map(str, here))}' looks like a secret, and the config holds none: put it in "
+                              "the environment (name the variable in a *_env key) or the AWS credential chain",
+                              path=path, line=where.line if where else None, column=where.column if where else None)
+        if isinstance(value, str):
+            for pattern, what in _SECRET_VALUES:
+                if pattern.search(value):
+                    where = positions.locate(here)
+                    raise ConfigError(f"'{'.'.join(map(str, here))}' holds what looks like {what}; the config holds no "
+                                      "secrets: use the environment or the AWS credential chain",
+                                      path=path, line=where.line if where else None,
+                                      column=where.column if where else None)
+        else:
+            refuse_secrets(value, positions, path, here)
+
+
 def load_config(path: str | Path) -> LoadedConfig:
     """Read and validate ``config.yaml``. Every error names the file, line and column, and the fix."""
     p = Path(path)
@@ -230,6 +271,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping of settings (engine:, sources:, checks: ...)", path=str(p), line=1, column=1)
     try:
+        refuse_secrets(data, positions, str(p))
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, Config, str(p), positions, data=_with_source_engines(data)) from None

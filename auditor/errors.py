@@ -45,6 +45,10 @@ class EngineError(AuditorError):
         super().__init__(f"{message}{suffix}")
 
 
+class CheckSkipped(AuditorError):
+    """A check deliberately not run, such as a query over the run's scan budget; the report says why."""
+
+
 class InputError(AuditorError):
     """An input that cannot be read at all (missing path, unreadable directory)."""
 

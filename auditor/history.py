@@ -77,6 +77,7 @@ class History:
 
     def load(self) -> list[StoredRun]:
         runs = []
+        deliveries = []
         for path in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
             try:
                 doc = json.loads(path.read_text())
@@ -85,9 +86,33 @@ class History:
                     self.warnings.append(f"{path.name}: run record version {version} is not {RECORD_VERSION}; skipped")
                     continue
                 runs.append(_stored(doc))
+                if isinstance(doc.get("delivery"), dict):
+                    deliveries.append({**doc["delivery"], "run_id": doc["findings"]["run"]["id"]})
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self.warnings.append(f"{path.name}: unreadable run record ({exc}); skipped")
+        self.warnings.extend(_delivery_warnings(deliveries))
         return runs
+
+    def record_delivery(self, run_id: str, delivery: Mapping[str, Any]) -> bool:
+        """Add how a run's report was mailed (auditor.deliver) to its stored record; the next report shows a failure."""
+        for path in sorted(self.dir.glob(f"*-{run_id}.json")) if self.dir.is_dir() else []:
+            doc = json.loads(path.read_text())
+            doc["delivery"] = dict(delivery)
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+            os.replace(tmp, path)
+            return True
+        return False
+
+
+def _delivery_warnings(deliveries: list[Mapping[str, Any]]) -> list[str]:
+    """A warning for each suite whose latest delivery (in window order) failed; a later successful one clears it."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for d in deliveries:
+        latest[str(d.get("suite") or "")] = d
+    return [f"the report of run {d['run_id']} (suite {suite}) was not delivered to {', '.join(d.get('recipients') or ())}: "
+            f"{d.get('error')} ({d.get('attempts')} attempts, last at {d.get('at')}); it is kept at {d.get('report')}"
+            for suite, d in sorted(latest.items()) if d.get("status") == "failed"]
 
 
 def _stored(doc: Mapping[str, Any]) -> StoredRun:

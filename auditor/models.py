@@ -166,6 +166,8 @@ class QueryStats:
     records_scanned: int | None = None
     truncated: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
+    cost_usd: float | None = None  # estimated from the config's price table, for engines that bill per scan
+    notes: tuple[str, ...] = ()  # sentences for the check's notes (e.g. a result that stayed truncated)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ from auditor.builtins import Registries, builtins
 from auditor.checks import CheckSpec, HookContext
 from auditor.config import LoadedConfig
 from auditor.engines.base import Engine
+from auditor.engines.aws import AwsSessions, run_targets
 from auditor.engines.embedded import Workspace
 from auditor.engines.sql import window_params
 from auditor import suppress
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, CheckSkipped
 from auditor.history import History, compare, sources_key
 from auditor.evaluate import check_result, errored, skipped
 from auditor.models import CheckResult, DataQuality, Query, QueryRun, RunRecord, TimeWindow, iso_z
@@ -43,12 +44,18 @@ class RunOutcome:
     out_dir: Path
     artifacts: tuple[Path, ...]
     artifact_errors: tuple[str, ...]
+    inputs: tuple[Any, ...] = ()  # every input file the engines read, for the evidence archive
+    inventory: Any = None  # the InventorySnapshot loaded (captured_at, files), for the evidence archive
 
 
 def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None = None, force: bool = False,
               clock: Callable[[], datetime] = utcnow, registries: Registries | None = None,
-              run_id: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS) -> RunOutcome:
-    """Run every planned check over ``window`` and write the report. Check failures never stop the run."""
+              run_id: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
+              aws_sessions: AwsSessions | None = None) -> RunOutcome:
+    """Run every planned check over ``window`` and write the report. Check failures never stop the run.
+
+    ``aws_sessions`` replaces the boto3 sessions the AWS sources use (default: the config's profile or the
+    standard credential chain)."""
     reg = registries or builtins()
     for name in formats:
         reg.formats.get(name)  # an unknown format fails before any work, with a did-you-mean
@@ -61,18 +68,63 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
         check_out_dir(out_dir, force=force)
 
     warnings = list(plan.warnings)
+    # Once over the configured inputs, or once per AWS account and region, merged (auditor.engines.aws).
+    executed = run_targets(loaded, plan, lambda part: _execute(part, plan, reg), sessions=aws_sessions)
+    warnings.extend(executed.warnings)
+    results, data_quality, captured_at, places = (executed.results, executed.data_quality, executed.captured_at,
+                                                   executed.places)
+
+    results, exception_warnings = suppress.apply(results, config.exceptions, started.date())
+    history = History(loaded.resolve(config.state_dir))
+    record = RunRecord(id=run_id, window=window, engine="+".join(plan.engines) or config.engine, started_at=started,
+                       finished_at=clock(), tool_version=__version__, checks=results, data_quality=data_quality,
+                       inventory_captured_at=captured_at, sources_key=sources_key(config.sources),
+                       accounts=tuple(sorted({a for a, _ in places if a})), regions=tuple(sorted({r for _, r in places if r})))
+    record = compare(record, history.load(), {c.id: c.meta.event_like for c in reg.checks})
+    record = replace(record, warnings=tuple(warnings) + exception_warnings + tuple(history.warnings))
+    artifacts = _artifacts(record, reg, loaded, formats)
+    written, errors = write_atomically(final_dir, artifacts, run_id=run_id, into_existing=out_dir is not None)
+    history.save(record, findings_document(record))
+    return RunOutcome(record=record, out_dir=final_dir, artifacts=tuple(written), artifact_errors=tuple(errors),
+                      inputs=executed.inputs, inventory=executed.inventory)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What the execute stage produced over one set of inputs (everything, or one AWS account and region)."""
+
+    results: tuple[CheckResult, ...]
+    data_quality: DataQuality
+    captured_at: datetime | None
+    warnings: tuple[str, ...]
+    places: frozenset[tuple[str | None, str | None]]
+    inputs: tuple[Any, ...] = ()  # the engines' input files (InputFile), for the evidence archive
+    inventory: Any = None  # the workspace's InventorySnapshot
+
+
+def _execute(loaded: LoadedConfig, plan: Plan, reg: Registries) -> Execution:
+    """Load the inventory, prepare the engines and run every planned check."""
+    config = loaded.config
+    window = plan.window
+    warnings: list[str] = []
+    data_quality = DataQuality()
     workspace = Workspace(config.duckdb)
     try:
         captured_at = None
-        if config.sources.inventory is not None:
-            snapshot = workspace.load_inventory(loaded.resolve(config.sources.inventory.path))
+        inventory = config.sources.inventory
+        if inventory is not None:
+            if inventory.engine == "aws_api":
+                from auditor.engines.sources import aws_inventory
+                snapshot, coverage = aws_inventory.load(workspace, loaded)
+                data_quality = data_quality.merge(coverage)
+            else:
+                snapshot = workspace.load_inventory(loaded.resolve(inventory.path))
             captured_at = snapshot.captured_at
             warnings.extend(snapshot.warnings)
             if captured_at is not None and not window.since <= captured_at <= window.until + config.delivery_lag_td:
                 warnings.append(f"the inventory was captured at {iso_z(captured_at)}, outside the window {window}: "
                                 "groups, rules and addresses may have changed since the traffic was logged")
         engines: dict[str, Engine] = {}
-        data_quality = DataQuality()
         for name in plan.engines:
             engines[name] = reg.engines.get(name).create(workspace, loaded)
             data_quality = data_quality.merge(engines[name].prepare(plan.scans_for(name)))
@@ -80,23 +132,13 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
         results = tuple(_run_check(pc, plan, engines.get(pc.engine or ""), workspace) for pc in plan.checks)
         places = _accounts_regions(workspace, engines.values())
+        inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
         for engine in engines.values():
             engine.close()
     finally:
         workspace.close()
-
-    results, exception_warnings = suppress.apply(results, config.exceptions, started.date())
-    history = History(loaded.resolve(config.state_dir))
-    record = RunRecord(id=run_id, window=window, engine="+".join(plan.engines) or config.engine, started_at=started,
-                       finished_at=clock(), tool_version=__version__, checks=results, data_quality=data_quality,
-                       inventory_captured_at=captured_at, sources_key=sources_key(config.sources),
-                       accounts=tuple(sorted(a for a, _ in places if a)), regions=tuple(sorted({r for _, r in places if r})))
-    record = compare(record, history.load(), {c.id: c.meta.event_like for c in reg.checks})
-    record = replace(record, warnings=tuple(warnings) + exception_warnings + tuple(history.warnings))
-    artifacts = _artifacts(record, reg, loaded, formats)
-    written, errors = write_atomically(final_dir, artifacts, run_id=run_id, into_existing=out_dir is not None)
-    history.save(record, findings_document(record))
-    return RunOutcome(record=record, out_dir=final_dir, artifacts=tuple(written), artifact_errors=tuple(errors))
+    return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
+                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory)
 
 
 def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
@@ -115,15 +157,21 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
         return skipped(spec, pc.skip_reason)
     runs: list[QueryRun] = []
     try:
-        result = None
+        result, in_place = None, False
         if engine is not None:
             query = Query(check_id=spec.id, name="query", text=spec.query_for(engine.dialect), dialect=engine.dialect,
                           tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window,
                           params=pc.params)
-            result = engine.run(query, pc.window, pc.params)
-            runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, len(result.rows)))
+            # An engine that shares the workspace's database (local) leaves phase-1 rows there for report.sql.
+            in_place = "report.sql" in spec.queries and hasattr(engine, "run_into")
+            if in_place:
+                result, count = engine.run_into(query, pc.window, pc.params)  # type: ignore[attr-defined]
+            else:
+                result = engine.run(query, pc.window, pc.params)
+                count = len(result.rows)
+            runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, count))
         if "report.sql" in spec.queries:
-            if result is not None:
+            if result is not None and not in_place:
                 workspace.register_result(result)
             result = workspace.execute(spec.queries["report.sql"], {**window_params(plan.window), **pc.params},
                                        name=f"{spec.id}/report")
@@ -131,12 +179,14 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
         assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
         chart = _chart(spec, pc, plan, engine)
-        notes: tuple[str, ...] = ()
+        notes: tuple[str, ...] = tuple(n for r in runs for n in r.stats.notes)  # e.g. a truncated engine result
         if pc.window != plan.window:
-            notes = (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
+            notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
             columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
         return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes, chart=chart)
+    except CheckSkipped as exc:
+        return skipped(spec, str(exc))
     except AuditorError as exc:
         return errored(spec, str(exc), tuple(runs))
     except Exception as exc:  # noqa: BLE001 - a broken check becomes an error result; the run goes on

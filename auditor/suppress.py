@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from auditor.config import ExceptionSpec, LoadedConfig
 from auditor.evaluate import json_value, status_and_severity
-from auditor.models import CheckResult, Finding, Suppression
+from auditor.models import CheckResult, Finding, Status, Suppression
 
 EXPIRY_WARNING = timedelta(days=14)
 
@@ -52,7 +52,7 @@ def apply(checks: Iterable[CheckResult], exceptions: Sequence[ExceptionSpec], to
     live = [e for e in exceptions if e.expires >= today]
     out = []
     for check in checks:
-        if not check.findings:
+        if not check.findings or check.status is Status.ERROR:
             out.append(check)
             continue
         findings = []

@@ -1,12 +1,19 @@
-"""The render stage: view model, HTML (escaping, sections, template overrides), PDF and its URL fetcher."""
+"""The render stage: view model, HTML (escaping, sections, template overrides), PDF and its URL fetcher.
+
+The helpers at the top (``spec``, ``failing``, ``record``, ``changed_record``) build run records by
+hand; test_pdfa.py and test_exports.py reuse them.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import logging
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from markupsafe import escape
@@ -14,16 +21,20 @@ from pypdf import PdfReader
 
 from auditor.errors import RenderError
 from auditor.models import (
+    Change,
     CheckResult,
     DataQuality,
     FileQuality,
     Finding,
     QueryRun,
     QueryStats,
+    ResolvedFinding,
     RunRecord,
     Severity,
     Status,
+    Suppression,
     TimeWindow,
+    TrendPoint,
 )
 from auditor.render import template_dirs
 from auditor.render.html import render_html
@@ -36,6 +47,20 @@ METADATA = "http://169.254.169.254/latest/meta-data/"
 
 
 @dataclass(frozen=True)
+class Control:
+    framework: str
+    version: str
+    control: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Meta:
+    compliance: tuple[Control, ...] = ()
+    needs: tuple[str, ...] = ("flow_logs",)
+
+
+@dataclass(frozen=True)
 class Spec:
     id: str
     title: str
@@ -45,11 +70,16 @@ class Spec:
     severity: Severity
     engines: tuple[str, ...] = ("local", "athena")
     key: tuple[str, ...] = ("srcaddr", "dstport")
+    meta: Meta = field(default_factory=Meta)
+
+
+CONTROLS = (Control("NIST SP 800-53", "r5", "SC-7", "Boundary Protection"),
+            Control("PCI DSS", "4.0", "1.3.1", "Inbound traffic to the CDE is restricted"))
 
 
 def spec(check_id: str, title: str) -> Spec:
     return Spec(check_id, title, f"Description of {title}.", f"Risk of {title}.",
-                f"Remediation for {title}.", Severity.HIGH)
+                f"Remediation for {title}. Then more detail.", Severity.HIGH, meta=Meta(CONTROLS))
 
 
 def flow_rows(n: int, *, tag: str = "r") -> tuple[dict, ...]:
@@ -61,16 +91,18 @@ def flow_rows(n: int, *, tag: str = "r") -> tuple[dict, ...]:
 def failing(check_id: str, title: str, rows: tuple[dict, ...], *, findings: int = 2,
             severity: Severity = Severity.HIGH) -> CheckResult:
     found = tuple(Finding(check_id, severity, f"SSH accepted from {r['srcaddr']}",
-                          {"srcaddr": r["srcaddr"], "dstport": r["dstport"]}) for r in rows[:findings])
+                          {"srcaddr": r["srcaddr"], "dstport": r["dstport"]}, fingerprint=f"{check_id}-fp{i:02d}")
+                  for i, r in enumerate(rows[:findings]))
     stats = QueryStats("local", f"SELECT * FROM flows -- {check_id}", duration_s=1.25, query_id="q-7",
                        bytes_scanned=2_500_000, params={"since": WINDOW.since})
     return CheckResult(check_id, title, Status.FAIL, severity, ("row_tag", "srcaddr", "dstport", "flows", "accounts"),
                        rows, found, queries=(QueryRun("query", "local", "SELECT 1", stats, len(rows)),))
 
 
-def record(*checks: CheckResult, quality: DataQuality = DataQuality(), warnings: tuple[str, ...] = ()) -> RunRecord:
+def record(*checks: CheckResult, quality: DataQuality = DataQuality(), warnings: tuple[str, ...] = (),
+           **extra) -> RunRecord:
     return RunRecord("run-42", WINDOW, "local", datetime(2024, 5, 13, 6, tzinfo=timezone.utc),
-                     datetime(2024, 5, 13, 6, 2, tzinfo=timezone.utc), "0.1.0", checks, quality, warnings)
+                     datetime(2024, 5, 13, 6, 2, tzinfo=timezone.utc), "0.1.0", checks, quality, warnings, **extra)
 
 
 def specs_for(rec: RunRecord) -> dict[str, Spec]:
@@ -80,6 +112,29 @@ def specs_for(rec: RunRecord) -> dict[str, Spec]:
 def section(html: str, element_id: str) -> str:
     start = html.index(f'id="{element_id}"')
     return html[start: html.index("</section>", start)]
+
+
+BASTION = Suppression("platform-team", "bastion host, reviewed quarterly", date(2024, 5, 20))
+
+
+def changed_record() -> RunRecord:
+    """A second-week run: new, persisting and suppressed findings, resolved and aged-out ones, a trend."""
+    exposed = failing("exposed", "Exposed ports", flow_rows(4), findings=4)
+    f0, f1, f2, f3 = exposed.findings
+    findings = (replace(f0, change=Change.PERSISTING, account_id="111122223333", region="eu-west-1"),
+                replace(f1, change=Change.NEW, severity=Severity.MEDIUM, title="Port 3389 newly open"),
+                replace(f2, change=Change.PERSISTING, suppression=BASTION, title="Bastion on 22"),
+                replace(f3, change=Change.NEW, title="Newest high finding"))
+    exposed = replace(exposed, findings=findings,
+                      resolved=(ResolvedFinding("dead" * 8, "Port 23 was open", Severity.HIGH, "resolved"),),
+                      trend=tuple(TrendPoint(f"r{i}", WINDOW.until - timedelta(days=7 * (13 - i)), float(v))
+                                  for i, v in enumerate([9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 3])))
+    scans = failing("scans", "Top rejected sources", flow_rows(2, tag="s"), findings=1, severity=Severity.LOW)
+    scans = replace(scans, findings=(replace(scans.findings[0], change=Change.NEW),),
+                    resolved=(ResolvedFinding("beef" * 8, "203.0.113.7 was rejected 180 times", Severity.LOW,
+                                              "aged out"),))
+    return record(exposed, scans, previous_run_id="prev-7", accounts=("111122223333",),
+                  regions=("eu-west-1", "us-east-1"))
 
 
 # --- template folders ----------------------------------------------------------------------------
@@ -125,41 +180,84 @@ def test_cells_are_formatted_once_in_the_view(value, text, kind):
     assert (cell.text, cell.kind) == (text, kind)
 
 
-
-def test_view_bounds_tables_and_keeps_column_order():
+def test_view_bounds_tables_names_the_attachment_and_keeps_column_order():
     rec = record(failing("many_rows", "Many rows", flow_rows(120)), failing("few_rows", "Few rows", flow_rows(3)))
-    view = build_view(rec, specs_for(rec), table_limit=50)
+    view = build_view(rec, specs_for(rec), table_limit=50, charts=False)
     many = next(c for c in view.checks if c.id == "many_rows")
     assert [c.name for c in many.table.columns] == ["row_tag", "srcaddr", "dstport", "flows", "accounts"]
     assert [c.is_key for c in many.table.columns] == [False, True, True, False, False]
     assert len(many.table.rows) == 50 and many.table.total == 120 and many.table.truncated
-    assert many.table.note == "showing 50 of 120 rows; the full table is in results/many_rows.csv"
+    assert many.table.note == "showing 50 of 120 rows; all 120 are in results/many_rows.csv"
     assert many.table.rows[49][0].text == "r049x"
     assert many.table.rows[0][4].text == '["111122223333", "444455556666"]'
     assert many.table.rows[0][4].kind == "json" and many.table.rows[1][3].kind == "num"
     few = next(c for c in view.checks if c.id == "few_rows")
     assert few.table.note == "" and len(few.table.rows) == 3
     assert sum(float(c.width.rstrip("%")) for c in few.table.columns) == pytest.approx(100, abs=0.1)
+    # When the PDF embeds the CSV, the note names it as an attachment, and the appendix lists its digest.
+    attached = build_view(rec, specs_for(rec), table_limit=50, charts=False,
+                          attachments={"results/many_rows.csv": b"row_tag\nr000x\n"})
+    assert next(c for c in attached.checks if c.id == "many_rows").table.note == (
+        "showing 50 of 120 rows; all 120 are in the attachment results/many_rows.csv")
+    assert [(a.name, a.size, a.sha256) for a in attached.attachments] == [
+        ("results/many_rows.csv", "14 B", hashlib.sha256(b"row_tag\nr000x\n").hexdigest())]
 
 
-def test_view_orders_worst_first_and_totals_by_severity():
+def test_view_orders_worst_first_and_totals_active_findings_by_severity():
+    medium = failing("medium_one", "Medium one", flow_rows(4), findings=3, severity=Severity.MEDIUM)
+    medium = replace(medium, findings=medium.findings[:2] + (replace(medium.findings[2], suppression=BASTION),))
     rec = record(
         CheckResult("quiet", "Quiet", Status.PASS, Severity.LOW),
-        failing("medium_one", "Medium one", flow_rows(4), findings=3, severity=Severity.MEDIUM),
+        medium,
         CheckResult("broken", "Broken", Status.ERROR, Severity.HIGH, error="boom"),
         failing("critical_one", "Critical one", flow_rows(2), findings=1, severity=Severity.CRITICAL),
         CheckResult("absent", "Absent", Status.SKIPPED, Severity.INFO, notes=("no CloudTrail source",)),
     )
-    view = build_view(rec, specs_for(rec))
+    view = build_view(rec, specs_for(rec), charts=False)
     assert [r.id for r in view.summary] == ["critical_one", "medium_one", "broken", "quiet", "absent"]
     totals = {t.severity.value: (t.findings, t.checks) for t in view.severity_totals}
-    assert totals == {"critical": (1, 1), "high": (0, 0), "medium": (3, 1), "low": (0, 0), "info": (0, 0)}
-    assert view.findings_text == "4 findings"
+    # The suppressed medium finding is listed but not counted.
+    assert totals == {"critical": (1, 1), "high": (0, 0), "medium": (2, 1), "low": (0, 0), "info": (0, 0)}
+    assert view.findings_text == "3 active findings (1 more suppressed)"
     assert view.status_text == "5 checks: 2 failed, 1 errored, 1 passed, 1 skipped"
     assert view.incomplete and view.worst_severity.value == "critical"
     assert view.window_text == "2024-05-06 00:00:00 UTC \u2264 t < 2024-05-13 00:00:00 UTC"
     assert view.window_length == "7 days"
     assert [(p.id, p.message) for p in view.skipped] == [("absent", "no CloudTrail source")]
+    assert view.previous_run_text.startswith("none")
+
+
+def test_view_shows_what_changed_suppressions_and_the_top_actions():
+    view = build_view(changed_record(), specs_for(changed_record()), charts=False)
+    assert view.change.text == ("Since run prev-7: 3 new, 1 persisting, 1 resolved, 1 aged out. "
+                                "1 finding is suppressed by exceptions.")
+    assert (view.change.new, view.change.persisting, view.change.resolved, view.change.aged_out,
+            view.change.suppressed) == (3, 1, 1, 1, 1)
+    assert view.accounts_text == "111122223333" and view.regions_text == "eu-west-1, us-east-1"
+    assert {t.severity.value: t.new for t in view.severity_totals} == {
+        "critical": 0, "high": 1, "medium": 1, "low": 1, "info": 0}
+    exposed = next(c for c in view.checks if c.id == "exposed")
+    # Worst first, and new before persisting within a severity; the suppressed one is apart.
+    assert [(f.title, f.change.value) for f in exposed.findings] == [
+        ("Newest high finding", "new"), ("SSH accepted from 198.51.100.0", "persisting"),
+        ("Port 3389 newly open", "new")]
+    assert exposed.change_text == "2 new, 1 persisting" and exposed.findings_total == 3
+    [bastion] = exposed.suppressed
+    assert (bastion.title, bastion.owner, bastion.reason, bastion.expires, bastion.expiry_note) == (
+        "Bastion on 22", "platform-team", "bastion host, reviewed quarterly", "2024-05-20", "expires in 7 days")
+    assert [(r.title, r.label.text) for r in exposed.resolved] == [("Port 23 was open", "Resolved")]
+    assert exposed.resolved_heading == "Resolved since the previous run"
+    scans = next(c for c in view.checks if c.id == "scans")
+    assert scans.resolved_heading == "Aged out since the previous run"
+    assert [(c.framework, c.version, c.control) for c in exposed.controls] == [
+        ("NIST SP 800-53", "r5", "SC-7"), ("PCI DSS", "4.0", "1.3.1")]
+    # The trend keeps the last 12 runs of 14, oldest first.
+    assert exposed.trend.text == "3 this run, 12 the run before; 2 to 12 over the last 12 runs"
+    assert [(a.title, a.change.value if a.change else None) for a in view.top_actions] == [
+        ("Newest high finding", "new"), ("SSH accepted from 198.51.100.0", "persisting"),
+        ("Port 3389 newly open", "new"), ("SSH accepted from 198.51.100.0", "new")]
+    assert view.top_actions[0].step == "Remediation for Exposed ports."
+    assert view.top_actions[0].where == "" and view.top_actions[1].where == "111122223333 / eu-west-1"
 
 
 def test_view_data_quality_puts_malformed_files_first_and_totals_every_file():
@@ -170,11 +268,15 @@ def test_view_data_quality_puts_malformed_files_first_and_totals_every_file():
     q = view.quality
     assert q.path_prefix == "s3://b/AWSLogs/1/vpcflowlogs/"
     assert q.files[0].path == "f30.log.gz" and q.files[0].has_malformed
+    # Only files with something skipped are listed (21 of 40: 20 with duplicates, 1 malformed), worst first.
     assert len(q.files) == 10 and q.files_total == 40
-    assert q.note.startswith("showing 10 of 40 files")
+    assert q.note == ("showing 10 of the 21 files with skipped lines, worst first; 19 files with nothing skipped "
+                      "are not listed; every file is in findings.json")
+    assert all(sum(int(c.text) for c in f.counts[3:]) for f in q.files)
     assert [c.text for c in q.totals] == [f"{sum(100 + i for i in range(40)):,}", "0", "40", "0", "7", "20"]
     assert q.files_text == "Read 40 of 41 files present."
     assert any("7 malformed lines in 1 file" in w for w in view.warnings)
+    assert dict(view.coverage)["Files"] == "40 read of 41 present"
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -187,11 +289,31 @@ def test_html_escapes_attacker_controlled_values():
     check = CheckResult(check.check_id, check.title, check.status, check.severity, check.columns, check.rows,
                         (finding,), error=None, notes=(f"note {SCRIPT}",))
     rec = record(check, warnings=(f"warning {SCRIPT}",))
-    html = render_html(build_view(rec, specs_for(rec)), dirs=template_dirs())
+    html = render_html(build_view(rec, specs_for(rec), charts=False), dirs=template_dirs())
     assert "<script" not in html.lower()
     escaped = str(escape(SCRIPT))
     assert html.count(escaped) >= 5  # row cell, list cell, finding title, finding key, note, warning
     assert f"User agent {escaped}" in html
+
+
+def test_charts_are_embedded_as_data_uris_and_a_script_in_a_source_address_stays_text():
+    rows = ({"srcaddr": SCRIPT, "dstport": 22, "flows": 9, "row_tag": "e", "accounts": []},) + flow_rows(3)
+    chart = tuple({"bucket": f"2024-05-0{6 + d}T00:00:00Z", "srcaddr": src, "flows": 10 + d}
+                  for d in range(3) for src in (SCRIPT, "198.51.100.7"))
+    check = replace(failing("scans", "Scans", rows), chart=chart,
+                    trend=(TrendPoint("a", WINDOW.since, 1.0), TrendPoint("b", WINDOW.until, 4.0)))
+    rec = record(check)
+    html = render_html(build_view(rec, specs_for(rec)), dirs=template_dirs())
+    assert "<script" not in html.lower() and "<svg" not in html  # images only, never inline markup
+    uris = re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(uris) == 3  # the stacked chart, and the sparkline in the summary and in the section
+    stacked = base64.b64decode(max(uris, key=len))
+    root = ET.fromstring(stacked)
+    assert not [el for el in root.iter() if el.tag.endswith("script")]
+    texts = ["".join(el.itertext()) for el in root.iter() if el.tag.endswith("text")]
+    assert SCRIPT in texts  # the address is drawn, as text
+    assert b"&lt;script&gt;" in stacked and b"<script" not in stacked
+    assert "Rejected flows per day, top 5 sources stacked" in section(html, "check-scans")
 
 
 def test_errors_section_lists_errored_and_skipped_checks():
@@ -202,7 +324,7 @@ def test_errors_section_lists_errored_and_skipped_checks():
         CheckResult("no_trail", "Needs CloudTrail", Status.SKIPPED, Severity.MEDIUM,
                     notes=("no CloudTrail source is configured",)),
     )
-    html = render_html(build_view(rec, specs_for(rec)), dirs=template_dirs())
+    html = render_html(build_view(rec, specs_for(rec), charts=False), dirs=template_dirs())
     errors = section(html, "errors")
     assert "Broken check" in errors and "EngineError: column dstprt not found (query q-99)" in errors
     assert "Needs CloudTrail" in errors and "no CloudTrail source is configured" in errors
@@ -212,25 +334,48 @@ def test_errors_section_lists_errored_and_skipped_checks():
     assert "column dstprt not found" in section(html, "check-broken")
 
 
+def test_check_section_shows_change_badges_suppressions_resolved_and_controls():
+    rec = changed_record()
+    html = render_html(build_view(rec, specs_for(rec), charts=False), dirs=template_dirs())
+    exposed = section(html, "check-exposed")
+    assert exposed.count('<span class="chg chg-new">New</span>') == 2
+    assert exposed.count('<span class="chg chg-persisting">Persisting</span>') == 1
+    assert "<h3>What it checks</h3>" in exposed and "<h3>Why it matters</h3>" in exposed
+    suppressed = exposed[exposed.index("Suppressed (1)"): exposed.index("Resolved since")]
+    assert "Bastion on 22" in suppressed and "platform-team" in suppressed and "expires in 7 days" in suppressed
+    assert "Port 23 was open" in exposed and "deaddeaddead" in exposed
+    assert "<strong>SC-7</strong>" in exposed and "Boundary Protection" in exposed
+    assert "Aged out since the previous run (1)" in section(html, "check-scans")
+    summary = section(html, "summary")
+    assert "Since run prev-7: 3 new, 1 persisting, 1 resolved, 1 aged out." in summary
+    assert summary.index("Newest high finding") < summary.index("Port 3389 newly open")
+    cover = html[html.index('id="cover"'): html.index("</header>")]
+    assert "111122223333" in cover and "eu-west-1, us-east-1" in cover and "run prev-7" in cover
+
+
 def test_appendix_shows_each_query_as_run():
     rec = record(failing("q_check", "Query check", flow_rows(2)))
-    appendix = section(render_html(build_view(rec, specs_for(rec)), dirs=template_dirs()), "queries")
+    appendix = section(render_html(build_view(rec, specs_for(rec), charts=False), dirs=template_dirs()), "queries")
     assert '<pre class="sql">SELECT * FROM flows -- q_check</pre>' in appendix
     assert "2.5 MB" in appendix and "q-7" in appendix and "1.25 s" in appendix
     assert "since = 2024-05-06T00:00:00Z" in appendix
+    table = appendix[appendix.index('class="data queries-table"'): appendix.index("</table>")]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", table, re.S)
+    assert [re.sub(r"<[^>]+>", "", c).strip() for c in cells] == [
+        "q_check", "query", "local", "q-7", "1.25 s", "2", "2.5 MB"]
 
 
 def test_user_check_template_beats_the_builtin_one(tmp_path):
     (tmp_path / "check-custom.html").write_text(
         '<section id="{{ check.anchor }}"><p class="mine">CUSTOM {{ check.title }}</p></section>\n')
     rec = record(failing("custom", f"Custom {SCRIPT}", flow_rows(1)), failing("plain", "Plain", flow_rows(1)))
-    html = render_html(build_view(rec, specs_for(rec)), dirs=template_dirs(tmp_path))
+    html = render_html(build_view(rec, specs_for(rec), charts=False), dirs=template_dirs(tmp_path))
     assert html.count('<p class="mine">') == 1
     assert f'<p class="mine">CUSTOM Custom {escape(SCRIPT)}</p>' in html  # autoescape covers user templates too
     assert "Result rows" in section(html, "check-plain") and "Result rows" not in section(html, "check-custom")
     # A user's check.html beats ours when there is no check-<id>.html.
     (tmp_path / "check.html").write_text('<section id="{{ check.anchor }}">GENERIC {{ check.id }}</section>\n')
-    html = render_html(build_view(rec, specs_for(rec)), dirs=template_dirs(tmp_path))
+    html = render_html(build_view(rec, specs_for(rec), charts=False), dirs=template_dirs(tmp_path))
     assert "GENERIC plain" in html and "GENERIC custom" not in html and "CUSTOM Custom" in html
 
 
@@ -238,7 +383,7 @@ def test_undefined_names_in_a_template_are_an_error(tmp_path):
     (tmp_path / "check.html").write_text("{{ check.no_such_field }}")
     rec = record(failing("a", "A", flow_rows(1)))
     with pytest.raises(RenderError, match="no_such_field"):
-        render_html(build_view(rec, specs_for(rec)), dirs=template_dirs(tmp_path))
+        render_html(build_view(rec, specs_for(rec), charts=False), dirs=template_dirs(tmp_path))
 
 
 # --- URL fetcher ---------------------------------------------------------------------------------
@@ -281,10 +426,13 @@ def test_url_fetcher_loads_only_files_inside_the_template_folders(tmp_path, capl
 
 @pytest.fixture(scope="module")
 def report_pdf() -> tuple[bytes, LocalFetcher]:
+    big = failing("big_check", "Admin ports open to the internet", flow_rows(120))
+    big = replace(big, trend=(TrendPoint("a", WINDOW.since, 5.0), TrendPoint("b", WINDOW.until, 2.0)))
     rec = record(
-        failing("big_check", "Admin ports open to the internet", flow_rows(120)),
+        big,
         failing("small_check", "Small check", flow_rows(3, tag="s")),
         CheckResult("broken", "Broken check", Status.ERROR, Severity.HIGH, error="EngineError: boom"),
+        accounts=("111122223333",), regions=("eu-west-1",),
     )
     dirs = template_dirs()
     fetcher = make_url_fetcher(dirs)
@@ -292,20 +440,22 @@ def report_pdf() -> tuple[bytes, LocalFetcher]:
     return render_pdf(html, dirs=dirs, url_fetcher=fetcher), fetcher
 
 
-def test_pdf_has_the_summary_first_and_bounded_tables(report_pdf):
+def test_pdf_has_a_cover_the_summary_and_bounded_tables(report_pdf):
     pdf, fetcher = report_pdf
-    assert fetcher.fetched == [] and fetcher.refused == []  # the built-in templates need no resource at all
+    # The built-in templates load nothing; the sparklines are data: URIs, which the fetcher serves itself.
+    assert fetcher.fetched == [] and fetcher.refused == []
     reader = PdfReader(io.BytesIO(pdf))
-    assert len(reader.pages) >= 1
-    first = reader.pages[0].extract_text()
-    assert "Network security audit" in first and "Admin ports open to the internet" in first
+    cover = " ".join(reader.pages[0].extract_text().split())
+    assert "Network security audit" in cover and "111122223333" in cover and "eu-west-1" in cover
+    assert "Engine local" in cover and re.search(r"Page 1 of \d+", cover)
+    summary = " ".join(reader.pages[1].extract_text().split())
+    assert "Executive summary" in summary and "Admin ports open to the internet" in summary
     text = "\n".join(page.extract_text() for page in reader.pages)
-    assert "showing 50 of 120 rows; the full table is in results/big_check.csv" in " ".join(text.split())
+    assert "showing 50 of 120 rows; all 120 are in results/big_check.csv" in " ".join(text.split())
     tags = set(re.findall(r"\br(\d{3})x\b", text))
     assert tags == {f"{i:03d}" for i in range(50)}
     assert set(re.findall(r"\bs(\d{3})x\b", text)) == {"000", "001", "002"}
     assert "EngineError: boom" in text
-    assert re.search(r"Page 1 of \d+", first)
 
 
 def test_pdf_render_refuses_remote_and_outside_resources(tmp_path, caplog):
@@ -319,7 +469,7 @@ def test_pdf_render_refuses_remote_and_outside_resources(tmp_path, caplog):
         '<img src="dot.svg" alt="local">\n</section>\n')
     rec = record(failing("probe", "Probe check", flow_rows(2)))
     dirs = template_dirs(tmp_path)
-    html = render_html(build_view(rec, specs_for(rec)), dirs=dirs)
+    html = render_html(build_view(rec, specs_for(rec), charts=False), dirs=dirs)
     # render_pdf's own fetcher: its refusals show in the log.
     with caplog.at_level(logging.WARNING, logger="auditor.render.pdf"):
         pdf = render_pdf(html, dirs=dirs)

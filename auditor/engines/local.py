@@ -1,21 +1,37 @@
 """The local engine: DuckDB over files in the layout AWS writes to S3. No AWS account needed.
 
-It reads each input file once per run: ``prepare`` loads the window's records (after pruning files by their
-delivery folder) into tables of the run's embedded database, and every check's query runs on those tables.
+It reads each raw input file once per run, however many checks there are:
+
+* Flow logs: ``prepare`` prunes the files by their delivery folder, then turns each folder into Parquet once
+  (:mod:`auditor.engines.cache`): into the persistent cache when ``cache.enabled`` (later runs reuse it), else
+  into a scratch folder removed when the run ends. ``flow_logs`` is a view over those Parquet files, so
+  every check's query scans compact, typed columns instead of the raw text, and the run's memory stays
+  bounded by DuckDB's ``memory_limit`` whatever the input size.
+* CloudTrail: loaded into a table of the run's embedded database.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
+import weakref
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
-from auditor.config import FlowLogSourceSpec, SourceSpec
-from auditor.engines.embedded import Workspace
-from auditor.engines.sources import cloudtrail, files, flowlogs
-from auditor.engines.sql import window_params
-from auditor.models import DataQuality, InputFile, Query, QueryResult, TimeWindow
+import duckdb
+from sqlglot import exp
 
+from auditor.config import FlowLogSourceSpec, SourceSpec
+from auditor.engines.cache import FlowLogCache, Prepared
+from auditor.engines.embedded import PHASE1_TABLE, Workspace
+from auditor.engines.sources import cloudtrail, files, flowlogs
+from auditor.engines.sql import prepare_duckdb, window_params
+from auditor.errors import EngineError
+from auditor.models import DataQuality, InputFile, Query, QueryResult, QueryStats, TimeWindow
+
+FLOW_LOGS_VIEW = "flow_logs"
 
 _UNDETERMINED_DIRECTION = """
 SELECT count(*) FROM flow_logs AS f
@@ -31,26 +47,33 @@ class LocalEngine:
     dialect = "trino"
 
     def __init__(self, workspace: Workspace, *, flow_logs: FlowLogSourceSpec | None, cloudtrail_source: SourceSpec | None,
-                 delivery_lag: timedelta) -> None:
+                 delivery_lag: timedelta, cache_dir: Path | None = None, scratch_dir: Path | None = None) -> None:
+        """``cache_dir``: the Parquet cache to use and fill (None: no cache). ``scratch_dir``: where a run without
+        the cache writes its Parquet (default: the system's temporary folder)."""
         self.workspace = workspace
         self.flow_logs = flow_logs
         self.cloudtrail = cloudtrail_source
         self.delivery_lag = delivery_lag
+        self.cache_dir = cache_dir
+        self.scratch_dir = scratch_dir
         self.inputs: list[InputFile] = []  # every file read, for the evidence list
+        self._scratch: Path | None = None
+        self._cleanup: weakref.finalize | None = None
 
     def prepare(self, scans: Mapping[str, TimeWindow]) -> DataQuality:
         con = self.workspace.con
-        flowlogs.create_table(con)
         cloudtrail.create_table(con)
         dq = DataQuality()
         if "flow_logs" in scans and self.flow_logs is not None:
-            present = files.discover(self.flow_logs.path, ("text", "parquet"))
-            kept = files.prune(present, scans["flow_logs"], self.delivery_lag)
-            default_fields = flowlogs.parse_log_format(self.flow_logs.format) if self.flow_logs.format else None
-            quality = flowlogs.load_flow_logs(con, kept, window=scans["flow_logs"], default_fields=default_fields)
+            window = scans["flow_logs"]
+            present, kept, prepared = self.ingest(window)
+            serve_flow_logs(con, prepared, window)
             self.inputs.extend(kept)
-            dq = dq.merge(DataQuality(files=tuple(quality), files_read=len(kept), files_present=len(present)))
-            dq = dq.merge(self._direction_quality(scans["flow_logs"]))
+            dq = dq.merge(DataQuality(files=prepared.quality, files_read=len(kept), files_present=len(present),
+                                      notes=self._cache_notes(prepared), counters=self._cache_counters(prepared)))
+            dq = dq.merge(self._direction_quality(window))
+        else:
+            flowlogs.create_table(con)
         if "cloudtrail" in scans and self.cloudtrail is not None:
             present = files.discover(self.cloudtrail.path, ("json", "text"), skip_dirs=("CloudTrail-Digest",))
             kept = files.prune(present, scans["cloudtrail"], self.delivery_lag)
@@ -58,6 +81,39 @@ class LocalEngine:
             self.inputs.extend(kept)
             dq = dq.merge(DataQuality(files=tuple(quality), files_read=len(kept), files_present=len(present)))
         return dq
+
+    def ingest(self, window: TimeWindow) -> tuple[list[InputFile], list[InputFile], Prepared]:
+        """Turn the flow-log files that may hold ``window`` into Parquet (or find them in the cache). Returns
+        the files present, the files kept after pruning, and the Parquet that holds them."""
+        assert self.flow_logs is not None
+        present = files.discover(self.flow_logs.path, ("text", "parquet"))
+        kept = files.prune(present, window, self.delivery_lag)
+        return present, kept, self.flow_log_store().prepare(self.workspace.con, kept)
+
+    def flow_log_store(self) -> FlowLogCache:
+        """Where the flow logs' Parquet goes: the persistent cache, or this run's scratch folder."""
+        assert self.flow_logs is not None
+        default_fields = flowlogs.parse_log_format(self.flow_logs.format) if self.flow_logs.format else None
+        if self.cache_dir is not None:
+            return FlowLogCache(self.cache_dir, self.flow_logs.path, default_fields=default_fields)
+        if self._scratch is None:
+            if self.scratch_dir is not None:
+                Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
+            self._scratch = Path(tempfile.mkdtemp(prefix="auditor-flowlogs-", dir=self.scratch_dir))
+            # A caller that never reaches close() still leaves no scratch behind.
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
+        return FlowLogCache(self._scratch, self.flow_logs.path, default_fields=default_fields, reuse=False)
+
+    def _cache_notes(self, prepared: Prepared) -> tuple[str, ...]:
+        if self.cache_dir is None or not (prepared.reused or prepared.built):
+            return ()
+        return (f"flow logs: {prepared.reused} of {prepared.reused + prepared.built} delivery folders came from the "
+                f"Parquet cache; {prepared.raw_files_read} raw files were read",)
+
+    def _cache_counters(self, prepared: Prepared) -> dict[str, int]:
+        if self.cache_dir is None:
+            return {}
+        return {"cache_partitions_reused": prepared.reused, "cache_partitions_built": prepared.built}
 
     def _direction_quality(self, window: TimeWindow) -> DataQuality:
         """Count traffic records whose direction nothing tells: no flow-direction field, and neither address
@@ -74,15 +130,79 @@ class LocalEngine:
         return self.workspace.execute(query.text, {**window_params(window), **params},
                                       name=f"{query.check_id}/{query.name}", engine=self.name)
 
+    def run_into(self, query: Query, window: TimeWindow, params: Mapping[str, Any],
+                 table: str = PHASE1_TABLE) -> tuple[QueryResult, int]:
+        """Run one query into a temporary ``table`` of the workspace, for the check's second phase; return the
+        result without its rows (its columns and types) and how many rows the table holds.
+
+        The local engine and the second phase share one database, so the rows need not travel through Python:
+        a query that keeps one row per source address can return millions of them, which would cost more time
+        and memory than the scan that produced them.
+        """
+        name = f"{query.check_id}/{query.name}"
+        prepared = prepare_duckdb(query.text, {**window_params(window), **params}, name=name)
+        con = self.workspace.con
+        target = exp.to_identifier(table, quoted=True).sql("duckdb")
+        started = time.perf_counter()
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {prepared.text}", prepared.params)
+            described = con.execute(f"DESCRIBE {target}").fetchall()
+            ((count,),) = con.execute(f"SELECT count(*) FROM {target}").fetchall()
+        except duckdb.Error as exc:
+            raise EngineError(f"{name}: {exc}", engine=self.name) from exc
+        stats = QueryStats(engine=self.name, text_as_run=prepared.text, duration_s=time.perf_counter() - started,
+                           params={k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                                   for k, v in prepared.params.items()})
+        return QueryResult(columns=tuple(d[0] for d in described), rows=(), stats=stats,
+                           types=tuple(str(d[1]) for d in described)), int(count)
+
     def close(self) -> None:
-        """The workspace owns the connection; nothing of the engine's own to release."""
+        """Remove this run's scratch Parquet (the workspace owns the connection)."""
+        if self._cleanup is not None:
+            self._cleanup()
+            self._scratch = self._cleanup = None
 
 
-def create(workspace: Workspace, sources: Any, delivery_lag: timedelta, resolve: Any) -> LocalEngine:
-    """Build the local engine from the config's sources (paths resolved against the config's folder)."""
+def serve_flow_logs(con: duckdb.DuckDBPyConnection, prepared: Prepared, window: TimeWindow,
+                    name: str = FLOW_LOGS_VIEW) -> None:
+    """Make ``name`` a view of the window's records in ``prepared``'s Parquet files, with every column of
+    :data:`~auditor.engines.sources.flowlogs.TABLE_COLUMNS` (NULL where no file holds it).
+
+    Malformed lines are left out. A record without a start (a format that omits ``${start}``) stays: its file
+    was chosen by its delivery folder. The file list and the window go through DuckDB's relation API, never
+    into SQL text.
+    """
+    if not prepared.parquet:
+        flowlogs.create_table(con, name)
+        return
+    rel = con.read_parquet([str(p) for p in prepared.parquet], union_by_name=True)
+    keep = duckdb.ColumnExpression(flowlogs.CLASS_COLUMN) < duckdb.ConstantExpression(2)
+    if "start" in prepared.columns:
+        start = duckdb.ColumnExpression("start")
+        keep = keep & (start.isnull() | ((start >= duckdb.ConstantExpression(window.since_s))
+                                         & (start < duckdb.ConstantExpression(window.until_s))))
+    columns = [(duckdb.ColumnExpression(column) if column in prepared.columns
+                else duckdb.ConstantExpression(None).cast(duckdb.sqltype(type_))).alias(column)
+               for column, type_ in flowlogs.TABLE_COLUMNS]
+    rel.filter(keep).project(*columns).create_view(name, replace=True)
+
+
+def create(workspace: Workspace, sources: Any, delivery_lag: timedelta, resolve: Any, *, cache_dir: Path | None = None,
+           scratch_dir: Path | None = None) -> LocalEngine:
+    """Build the local engine from the config's sources (paths resolved against the config's folder).
+    ``cache_dir`` turns the Parquet cache on; ``scratch_dir`` is where a run without it writes its Parquet."""
     def resolved(spec: Any) -> Any:
         if spec is None or spec.engine != "local":
             return None
         return spec.model_copy(update={"path": Path(resolve(spec.path))})
     return LocalEngine(workspace, flow_logs=resolved(sources.flow_logs), cloudtrail_source=resolved(sources.cloudtrail),
-                       delivery_lag=delivery_lag)
+                       delivery_lag=delivery_lag, cache_dir=cache_dir, scratch_dir=scratch_dir)
+
+
+def cache_settings(config: Any, resolve: Any) -> dict[str, Path | None]:
+    """The ``cache_dir`` and ``scratch_dir`` arguments of :func:`create` for a config: the cache (``cache.dir``,
+    default ``<state_dir>/cache``) when ``cache.enabled``, and DuckDB's ``temp_directory`` for scratch."""
+    cache = config.cache
+    cache_dir = Path(resolve(cache.dir if cache.dir is not None else config.state_dir / "cache")) if cache.enabled else None
+    temp = config.duckdb.temp_directory
+    return {"cache_dir": cache_dir, "scratch_dir": Path(resolve(temp)) if temp is not None else None}

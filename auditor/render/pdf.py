@@ -12,12 +12,14 @@ import mimetypes
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import NoReturn, Sequence
+from datetime import datetime, timezone
+from typing import Mapping, NoReturn, Sequence
 
-from weasyprint import HTML
+from weasyprint import HTML, Attachment
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from auditor.errors import RenderError
+from auditor.models import utc
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +90,54 @@ def make_url_fetcher(dirs: Sequence[Path]) -> LocalFetcher:
     return LocalFetcher(dirs)
 
 
-def render_pdf(html: str, *, dirs: Sequence[Path], url_fetcher: LocalFetcher | None = None) -> bytes:
-    """Print ``html`` to PDF. Relative URLs resolve against the first template folder."""
+PDF_VARIANT = "pdf/a-3b"  # PDF/A-3 allows embedded files of any type: the evidence travels inside the report
+
+def render_pdf(html: str, *, dirs: Sequence[Path], url_fetcher: LocalFetcher | None = None,
+               attachments: Mapping[str, bytes] | None = None, attached_at: datetime | None = None,
+               variant: str | None = PDF_VARIANT) -> bytes:
+    """Print ``html`` to a PDF/A-3b document. Relative URLs resolve against the first template folder.
+
+    ``attachments`` maps names (``findings.json``, ``results/<check>.csv``) to bytes; each is embedded
+    as an associated file (``/AF``, relationship ``Data``, MIME type from its name) and comes back byte
+    for byte.
+    ``attached_at`` is their creation date in the PDF (default: now); pass the run's end time to make
+    the same run give the same attachment dictionaries.
+    """
     if not dirs:
         raise RenderError("no template folder was given")
     fetcher = url_fetcher if url_fetcher is not None else make_url_fetcher(dirs)
     base_url = Path(dirs[0]).resolve().as_uri() + "/"
+    # WeasyPrint writes these dates with a "Z": hand it UTC wall-clock time, not local time.
+    when = utc(attached_at or datetime.now(timezone.utc)).replace(tzinfo=None)
+    files = [Attachment(string=bytes(data), name=name, description=_describe(name), created=when, modified=when,
+                        relationship="Data", url_fetcher=fetcher)
+             for name, data in (attachments or {}).items()]
+    options: dict[str, object] = {"attachments": files, "finisher": _one_af_entry_per_file}
+    if variant:
+        options["pdf_variant"] = variant
     try:
-        pdf = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf()
+        pdf = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf(**options)
     except Exception as exc:  # WeasyPrint raises many kinds; the CLI needs one
         raise RenderError(f"could not print the report to PDF: {exc}") from exc
     if pdf is None:
         raise RenderError("WeasyPrint returned no PDF")
     return pdf
+
+
+def _one_af_entry_per_file(document: object, pdf: object) -> None:
+    """WeasyPrint 70 lists each embedded file twice in the catalog's /AF array (once from the name
+    tree, once from the file specification); PDF/A-3 wants each associated file once."""
+    catalog = getattr(pdf, "catalog", None)
+    if catalog is None or "AF" not in catalog:
+        return
+    unique = list(dict.fromkeys(catalog["AF"]))
+    catalog["AF"].clear()
+    catalog["AF"].extend(unique)
+
+
+def _describe(name: str) -> str:
+    if name.endswith(".json"):
+        return "The run's findings, as findings.json (schema in auditor/schemas/findings.schema.json)"
+    if name.endswith(".csv"):
+        return f"Every result row of check {Path(name).stem}, as CSV"
+    return name

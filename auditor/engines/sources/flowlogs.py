@@ -19,8 +19,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import duckdb
@@ -116,6 +117,10 @@ FIELDS: tuple[FieldSpec, ...] = (
 
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = tuple((f.column, f.type) for f in FIELDS)
 
+# The two columns that typed rows (and the Parquet files of :func:`write_parquet`) carry besides the table's:
+# each line's class (records 0, NODATA/SKIPDATA 1, malformed 2) and its file's position in its batch.
+CLASS_COLUMN, FILE_COLUMN = "__class", "__file"
+
 # "The default format includes all version 2 fields, in the same order that they appear in the table."
 DEFAULT_FORMAT: str = " ".join(f"${{{f.name}}}" for f in FIELDS if f.version == 2)
 
@@ -130,11 +135,11 @@ _MS_THRESHOLD = 10**11
 
 # Temporary objects live only for one batch. The prefix keeps them apart from the caller's tables.
 _FILES = "__auditor_fl_files"
-_SRC = "__auditor_fl_src"
 _LINES = "__auditor_fl_lines"
 _HEADERS = "__auditor_fl_headers"
 _PARSED = "__auditor_fl_parsed"
 _PQ_SRC = "__auditor_fl_pq_src"
+_PQ_STAGE = "__auditor_fl_pq_stage"
 _REJECTS = "__auditor_fl_rejects"
 _REJECT_SCANS = "__auditor_fl_reject_scans"
 
@@ -145,6 +150,7 @@ _BLANK, _HEADER, _DATA = 0, 1, 2
 
 def _q(name: str) -> str:
     return sqlglot.exp.to_identifier(name, quoted=True).sql("duckdb")
+
 
 
 def parse_log_format(fmt: str) -> tuple[str, ...]:
@@ -185,27 +191,116 @@ def load_flow_logs(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], *
     format when None. Each file is read once; files are processed in batches of about ``batch_bytes`` on disk.
     Returns how each file's lines were classed, in the order of ``files``.
     """
-    default = tuple(default_fields) if default_fields else _DEFAULT_COLUMNS
-    unknown = [c for c in default if c not in _BY_COLUMN]
-    if unknown:
-        raise ValueError(f"unknown flow-log column(s) in default_fields: {', '.join(unknown)}")
-    for f in files:
-        if f.kind not in ("text", "parquet"):
-            raise ValueError(f"{f.path}: flow logs are text or Parquet files, not {f.kind}")
+    default = _default_format(default_fields)
+    _check_kinds(files)
     create_table(con, table)
     unique = list({f.path: f for f in files}.values())
     counts: dict[str, Counter[str]] = {f.path: Counter() for f in unique}
     params = {"since": window.since_s, "until": window.until_s}
+    for batch, select in _typed_batches(con, unique, default, batch_bytes, counts):
+        _insert_typed(con, select, table, params, batch, counts)
+    return tuple(FileQuality(path=f.path, **counts[f.path]) for f in files)
+
+
+def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], directory: Path, *,
+                  default_fields: tuple[str, ...] | None = None, stem: str = "part",
+                  batch_bytes: int = 64 * 2**20) -> tuple[tuple[FileQuality, ...], tuple[Path, ...]]:
+    """Parse ``files`` once and write all their lines that are records, whatever their start time, as Parquet
+    files ``<directory>/<stem>-NNNN.parquet`` (one per batch of about ``batch_bytes`` on disk).
+
+    The files hold the :data:`TABLE_COLUMNS` that the batch's formats name (account and region always, filled
+    from the S3 path when a record lacks them; read them with ``union_by_name``), plus
+    :data:`CLASS_COLUMN` (0 record, 1 NODATA/SKIPDATA, 2 malformed: keep ``< 2``) and :data:`FILE_COLUMN`
+    (the file's position in its batch). Returns how each file's lines were classed, in the order of
+    ``files``, and the Parquet files written.
+    """
+    default = _default_format(default_fields)
+    _check_kinds(files)
+    directory.mkdir(parents=True, exist_ok=True)
+    unique = list({f.path: f for f in files}.values())
+    counts: dict[str, Counter[str]] = {f.path: Counter() for f in unique}
+    written: list[Path] = []
+    for batch, select in _typed_batches(con, unique, default, batch_bytes, counts):
+        path = directory / f"{stem}-{len(written):04d}.parquet"
+        _write_typed(con, select, path, batch, counts)
+        written.append(path)
+    return tuple(FileQuality(path=f.path, **counts[f.path]) for f in files), tuple(written)
+
+
+def _default_format(default_fields: tuple[str, ...] | None) -> "_Format":
+    default = tuple(default_fields) if default_fields else _DEFAULT_COLUMNS
+    unknown = [c for c in default if c not in _BY_COLUMN]
+    if unknown:
+        raise ValueError(f"unknown flow-log column(s) in default_fields: {', '.join(unknown)}")
+    return default
+
+
+def _check_kinds(files: Sequence[InputFile]) -> None:
+    for f in files:
+        if f.kind not in ("text", "parquet"):
+            raise ValueError(f"{f.path}: flow logs are text or Parquet files, not {f.kind}")
+
+
+def _typed_batches(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], default: "_Format", batch_bytes: int,
+                   counts: dict[str, Counter[str]]) -> Iterator[tuple[Sequence[InputFile], str]]:
+    """Stage the files batch by batch; for each, yield the batch and a SELECT of its data lines typed in the
+    table's schema plus the class and file columns. The staged objects live until the next batch."""
     restore_order = _ensure_insertion_order(con)
     try:
-        for batch in _batches([f for f in unique if f.kind == "text"], batch_bytes):
-            _load_text_batch(con, batch, default, table, params, counts)
-        for batch in _batches([f for f in unique if f.kind == "parquet"], batch_bytes):
-            _load_parquet_batch(con, batch, table, params, counts)
+        for batch in _batches([f for f in files if f.kind == "text"], batch_bytes):
+            with _text_batch(con, batch, default, counts) as select:
+                yield batch, select
+        for batch in _batches([f for f in files if f.kind == "parquet"], batch_bytes):
+            for start in range(0, len(batch), _MAX_OPEN_PARQUET):
+                chunk = batch[start:start + _MAX_OPEN_PARQUET]
+                with _parquet_chunk(con, chunk) as select:
+                    yield chunk, select
     finally:
         if restore_order:
             con.execute("SET preserve_insertion_order = false")
-    return tuple(FileQuality(path=f.path, **counts[f.path]) for f in files)
+
+
+def _insert_typed(con: duckdb.DuckDBPyConnection, select: str, table: str, params: dict[str, int],
+                  batch: Sequence[InputFile], counts: dict[str, Counter[str]]) -> None:
+    # Parsing once into a stage, then inserting and counting from it, beats parsing twice.
+    try:
+        con.execute(f"CREATE TEMP TABLE {_q(_PARSED)} AS {select}")
+        ((held,),) = con.execute(f"SELECT list(column_name) FROM (DESCRIBE {_q(_PARSED)})").fetchall()
+        names = ", ".join(_q(c) for c, _ in TABLE_COLUMNS if c in held)
+        # A record without a start (a custom format that omits ${start}) cannot be placed in the window. It is
+        # kept: its file was already chosen by the date of its delivery folder.
+        when = " AND (start IS NULL OR (start >= $since AND start < $until))" if "start" in held else ""
+        con.execute(f"INSERT INTO {_q(table)} ({names}) SELECT {names} FROM {_q(_PARSED)} "
+                    f"WHERE {_q(CLASS_COLUMN)} <> {_MALFORMED}{when}", params if when else None)
+        _count(con.execute(f"SELECT {_q(FILE_COLUMN)}, {_q(CLASS_COLUMN)}, count(*) FROM {_q(_PARSED)} GROUP BY ALL"),
+               batch, counts)
+    finally:
+        _drop(con, _PARSED)
+
+
+def _write_typed(con: duckdb.DuckDBPyConnection, select: str, path: Path, batch: Sequence[InputFile],
+                 counts: dict[str, Counter[str]]) -> None:
+    # Row order inside a Parquet file means nothing here (line positions were taken when the lines were
+    # staged), and keeping it would serialise DuckDB's writer.
+    ((order,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        # LZ4 with Parquet's v2 encodings: measured the cheapest to write and to scan on DuckDB 2.0 (zstd saves
+        # a fifth of the bytes for a fifth more CPU); see benchmarks/RESULTS.md.
+        con.execute(f"COPY ({select}) TO $path (FORMAT parquet, COMPRESSION lz4, PARQUET_VERSION V2)",
+                    {"path": str(path)})
+    except (duckdb.IOException, duckdb.PermissionException) as e:
+        raise InputError(f"cannot write {path}: {e}") from e
+    finally:
+        con.execute("SET preserve_insertion_order = $on", {"on": order})
+    # Counting from the two small columns of the file just written is cheaper than parsing twice.
+    _count(con.execute(f"SELECT {_q(FILE_COLUMN)}, {_q(CLASS_COLUMN)}, count(*) FROM read_parquet($path) GROUP BY ALL",
+                       {"path": str(path)}), batch, counts)
+
+
+def _count(cur: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], counts: dict[str, Counter[str]]) -> None:
+    for fid, cls, n in cur.fetchall():
+        counts[batch[fid].path][_CLASS_NAMES[cls]] += n
 
 
 def _ensure_insertion_order(con: duckdb.DuckDBPyConnection) -> bool:
@@ -242,9 +337,11 @@ def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
 # \x01 byte cuts its line short (which then fails the field count) instead of failing the whole read. A line
 # DuckDB cannot take at all (bytes that are not UTF-8, a line over 2 MB) goes to the rejects tables instead
 # of failing the read, and is counted as malformed.
-_READ_LINES = dict(columns={"line": "VARCHAR"}, delimiter="\x01", quotechar="", escapechar="", header=False,
-                   auto_detect=False, filename=True, strict_mode=False, store_rejects=True,
-                   rejects_table=_REJECTS, rejects_scan=_REJECT_SCANS)
+# The file list is a bound parameter; each line carries its file's position in that list (the reader's
+# file_index), which costs far less to keep than the path.
+_READ_LINES = (f"read_csv($files, columns = {{'line': 'VARCHAR'}}, delim = $delim, quote = '', escape = '', "
+               f"header = false, auto_detect = false, strict_mode = false, store_rejects = true, "
+               f"rejects_table = '{_REJECTS}', rejects_scan = '{_REJECT_SCANS}')")
 
 # Two wrappers are taken off before a line is classed:
 # * {"message": "<flow line>"}: a CloudWatch Logs event as Firehose or a subscription delivers it;
@@ -264,7 +361,7 @@ _UNWRAP = r"""
 # blank or header-like lines go further.
 _LINES_SQL = f"""
 CREATE TEMP TABLE {_q(_LINES)} AS
-SELECT filename, line,
+SELECT fid, line,
        CASE WHEN line IS NULL THEN {_BLANK}
             WHEN NOT regexp_full_match(line, '[a-z\\- \t\r]*') THEN {_DATA}
             WHEN NOT regexp_matches(line, '[^ \t\r]') THEN {_BLANK}
@@ -272,22 +369,22 @@ SELECT filename, line,
                                  lambda x: list_contains($known, x))) * 2
                  >= len(string_split_regex(trim(line, ' \t\r'), '[ \t]+')) THEN {_HEADER}
             ELSE {_DATA} END AS kind
-FROM (SELECT filename, {_UNWRAP} AS line FROM {_q(_SRC)})
+FROM (SELECT file_index AS fid, {_UNWRAP} AS line FROM {_READ_LINES})
 """
 
 # Each file's distinct header lines, with where each first appears. A file usually has one (repeated or not).
 _HEADER_TEXT = "array_to_string(string_split_regex(trim(line, ' \t\r'), '[ \t]+'), ' ')"
 _HEADERS_SQL = f"""
-SELECT filename, {_HEADER_TEXT} AS header, min(rowid) AS pos
+SELECT fid, {_HEADER_TEXT} AS header, min(rowid) AS pos
 FROM {_q(_LINES)} WHERE kind = {_HEADER} GROUP BY ALL ORDER BY pos
 """
 # Every header line of the files that hold more than one format.
 _MIXED_HEADERS_SQL = f"""
-SELECT filename, rowid AS pos, {_HEADER_TEXT} AS header
-FROM {_q(_LINES)} WHERE kind = {_HEADER} AND list_contains($mixed, filename)
+SELECT fid, rowid AS pos, {_HEADER_TEXT} AS header
+FROM {_q(_LINES)} WHERE kind = {_HEADER} AND list_contains($mixed, fid)
 """
 
-_LINE_COUNTS_SQL = f"SELECT filename, kind, count(*) FROM {_q(_LINES)} WHERE kind <> {_DATA} GROUP BY ALL"
+_LINE_COUNTS_SQL = f"SELECT fid, kind, count(*) FROM {_q(_LINES)} WHERE kind <> {_DATA} GROUP BY ALL"
 _REJECTED_SQL = (f"SELECT s.file_path, count(*) FROM {_q(_REJECTS)} e JOIN {_q(_REJECT_SCANS)} s "
                  f"USING (scan_id, file_id) GROUP BY ALL")
 
@@ -295,56 +392,53 @@ _Format = tuple[str | None, ...]  # a file's field list: column names by positio
 _FROM_PATH = {"account_id": "__account", "region": "__region"}  # the file's values, for records without them
 
 
-def _load_text_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], default: _Format,
-                     table: str, params: dict[str, int], counts: dict[str, Counter[str]]) -> None:
+@contextmanager
+def _text_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], default: _Format,
+                counts: dict[str, Counter[str]]) -> Iterator[str]:
+    """Stage a batch of text files (read once, one VARCHAR per line); yield the SELECT of their typed lines."""
     try:
         try:
-            con.register(_SRC, con.read_csv([f.path for f in batch], **_READ_LINES))
-            con.execute(_LINES_SQL, {"known": list(_BY_NAME)})
+            con.execute(_LINES_SQL, {"files": [f.path for f in batch], "delim": "\x01", "known": list(_BY_NAME)})
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
             raise InputError(f"cannot read flow-log text files: {e}") from e
         formats: dict[_Format, int] = {default: 0}
-        first: dict[str, tuple[int, int]] = {}  # file -> rowid and format of its first header
-        mixed: set[str] = set()
-        for filename, header, pos in con.execute(_HEADERS_SQL).fetchall():
+        first: dict[int, tuple[int, int]] = {}  # file -> rowid and format of its first header
+        mixed: set[int] = set()
+        for fid, header, pos in con.execute(_HEADERS_SQL).fetchall():
             fmt = formats.setdefault(_header_columns(header), len(formats))
-            if filename in first and first[filename][1] != fmt:
-                mixed.add(filename)
-            first.setdefault(filename, (pos, fmt))
+            if fid in first and first[fid][1] != fmt:
+                mixed.add(fid)
+            first.setdefault(fid, (pos, fmt))
         con.register(_FILES, pa.table({
-            "path": pa.array([f.path for f in batch], pa.string()),
+            "fid": pa.array(range(len(batch)), pa.int32()),
             "account_id": pa.array([f.account_id for f in batch], pa.string()),
             "region": pa.array([f.region for f in batch], pa.string()),
-            "hpos": pa.array([first.get(f.path, (None, 0))[0] for f in batch], pa.int64()),
-            "fmt": pa.array([first.get(f.path, (None, 0))[1] for f in batch], pa.int32()),
-            "mixed": pa.array([f.path in mixed for f in batch], pa.bool_()),
+            "hpos": pa.array([first.get(i, (None, 0))[0] for i in range(len(batch))], pa.int64()),
+            "fmt": pa.array([first.get(i, (None, 0))[1] for i in range(len(batch))], pa.int32()),
+            "mixed": pa.array([i in mixed for i in range(len(batch))], pa.bool_()),
         }))
         if mixed:
             # Files whose header lines name different field lists (deliveries of several formats put end
             # to end): each line takes the field list of the header above it.
             rows = con.execute(_MIXED_HEADERS_SQL, {"mixed": sorted(mixed)}).fetchall()
             con.register(_HEADERS, pa.table({
-                "filename": pa.array([r[0] for r in rows], pa.string()),
+                "fid": pa.array([r[0] for r in rows], pa.int32()),
                 "pos": pa.array([r[1] for r in rows], pa.int64()),
                 "fmt": pa.array([formats[_header_columns(r[2])] for r in rows], pa.int32()),
             }))
-        for filename, kind, n in con.execute(_LINE_COUNTS_SQL).fetchall():
-            counts[filename]["blank" if kind == _BLANK else "headers"] += n
+        for fid, kind, n in con.execute(_LINE_COUNTS_SQL).fetchall():
+            counts[batch[fid].path]["blank" if kind == _BLANK else "headers"] += n
         for filename, n in con.execute(_REJECTED_SQL).fetchall():
             counts[filename]["malformed"] += n
         data = _data_sql(bool(mixed))
-        for i, (columns, fmt) in enumerate(formats.items()):
-            # Parsing once into a stage, then inserting and counting from it, beats parsing twice.
-            con.execute(_stage_text_sql(data, columns, fmt))
-            if i == len(formats) - 1:
-                _drop(con, _LINES)  # the raw lines are done with: free them before the insert
-            con.execute(*_insert_staged_text_sql(table, columns, params))
-            for filename, cls, n in con.execute(_STAGE_COUNTS_SQL).fetchall():
-                counts[filename][_CLASS_NAMES[cls]] += n
-            _drop(con, _PARSED)
+        # Only the columns some format of the batch holds (plus account and region, which the path gives):
+        # writing the other ones, all NULL, would cost time for nothing.
+        held = {c for columns in formats for c in columns if c is not None} | set(_FROM_PATH)
+        out = tuple(c for c, _ in TABLE_COLUMNS if c in held)
+        yield " UNION ALL ".join(_typed_text_sql(data, columns, fmt, out) for columns, fmt in formats.items())
     finally:
-        _drop(con, _LINES, _PARSED, _REJECTS, _REJECT_SCANS)
-        for name in (_SRC, _FILES, _HEADERS):
+        _drop(con, _LINES, _REJECTS, _REJECT_SCANS)
+        for name in (_FILES, _HEADERS):
             con.unregister(name)
 
 
@@ -363,23 +457,25 @@ def _header_columns(header: str) -> _Format:
 
 
 def _data_sql(mixed: bool) -> str:
-    """The data lines of the batch, each with its format and its file's account and region."""
+    """The data lines of the batch, each with its format, its file's index and its file's account and region."""
     lines, files = _q(_LINES), _q(_FILES)
     # A line before its file's first header (there is none in an S3 delivery) takes the default format.
-    single = (f"SELECT l.filename, l.line, f.account_id AS __account, f.region AS __region, "
+    single = (f"SELECT f.fid AS __file, l.line, f.account_id AS __account, f.region AS __region, "
               f"CASE WHEN l.rowid > f.hpos THEN f.fmt ELSE 0 END AS fmt "
-              f"FROM {lines} l JOIN {files} f ON l.filename = f.path WHERE l.kind = {_DATA} AND NOT f.mixed")
+              f"FROM {lines} l JOIN {files} f ON l.fid = f.fid WHERE l.kind = {_DATA} AND NOT f.mixed")
     if not mixed:
         return single
     return (f"{single} UNION ALL "
-            f"SELECT l.filename, l.line, l.__account, l.__region, coalesce(h.fmt, 0) AS fmt FROM ("
-            f"SELECT l.rowid AS pos, l.filename, l.line, f.account_id AS __account, f.region AS __region "
-            f"FROM {lines} l JOIN {files} f ON l.filename = f.path WHERE l.kind = {_DATA} AND f.mixed) l "
-            f"ASOF LEFT JOIN {_q(_HEADERS)} h ON l.filename = h.filename AND l.pos >= h.pos")
+            f"SELECT l.__file, l.line, l.__account, l.__region, coalesce(h.fmt, 0) AS fmt FROM ("
+            f"SELECT l.rowid AS pos, l.fid, f.fid AS __file, l.line, f.account_id AS __account, "
+            f"f.region AS __region "
+            f"FROM {lines} l JOIN {files} f ON l.fid = f.fid WHERE l.kind = {_DATA} AND f.mixed) l "
+            f"ASOF LEFT JOIN {_q(_HEADERS)} h ON l.fid = h.fid AND l.pos >= h.pos")
 
 
-def _typed_text_sql(data: str, columns: _Format, fmt: int) -> tuple[str, str]:
-    """SELECT the lines of one format split and typed, and the condition that a line is well formed."""
+def _typed_text_sql(data: str, columns: _Format, fmt: int, out: tuple[str, ...]) -> str:
+    """SELECT the lines of one format split and typed as the table columns ``out`` (NULL where the format
+    lacks one), plus the class and file columns."""
     n = len(columns)
     # Fast path: split on single spaces. Only a line whose count is off is split again on runs of blanks,
     # after dropping a trailing "#comment": AWS never writes '#' (no field value can hold one), so text
@@ -395,47 +491,28 @@ def _typed_text_sql(data: str, columns: _Format, fmt: int) -> tuple[str, str]:
         else:
             typed.append(f"TRY_CAST(t[{i}] AS {type_}) AS {_q(column)}")
             checks.append(f"({_q(column)} IS NOT NULL OR t[{i}] = '-')")
-    sql = (f"SELECT filename, __account, __region, t, {', '.join(typed)} FROM ("
-           f"SELECT filename, __account, __region, {split} AS t FROM ("
-           f"SELECT filename, __account, __region, line, string_split(line, ' ') AS s "
-           f"FROM ({data}) WHERE fmt = {fmt}))")
-    return sql, " AND ".join(checks)
-
-
-def _stage_text_sql(data: str, columns: _Format, fmt: int) -> str:
-    typed, ok = _typed_text_sql(data, columns, fmt)
-    status = "log_status IN ('NODATA', 'SKIPDATA')" if "log_status" in columns else "false"
-    return (f"CREATE TEMP TABLE {_q(_PARSED)} AS SELECT * EXCLUDE (t), CASE WHEN NOT ({ok}) THEN {_MALFORMED} "
-            f"WHEN {status} THEN {_NODATA} ELSE {_RECORD} END AS cls FROM ({typed})")
-
-
-_STAGE_COUNTS_SQL = f"SELECT filename, cls, count(*) FROM {_q(_PARSED)} GROUP BY ALL"
-
-
-def _insert_staged_text_sql(table: str, columns: _Format,
-                            params: dict[str, int]) -> tuple[str, dict[str, int] | None]:
-    present = {c for c in columns if c is not None}
-    names, values = [], []
-    for column, _ in TABLE_COLUMNS:
+    status = "log_status IN ('NODATA', 'SKIPDATA')" if "log_status" in position else "false"
+    values = []
+    for column, type_ in TABLE_COLUMNS:
+        if column not in out:
+            continue
         if column in _FROM_PATH:
             # A record's own account and region; its S3 path names them otherwise.
-            own = f"{_q(column)}, " if column in present else ""
-            values.append(f"coalesce({own}{_FROM_PATH[column]})")
-        elif column in ("start", "end") and column in present:
-            values.append(_seconds(_q(column)))
-        elif column in present:
+            own = f"{_q(column)}, " if column in position else ""
+            values.append(f"coalesce({own}{_FROM_PATH[column]}) AS {_q(column)}")
+        elif column in ("start", "end") and column in position:
+            values.append(f"{_seconds(_q(column))} AS {_q(column)}")
+        elif column in position:
             values.append(_q(column))
         else:
-            continue
-        names.append(_q(column))
-    # A record without a start (a custom format that omits ${start}) cannot be placed in the window. It is
-    # kept: its file was already chosen by the date of its delivery folder. Parquet follows the same rule.
-    when = ""
-    if "start" in present:
-        start = _seconds(_q("start"))
-        when = f" AND (start IS NULL OR ({start} >= $since AND {start} < $until))"
-    return (f"INSERT INTO {_q(table)} ({', '.join(names)}) SELECT {', '.join(values)} FROM {_q(_PARSED)} "
-            f"WHERE cls <> {_MALFORMED}{when}", params if when else None)
+            values.append(f"CAST(NULL AS {type_}) AS {_q(column)}")
+    cls = (f"CAST(CASE WHEN NOT ({' AND '.join(checks)}) THEN {_MALFORMED} WHEN {status} THEN {_NODATA} "
+           f"ELSE {_RECORD} END AS TINYINT) AS {_q(CLASS_COLUMN)}")
+    return (f"SELECT {', '.join(values)}, {cls}, __file AS {_q(FILE_COLUMN)} FROM ("
+            f"SELECT __file, __account, __region, t, {', '.join(typed)} FROM ("
+            f"SELECT __file, __account, __region, {split} AS t FROM ("
+            f"SELECT __file, __account, __region, line, string_split(line, ' ') AS s "
+            f"FROM ({data}) WHERE fmt = {fmt})))")
 
 
 def _seconds(expr: str) -> str:
@@ -448,35 +525,44 @@ def _seconds(expr: str) -> str:
 _MAX_OPEN_PARQUET = 128
 
 
-def _load_parquet_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], table: str,
-                        params: dict[str, int], counts: dict[str, Counter[str]]) -> None:
+@contextmanager
+def _parquet_chunk(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile]) -> Iterator[str]:
+    """Stage a chunk of Parquet files; yield the SELECT of their rows in the table's schema plus the class and
+    file columns."""
     # DuckDB's read_parquet opens a file once to bind and again to scan (and with union_by_name, once more
     # to learn each schema), so pyarrow opens each file once and streams its row groups into DuckDB. Files
-    # of one schema share one stream; the stage is then inserted and counted in one statement each.
-    for start in range(0, len(batch), _MAX_OPEN_PARQUET):
-        chunk = batch[start:start + _MAX_OPEN_PARQUET]
-        with ExitStack() as stack:
-            groups: dict[pa.Schema, list[tuple[int, pq.ParquetFile]]] = {}
-            for fid, f in enumerate(chunk):
-                try:
-                    pf = stack.enter_context(pq.ParquetFile(f.path))
-                except (OSError, pa.ArrowException) as e:
-                    raise InputError(f"{f.path}: cannot read Parquet flow logs: {e}") from e
-                groups.setdefault(pf.schema_arrow.remove_metadata(), []).append((fid, pf))
+    # of one schema share one stream.
+    with ExitStack() as stack:
+        groups: dict[pa.Schema, list[tuple[int, pq.ParquetFile]]] = {}
+        for fid, f in enumerate(chunk):
             try:
-                _stage_parquet(con, chunk, groups)
-                _insert_staged(con, table, params, chunk, counts)
-            finally:
-                _drop(con, _PARSED)
-                con.unregister(_FILES)
+                pf = stack.enter_context(pq.ParquetFile(f.path))
+            except (OSError, pa.ArrowException) as e:
+                raise InputError(f"{f.path}: cannot read Parquet flow logs: {e}") from e
+            groups.setdefault(pf.schema_arrow.remove_metadata(), []).append((fid, pf))
+        try:
+            present = _stage_parquet(con, chunk, groups)
+            values = []
+            for column, _ in TABLE_COLUMNS:
+                if column in _FROM_PATH:
+                    own = f"p.{_q(column)}, " if column in present else ""
+                    values.append(f"coalesce({own}m.{_q(column)}) AS {_q(column)}")
+                elif column in present:
+                    values.append(f"p.{_q(column)}")
+            yield (f"SELECT {', '.join(values)}, CAST(p.cls AS TINYINT) AS {_q(CLASS_COLUMN)}, "
+                   f"p.fid AS {_q(FILE_COLUMN)} FROM {_q(_PQ_STAGE)} p JOIN {_q(_FILES)} m ON p.fid = m.fid")
+        finally:
+            _drop(con, _PQ_STAGE)
+            con.unregister(_FILES)
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile],
-                   groups: dict[pa.Schema, list[tuple[int, pq.ParquetFile]]]) -> None:
+                   groups: dict[pa.Schema, list[tuple[int, pq.ParquetFile]]]) -> set[str]:
+    """Copy the chunk's rows into a stage of the table columns they hold; return those columns."""
     stages = {schema: _parquet_columns(schema) for schema in groups}
     present = {column for columns in stages.values() for column in columns}
     cols = "".join(f"{_q(c)} {t}, " for c, t in TABLE_COLUMNS if c in present)
-    con.execute(f"CREATE TEMP TABLE {_q(_PARSED)} (fid INTEGER, {cols}cls INTEGER)")
+    con.execute(f"CREATE TEMP TABLE {_q(_PQ_STAGE)} (fid INTEGER, {cols}cls INTEGER)")
     for schema, members in groups.items():
         columns = stages[schema]
         stream = pa.RecordBatchReader.from_batches(schema.append(pa.field("__fid", pa.int32())),
@@ -488,7 +574,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile],
         cls = (f"CASE WHEN {status} THEN {_NODATA} ELSE {_RECORD} END" if columns else str(_MALFORMED))
         try:
             con.register(_PQ_SRC, stream)
-            con.execute(f"INSERT INTO {_q(_PARSED)} ({names}) SELECT *, {cls} FROM (SELECT {values} "
+            con.execute(f"INSERT INTO {_q(_PQ_STAGE)} ({names}) SELECT *, {cls} FROM (SELECT {values} "
                         f"FROM {_q(_PQ_SRC)})")
         except (OSError, pa.ArrowException, duckdb.InvalidInputException) as e:
             raise InputError(f"cannot read Parquet flow logs: {e}") from e
@@ -500,6 +586,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile],
         "account_id": pa.array([f.account_id for f in chunk], pa.string()),
         "region": pa.array([f.region for f in chunk], pa.string()),
     }))
+    return present
 
 
 def _with_fid(members: Sequence[tuple[int, pq.ParquetFile]]) -> Iterator[pa.RecordBatch]:
@@ -507,28 +594,6 @@ def _with_fid(members: Sequence[tuple[int, pq.ParquetFile]]) -> Iterator[pa.Reco
         for b in pf.iter_batches():
             yield pa.RecordBatch.from_arrays([*b.columns, pc.fill_null(pa.nulls(b.num_rows, pa.int32()), fid)],
                                              schema=b.schema.append(pa.field("__fid", pa.int32())))
-
-
-def _insert_staged(con: duckdb.DuckDBPyConnection, table: str, params: dict[str, int],
-                   chunk: Sequence[InputFile], counts: dict[str, Counter[str]]) -> None:
-    ((staged,),) = con.execute(f"SELECT list(column_name) FROM (DESCRIBE {_q(_PARSED)})").fetchall()
-    present = set(staged) - {"fid", "cls"}
-    names, values = [], []
-    for column, _ in TABLE_COLUMNS:
-        if column in ("account_id", "region"):
-            own = f"p.{_q(column)}, " if column in present else ""
-            values.append(f"coalesce({own}m.{_q(column)})")
-        elif column in present:
-            values.append(f"p.{_q(column)}")
-        else:
-            continue
-        names.append(_q(column))
-    when = "p.start IS NULL OR (p.start >= $since AND p.start < $until)" if "start" in present else "true"
-    con.execute(f"INSERT INTO {_q(table)} ({', '.join(names)}) SELECT {', '.join(values)} FROM {_q(_PARSED)} p "
-                f"JOIN {_q(_FILES)} m ON p.fid = m.fid WHERE p.cls <> {_MALFORMED} AND ({when})",
-                params if "start" in present else None)
-    for fid, cls, n in con.execute(f"SELECT fid, cls, count(*) FROM {_q(_PARSED)} GROUP BY ALL").fetchall():
-        counts[chunk[fid].path][_CLASS_NAMES[cls]] += n
 
 
 def _parquet_columns(schema: pa.Schema) -> dict[str, str]:

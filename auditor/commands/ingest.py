@@ -1,0 +1,71 @@
+"""``auditor ingest``: fill the Parquet cache of raw flow logs ahead of a run.
+
+It parses each delivery folder that may hold records of the window (``--since``/``--until``, as for
+``auditor run``) into ``cache.dir`` (default ``<state_dir>/cache``) once; folders already cached and unchanged
+are left alone. Runs read the cache when ``cache: {enabled: true}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+
+def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
+    """The CLI's error handling (messages and exit codes), looked up when the command runs, because
+    ``auditor.cli`` imports this module to register the command."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from auditor.cli import _guard
+        _guard(fn)(*args, **kwargs)
+    return wrapper
+
+
+@click.command("ingest")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="The config file.")
+@click.option("--since", help="Window start: ISO 8601 (2026-11-09T00:00:00Z), a date (2026-11-09) or relative (7d).")
+@click.option("--until", help="Window end (exclusive), in the same forms. --since alone means until now.")
+@_guarded
+def ingest(config_path: str, since: str | None, until: str | None) -> int:
+    """Parse the window's raw flow logs into the Parquet cache, once; later runs read the cache."""
+    from auditor.cli import EXIT_OK, _window, err, out
+    from auditor.config import load_config
+    from auditor.engines import local
+    from auditor.engines.embedded import Workspace
+    from auditor.errors import UsageError
+    from auditor.pipeline import utcnow
+
+    loaded = load_config(config_path)
+    config = loaded.config
+    window = _window(loaded, since, until, utcnow())
+    spec = config.sources.flow_logs
+    if spec is None:
+        raise UsageError(f"{loaded.path.name} sets no sources.flow_logs: there is nothing to ingest")
+    if spec.engine != "local":
+        raise UsageError(f"auditor ingest caches local files, and sources.flow_logs uses the {spec.engine} engine")
+    settings = local.cache_settings(config, loaded.resolve)
+    cache_dir = settings["cache_dir"] or Path(loaded.resolve(config.cache.dir or config.state_dir / "cache"))
+    started = time.perf_counter()
+    workspace = Workspace(config.duckdb)
+    try:
+        engine = local.create(workspace, config.sources, config.delivery_lag_td, loaded.resolve, cache_dir=cache_dir,
+                              scratch_dir=settings["scratch_dir"])
+        present, kept, prepared = engine.ingest(window)
+        engine.close()
+    finally:
+        workspace.close()
+    records = sum(q.records + q.nodata for q in prepared.quality)
+    malformed = sum(q.malformed for q in prepared.quality)
+    out.print(f"cache {cache_dir}: window {window}: {prepared.reused + prepared.built} delivery folders "
+              f"({prepared.reused} already cached, {prepared.built} parsed), {len(kept)} of {len(present)} files, "
+              f"{prepared.raw_files_read} read raw; {records:,} records, {malformed:,} malformed lines; "
+              f"{time.perf_counter() - started:.1f}s", soft_wrap=True)
+    if not config.cache.enabled:
+        err.print("[yellow]note:[/] cache.enabled is false, so `auditor run` does not read this cache; "
+                  "set `cache: {enabled: true}` in the config", markup=True, soft_wrap=True)
+    return EXIT_OK

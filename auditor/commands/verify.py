@@ -1,0 +1,216 @@
+"""``auditor verify PATH|s3://bucket/prefix`` and the ``--archive`` step of ``auditor run``.
+
+Exit codes of verify: 0 the archive is intact; 1 it failed verification (altered, missing or extra files,
+broken links, a truncated chain, a head that disagrees or is absent, bad or uncheckable signatures);
+2 usage: the archive cannot be read at all (no such path or bucket, access denied) or an option is
+wrong; 5 internal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import click
+
+EXIT_INTACT, EXIT_FAILED = 0, 1
+
+
+def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
+    """The CLI's error handling, looked up when the command runs (``auditor.cli`` imports this module)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from auditor.cli import _guard
+        _guard(fn)(*args, **kwargs)
+    return wrapper
+
+
+# --- auditor run --archive ----------------------------------------------------------------------------
+
+def require_archive(loaded: Any) -> None:
+    """Fail before the run, not after it, when ``--archive`` cannot work: no ``archive:`` in the config, or a
+    signing key missing from the environment."""
+    from auditor.archive.signing import make_signer
+    from auditor.errors import UsageError
+
+    settings = loaded.config.archive
+    if settings is None:
+        raise UsageError("--archive needs an `archive:` section in the config (archive.dir and/or archive.s3)")
+    if settings.signing.method in ("ed25519", "hmac"):
+        make_signer(settings.signing, os.environ)
+
+
+def archive_after_run(outcome: Any, loaded: Any, *, out: Any, err: Any, suite: str | None = None,
+                      s3_client: Any = None) -> set[int]:
+    """Archive a finished run and print where it went; the exit codes it adds (4 when delivery failed)."""
+    from auditor.archive.archiver import DEFAULT_SUITE, archive_run
+    from auditor.errors import AuditorError, DeliveryError
+
+    try:
+        result = archive_run(outcome, loaded, suite=suite or DEFAULT_SUITE, s3_client=s3_client)
+    except AuditorError as exc:
+        err.print(f"[bold red]error:[/] archive: {exc}", markup=True, soft_wrap=True)
+        return {exc.exit_code}
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/] archive: {w}", markup=True, soft_wrap=True)
+    for e in result.errors:
+        err.print(f"[bold red]error:[/] archive: {e}", markup=True, soft_wrap=True)
+    if result.sequence is not None:
+        where = ", ".join(str(p) for p in (result.local_path, result.s3_url) if p)
+        pruned = f"; pruned runs {', '.join(map(str, result.pruned))} behind {result.checkpoint}" if result.pruned else ""
+        out.print(f"archived: suite {result.suite} run {result.sequence} -> {where}{pruned}", markup=False,
+                  soft_wrap=True)
+    return {DeliveryError.exit_code} if result.errors else set()
+
+
+# --- auditor verify -----------------------------------------------------------------------------------
+
+@click.command("verify")
+@click.argument("target")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="The config: its state directory holds the chain heads, its archive.signing the keys. "
+                   "Default: ./config.yaml when it exists.")
+@click.option("--head", "head_files", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="A chain head (HEAD.json, its .sig beside it) to compare with, instead of the state directory's.")
+@click.option("--public-key", help="The Ed25519 public key to trust: base64 of its 32 bytes, or a PEM file.")
+@click.option("--key-env", help="An environment variable holding the HMAC secret or the Ed25519 private key.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_guarded
+def verify(target: str, config_path: str | None, head_files: tuple[str, ...], public_key: str | None,
+           key_env: str | None, as_json: bool) -> int:
+    """Verify an evidence archive: every hash, signature, chain link and head. Exit 1 when anything is off."""
+    from auditor.config import load_config
+
+    if config_path is None and Path("config.yaml").is_file():
+        config_path = "config.yaml"
+    loaded = load_config(config_path) if config_path else None
+    keyring = _keyring(loaded, public_key, key_env)
+    report = run_verify(target, loaded=loaded, keyring=keyring, head_files=head_files)
+    _print(report, as_json)
+    return EXIT_INTACT if report.ok else EXIT_FAILED
+
+
+def run_verify(target: str, *, loaded: Any, keyring: Any, head_files: tuple[str, ...] = (), s3_client: Any = None) -> Any:
+    """Open ``target`` (a local archive, suite or bundle folder, or an s3:// URL) and verify it."""
+    from auditor.archive.chain import StateHeads
+    from auditor.archive.local import LocalStore
+    from auditor.archive.s3 import S3Store, is_client_error, parse_s3_url, session_client
+    from auditor.archive.verify import verify_archive, verify_bundle
+    from auditor.errors import InputError
+
+    is_s3 = target.startswith("s3://")
+    heads = _heads(head_files, StateHeads(loaded.resolve(loaded.config.state_dir)) if loaded else None,
+                   checks_checkpoint=not is_s3)
+    if is_s3:
+        bucket, prefix = parse_s3_url(target)
+        client = s3_client or session_client("s3", loaded.config.aws.profile if loaded else None)
+        try:
+            store = S3Store(client, bucket, prefix)
+            suites = None
+            top = {rel.split("/", 1)[0] for rel in store.list()}
+            if top & {"runs", "checkpoints", "HEAD.json"}:  # the URL names one suite's folder
+                parent, _, suite = prefix.rstrip("/").rpartition("/")
+                store, suites = S3Store(client, bucket, parent + "/" if parent else ""), [suite]
+            return verify_archive(store, keyring=keyring, heads=heads, suites=suites)
+        except Exception as exc:
+            if is_client_error(exc):
+                raise InputError(f"{target}: cannot read the archive: {exc}") from None
+            raise
+    path = Path(target)
+    if not path.is_dir():
+        raise InputError(f"{target}: no such archive folder")
+    if (path / "manifest.json").is_file():
+        return verify_bundle(LocalStore(path), keyring=keyring)
+    if (path / "runs").is_dir():
+        return verify_archive(LocalStore(path.parent), keyring=keyring, heads=heads, suites=[path.name])
+    return verify_archive(LocalStore(path), keyring=keyring, heads=heads)
+
+
+def _heads(head_files: tuple[str, ...], state: Any, *, checks_checkpoint: bool) -> Mapping[str, list[Any]]:
+    from auditor.archive.chain import parse_head
+    from auditor.archive.signing import SIG_SUFFIX
+    from auditor.archive.verify import HeadFile
+    from auditor.errors import UsageError
+
+    heads: dict[str, list[HeadFile]] = {}
+    if head_files:
+        for name in head_files:
+            path = Path(name)
+            data = path.read_bytes()
+            try:
+                suite = parse_head(data).suite
+            except ValueError as exc:
+                raise UsageError(f"--head {name}: {exc}") from None
+            sig = path.with_name(path.name + SIG_SUFFIX)
+            heads.setdefault(suite, []).append(HeadFile(data, sig.read_bytes() if sig.is_file() else None, str(path),
+                                                        checks_checkpoint))
+        return heads
+    if state is not None:
+        for suite in state.suites():
+            stored = state.read(suite)
+            if stored is not None:
+                heads[suite] = [HeadFile(stored[0], stored[1], str(state.path(suite)), checks_checkpoint)]
+    return heads
+
+
+def _keyring(loaded: Any, public_key: str | None, key_env: str | None) -> Any:
+    from auditor.archive.archiver import _arn_region
+    from auditor.archive.s3 import session_client
+    from auditor.archive.signing import Keyring, load_ed25519_private, load_ed25519_public
+    from auditor.errors import UsageError
+
+    profile = loaded.config.aws.profile if loaded else None
+    keyring = Keyring(kms_factory=lambda key_id: session_client("kms", profile, _arn_region(key_id)))
+    secrets: list[str] = []
+    if loaded is not None and loaded.config.archive is not None:
+        signing = loaded.config.archive.signing
+        keyring.expect_signed = signing.method != "none"
+        if signing.key_env and os.environ.get(signing.key_env):
+            secrets.append(os.environ[signing.key_env])
+    if key_env:
+        if not os.environ.get(key_env):
+            raise UsageError(f"--key-env {key_env}: the variable is not set")
+        secrets.append(os.environ[key_env])
+    for secret in secrets:
+        keyring.add_hmac(secret.encode())
+        try:
+            keyring.add_ed25519(load_ed25519_private(secret).public_key())
+        except ValueError:
+            pass  # an HMAC secret, not an Ed25519 key
+    if public_key:
+        text = Path(public_key).read_text() if Path(public_key).is_file() else public_key
+        try:
+            keyring.add_ed25519(load_ed25519_public(text))
+        except ValueError as exc:
+            raise UsageError(f"--public-key: {exc}") from None
+    return keyring
+
+
+def _print(report: Any, as_json: bool) -> None:
+    from auditor.cli import err, out
+
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+        return
+    out.print(f"verify {report.location}", markup=False, soft_wrap=True)
+    for p in report.problems:
+        out.print(f"  {p.kind.upper():<14} {p.where}: {p.detail}", markup=False, soft_wrap=True)
+    for s in report.suites:
+        runs = f"{len(s.runs)} run(s)" + (f" ({s.runs[0]}..{s.runs[-1]})" if s.runs else "")
+        pruned = f", {len(s.pruned)} pruned behind checkpoints" if s.pruned else ""
+        head = f", head at run {s.head_sequence}" if s.head_sequence is not None else ""
+        out.print(f"suite {s.suite}: {runs}{pruned}{head}", markup=False, soft_wrap=True)
+        for p in s.problems:
+            out.print(f"  {p.kind.upper():<14} {p.where}: {p.detail}", markup=False, soft_wrap=True)
+        for n in s.notes:
+            err.print(f"  note: {n}", markup=False, soft_wrap=True)
+    for n in report.notes:
+        err.print(f"note: {n}", markup=False, soft_wrap=True)
+    problems = report.all_problems
+    if problems:
+        out.print(f"FAILED: {len(problems)} problem(s)", markup=False)
+    else:
+        out.print("OK: every hash, signature, link and head checks out", markup=False)

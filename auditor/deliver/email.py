@@ -1,0 +1,429 @@
+"""The report by email: the MIME message, the transports (SMTP, Amazon SES) and retries with backoff.
+
+The message is ``multipart/mixed``: a ``multipart/alternative`` (plain text, then HTML, both rendered from
+the report's own view model, so the numbers match the PDF) and the PDF. The *encoded* size is compared
+with ``email.max_bytes``; over it the PDF is left out and linked instead.
+
+Nothing here reads the clock, the environment or AWS credentials on its own: the clock, the environment
+mapping, the SSL context and the boto3 client come in as arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import jinja2
+
+from auditor.deliver.settings import EmailSettings, SmtpSettings
+from auditor.errors import DeliveryError
+from auditor.models import RunRecord, Severity, iso_z, utc
+
+log = logging.getLogger(__name__)
+
+# Amazon SES (SendRawEmail) accepts at most 10 MB per message *after* base64 encoding:
+# https://docs.aws.amazon.com/ses/latest/dg/quotas.html
+SES_MAX_BYTES = 10 * 1000**2
+# A SigV4 presigned URL lives at most 7 days, and no longer than the credentials that signed it (a role
+# session's URL dies with the session): https://docs.aws.amazon.com/AmazonS3/latest/userguide/ShareObjectPreSignedURL.html
+PRESIGNED_MAX = timedelta(days=7)
+HTML_TEMPLATE, TEXT_TEMPLATE = "email.html", "email.txt"
+NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE = "notice.html", "notice.txt"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------- the message
+
+
+@dataclass(frozen=True)
+class PdfLink:
+    """Where the archived PDF can be fetched when it is too large to attach."""
+
+    url: str
+    expires_at: datetime | None = None  # None: the link does not expire (a long-lived identity, a file share)
+    presigned: bool = False
+
+
+@dataclass(frozen=True)
+class PdfView:
+    """What the mail says about the PDF."""
+
+    attached: bool
+    name: str
+    size: str  # "1.4 MB", "" when there is no PDF
+    note: str  # one sentence: why it is not attached, where it is instead; "" when attached
+    link: str = ""
+    link_note: str = ""  # how long the link lives
+
+
+@dataclass(frozen=True)
+class EmailView:
+    """Everything the mail templates place. ``report`` is the report's own view model (auditor.render.view)."""
+
+    report: Any
+    suite: str
+    title: str
+    subject: str
+    pdf: PdfView
+    location: str  # where the full report is kept, "" when unknown
+
+
+@dataclass(frozen=True)
+class BuiltMessage:
+    message: EmailMessage
+    size: int  # encoded bytes, headers included
+    attached: bool
+
+
+def subject_fields(record: RunRecord, *, suite: str, title: str) -> dict[str, Any]:
+    """The values a subject template may use: counts of active findings by severity, new, resolved, the window."""
+    active = [f for c in record.checks for f in c.active_findings]
+    counts = {s.value: sum(1 for f in active if f.severity is s) for s in Severity}
+    return {"title": title, "suite": suite, "since": record.window.since.date().isoformat(),
+            "until": record.window.until.date().isoformat(), "findings": len(active), **counts,
+            "new": sum(1 for f in active if f.change is not None and f.change.value == "new"),
+            "resolved": sum(len(c.resolved) for c in record.checks),
+            "errors": sum(1 for c in record.checks if c.status.value == "error"), "run_id": record.id}
+
+
+def render_subject(template: str, fields: Mapping[str, Any]) -> str:
+    """The subject line. The template was validated at config load (known fields only, no attribute access)."""
+    return " ".join(template.format_map(fields).split())
+
+
+def _size(n: int) -> str:
+    return f"{n / 1000**2:.1f} MB" if n >= 100_000 else f"{max(1, round(n / 1000))} kB"
+
+
+def _environments(dirs: Sequence[Path]) -> tuple[jinja2.Environment, jinja2.Environment]:
+    """The HTML environment is the report's (autoescape always on: finding titles come from logs an
+    attacker can write to); the plain-text one does not escape, because nothing interprets plain text."""
+    from auditor.render.html import make_environment
+
+    html_env = make_environment(dirs)
+    text_env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]), autoescape=False,
+                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                  keep_trailing_newline=True)
+    return html_env, text_env
+
+
+def _pdf_view(pdf: bytes | None, name: str, *, attach: bool, limit: int, link: PdfLink | None,
+              location: str) -> PdfView:
+    if pdf is None:
+        return PdfView(False, name, "", "This run has no PDF: it was not requested (--format), or it could not be "
+                                        "written (see the run's errors).")
+    if attach:
+        return PdfView(True, name, _size(len(pdf)), "")
+    note = (f"The PDF ({_size(len(pdf))}) is not attached: the message would exceed the {_size(limit)} limit "
+            "(email.max_bytes).")
+    if link is None:
+        where = f" It is kept at {location}/{name} on the host that ran the audit." if location else ""
+        return PdfView(False, name, _size(len(pdf)), note + where)
+    if link.presigned:
+        until = f" It expires at {iso_z(link.expires_at)}" if link.expires_at else " It expires within 7 days"
+        link_note = (f"This is a presigned S3 link.{until}, or earlier if it was signed with temporary credentials "
+                     "(it lives no longer than the session that signed it); after that, fetch the PDF from the archive.")
+    else:
+        link_note = f"The link expires at {iso_z(link.expires_at)}." if link.expires_at else ""
+    return PdfView(False, name, _size(len(pdf)), note + " Download it from the archive:", link.url, link_note)
+
+
+def build_message(record: RunRecord, report_view: Any, *, settings: EmailSettings, suite: str, title: str,
+                  recipients: Sequence[str], template_dirs: Sequence[Path], pdf: bytes | None,
+                  pdf_name: str = "report.pdf", pdf_link: PdfLink | None = None, location: str = "",
+                  now: datetime | None = None) -> BuiltMessage:
+    """The report mail: summary in HTML and plain text, the PDF attached when the encoded message fits
+    ``settings.max_bytes``, else linked (or its location named)."""
+    now = utc(now or record.finished_at)
+    subject = render_subject(settings.subject, subject_fields(record, suite=suite, title=title))
+    html_env, text_env = _environments(template_dirs)
+    sender_domain = settings.sender.rsplit("@", 1)[-1]
+    message_id = make_msgid(idstring=f"auditor.{record.id}", domain=sender_domain)
+
+    def build(attach: bool) -> BuiltMessage:
+        view = EmailView(report=report_view, suite=suite, title=title, subject=subject, location=location,
+                         pdf=_pdf_view(pdf, pdf_name, attach=attach, limit=settings.max_bytes, link=pdf_link,
+                                       location=location))
+        msg = _envelope(settings.sender, recipients, subject, now, message_id)
+        msg["X-Auditor-Run"] = record.id
+        msg["X-Auditor-Suite"] = suite
+        _bodies(msg, view, html_env, text_env, HTML_TEMPLATE, TEXT_TEMPLATE)
+        if attach and pdf is not None:
+            msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=pdf_name)
+        return BuiltMessage(msg, wire_size(msg), attach and pdf is not None)
+
+    built = build(attach=pdf is not None)
+    if built.size > settings.max_bytes and built.attached:
+        log.info("message with the PDF is %d bytes, over email.max_bytes %d: linking it instead", built.size,
+                 settings.max_bytes)
+        built = build(attach=False)
+    return built
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    suite: str
+    title: str
+    subject: str
+    headline: str  # one sentence: what went wrong
+    details: tuple[tuple[str, str], ...]  # label/value pairs
+    action: str  # what the reader can do
+
+
+def build_notice(*, settings: EmailSettings, suite: str, title: str, recipients: Sequence[str], headline: str,
+                 details: Sequence[tuple[str, str]], action: str, template_dirs: Sequence[Path],
+                 now: datetime) -> BuiltMessage:
+    """A failure notice: a run failed, was missed beyond the grace time, or was interrupted."""
+    subject = " ".join(f"[auditor] FAILED: {title}: {headline}".split())[:200]
+    html_env, text_env = _environments(template_dirs)
+    msg = _envelope(settings.sender, recipients, subject, utc(now),
+                    make_msgid(idstring="auditor.notice", domain=settings.sender.rsplit("@", 1)[-1]))
+    msg["X-Auditor-Suite"] = suite
+    view = NoticeView(suite=suite, title=title, subject=subject, headline=headline, details=tuple(details), action=action)
+    _bodies(msg, view, html_env, text_env, NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE)
+    return BuiltMessage(msg, wire_size(msg), False)
+
+
+def wire_size(msg: EmailMessage) -> int:
+    """The encoded size as sent: base64 parts and CRLF line ends (RFC 5322), headers included."""
+    return len(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+
+
+def _envelope(sender: str, recipients: Sequence[str], subject: str, now: datetime, message_id: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utc(now))
+    msg["Message-ID"] = message_id
+    # RFC 3834: mail sent by a program, so auto-responders do not answer it.
+    msg["Auto-Submitted"] = "auto-generated"
+    return msg
+
+
+def _bodies(msg: EmailMessage, view: Any, html_env: jinja2.Environment, text_env: jinja2.Environment,
+            html_name: str, text_name: str) -> None:
+    from auditor.errors import RenderError
+
+    try:
+        text = text_env.get_template(text_name).render(mail=view)
+        html = html_env.get_template(html_name).render(mail=view)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"could not render the mail ({text_name}/{html_name}): {exc}") from exc
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+
+
+def presigned_pdf_link(s3_client: Any, bucket: str, key: str, *, now: datetime,
+                       expires: timedelta = PRESIGNED_MAX) -> PdfLink:
+    """A presigned GET link to an archived PDF, capped at SigV4's 7 days."""
+    lifetime = min(expires, PRESIGNED_MAX)
+    url = s3_client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
+                                           ExpiresIn=int(lifetime.total_seconds()))
+    return PdfLink(url=url, expires_at=utc(now) + lifetime, presigned=True)
+
+
+# ----------------------------------------------------------------------------------------------- transports
+
+
+class Transport(Protocol):
+    """Sends one message. Raises on failure; ``send_with_retry`` decides whether to try again."""
+
+    name: str
+
+    def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
+        """Send and return the server's message ID (or its reply)."""
+        ...
+
+
+class SmtpTransport:
+    """SMTP with STARTTLS (RFC 3207), implicit TLS (RFC 8314) or neither; AUTH when credentials are given."""
+
+    name = "smtp"
+
+    def __init__(self, host: str, port: int, security: str = "starttls", *, username: str | None = None,
+                 password: str | None = None, ssl_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> None:
+        if security not in ("starttls", "tls", "none"):
+            raise ValueError(f"unknown SMTP security {security!r}")
+        self.host, self.port, self.security = host, port, security
+        self.username, self.password = username, password
+        self.ssl_context = ssl_context
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, smtp: SmtpSettings, *, environ: Mapping[str, str] | None = None,
+                      ssl_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> "SmtpTransport":
+        """Credentials come from the environment variables the config names, read now (never stored in config)."""
+        env = os.environ if environ is None else environ
+        username = password = None
+        if smtp.username_env:
+            missing = [n for n in (smtp.username_env, smtp.password_env) if n and not env.get(n)]
+            if missing:
+                raise DeliveryError(f"SMTP credentials: environment variable {' and '.join(missing)} is not set")
+            username, password = env[smtp.username_env], env[smtp.password_env or ""]
+        return cls(smtp.host, smtp.effective_port, smtp.security, username=username, password=password,
+                   ssl_context=ssl_context, timeout=timeout)
+
+    def _context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
+    def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
+        if self.security == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self._context())
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with client:
+            client.ehlo()
+            if self.security == "starttls":
+                # Refuse to go on in clear text when the server does not offer STARTTLS: smtplib would only
+                # raise at starttls(), but say so plainly.
+                if not client.has_extn("starttls"):
+                    raise smtplib.SMTPNotSupportedError(f"{self.host}:{self.port} does not offer STARTTLS")
+                client.starttls(context=self._context())
+                client.ehlo()
+            if self.username is not None:
+                client.login(self.username, self.password or "")
+            refused = client.send_message(message, from_addr=sender, to_addrs=list(recipients))
+        if refused:
+            # Some recipients took the message, so trying again would send them a second copy: report the
+            # others as a failure that is not retried.
+            raise DeliveryError("delivered only in part; refused: "
+                                + ", ".join(f"{r} ({code})" for r, (code, _) in sorted(refused.items())))
+        return str(message["Message-ID"])
+
+
+class SesTransport:
+    """Amazon SES SendRawEmail through an injected boto3 ``ses`` client."""
+
+    name = "ses"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def send(self, message: EmailMessage, *, sender: str, recipients: Sequence[str]) -> str:
+        # https://docs.aws.amazon.com/ses/latest/APIReference/API_SendRawEmail.html: Destinations overrides the
+        # To/Cc/Bcc headers as the envelope; RawMessage.Data is the whole MIME message.
+        response = self.client.send_raw_email(Source=sender, Destinations=list(recipients),
+                                              RawMessage={"Data": message.as_bytes()})
+        return str(response["MessageId"])
+
+
+def transport_from_settings(settings: EmailSettings, *, environ: Mapping[str, str] | None = None,
+                            ses_client: Any = None, aws_profile: str | None = None,
+                            ssl_context: ssl.SSLContext | None = None) -> Transport:
+    """The configured transport. An SES client is created only when none is injected."""
+    if settings.transport == "ses":
+        if ses_client is None:
+            import boto3
+
+            ses_client = boto3.Session(profile_name=aws_profile).client("ses", region_name=settings.ses_region)
+        return SesTransport(ses_client)
+    assert settings.smtp is not None  # EmailSettings guarantees it for transport: smtp
+    return SmtpTransport.from_settings(settings.smtp, environ=environ, ssl_context=ssl_context)
+
+
+# ------------------------------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How one message fared. ``status``: sent, failed, or skipped (the suite's ``send`` said not to)."""
+
+    status: str
+    transport: str = ""
+    recipients: tuple[str, ...] = ()
+    attempts: int = 0
+    error: str | None = None
+    message_id: str | None = None
+    size: int | None = None
+    attached: bool = False
+    reason: str = ""  # why it was skipped
+    at: datetime | None = None
+    errors: tuple[str, ...] = field(default=(), compare=False)  # every attempt's error, oldest first
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "transport": self.transport, "recipients": list(self.recipients),
+                "attempts": self.attempts, "error": self.error, "message_id": self.message_id, "size": self.size,
+                "attached": self.attached, "reason": self.reason, "at": iso_z(self.at) if self.at else None,
+                "errors": list(self.errors)}
+
+
+_TRANSIENT_AWS = {"Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestTimeout",
+                  "RequestTimeoutException", "TooManyRequestsException"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another try: the connection failed, or the server said 4xx (RFC 5321 section 4.2.1) or throttled.
+    A 5xx reply, a refused login, a bad certificate or a missing credential will not get better by waiting."""
+    if isinstance(exc, DeliveryError):
+        return False
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(exc, (ssl.SSLCertVerificationError, smtplib.SMTPNotSupportedError)):
+        return False
+    if isinstance(exc, (ConnectionError, socket.timeout, TimeoutError, socket.gaierror)):
+        return True
+    try:
+        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return isinstance(exc, OSError)
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_AWS
+    if isinstance(exc, BotoConnectionError):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the run record and the next report; never includes credentials."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "recipients refused: " + ", ".join(f"{r} ({c})" for r, (c, _) in sorted(exc.recipients.items()))
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        return f"{type(exc).__name__}: {exc.smtp_code} {' '.join(text.split())}"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no detail'}"
+
+
+def send_with_retry(transport: Transport, built: BuiltMessage, *, sender: str, recipients: Sequence[str],
+                    attempts: int = 3, backoff: timedelta = timedelta(seconds=10),
+                    sleep: Callable[[float], None] = time.sleep,
+                    clock: Callable[[], datetime] = utcnow) -> DeliveryResult:
+    """Send, trying again after ``backoff``, then twice that, and so on, while the failure is transient."""
+    errors: list[str] = []
+    tried = 0
+    for attempt in range(1, attempts + 1):
+        tried = attempt
+        try:
+            message_id = transport.send(built.message, sender=sender, recipients=recipients)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded; mail failing never loses the report
+            errors.append(describe(exc))
+            log.warning("mail via %s, attempt %d of %d failed: %s", transport.name, attempt, attempts, errors[-1])
+            if attempt == attempts or not is_transient(exc):
+                break
+            sleep(backoff.total_seconds() * 2 ** (attempt - 1))
+            continue
+        return DeliveryResult("sent", transport.name, tuple(recipients), attempt, None, message_id, built.size,
+                              built.attached, at=clock(), errors=tuple(errors))
+    return DeliveryResult("failed", transport.name, tuple(recipients), tried, errors[-1], None, built.size,
+                          built.attached, at=clock(), errors=tuple(errors))

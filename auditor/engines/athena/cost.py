@@ -1,0 +1,158 @@
+"""What Athena queries cost, the run's scan budget, and the S3 listing that estimates a query's scan.
+
+Athena bills the bytes it reads from S3 (compressed bytes for gzip text, only the columns read for Parquet),
+rounded up to the megabyte, with a 10 MB minimum per query, at $5 per TB in us-east-1
+(https://aws.amazon.com/athena/pricing/). Prices come from ``pricing:`` in the config; a TB is 10^12 bytes here.
+
+The budget is an estimate made before each query: the size of the objects under the partitions the query
+reads after pruning. For text flow logs and CloudTrail that is what Athena will scan; for Parquet it is an
+upper bound, since Athena reads only the columns it needs. The hard stop belongs to the workgroup:
+BytesScannedCutoffPerQuery cancels any query that scans more
+(https://docs.aws.amazon.com/athena/latest/ug/workgroups-setting-control-limits-cloudwatch.html).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Iterable, Iterator
+
+from auditor.engines.athena.querymap import PartitionScan
+from auditor.engines.athena.settings import PricingSettings
+from auditor.errors import EngineError
+
+MB = 1000**2
+TB = 1000**4
+
+
+def billed_bytes(scanned: int, pricing: PricingSettings) -> int:
+    """The bytes Athena bills for a query that scanned ``scanned``: rounded up to the MB, at least the minimum."""
+    return max(pricing.athena_min_bytes, math.ceil(max(scanned, 0) / MB) * MB)
+
+
+def cost_usd(scanned: int, pricing: PricingSettings) -> float:
+    """The estimated cost of one query, in US dollars."""
+    return billed_bytes(scanned, pricing) * pricing.athena_usd_per_tb / TB
+
+
+def show_bytes(n: int) -> str:
+    """``1.5 GB`` (powers of 1000, as AWS bills)."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"  # pragma: no cover - the loop always returns
+
+
+def show_usd(amount: float) -> str:
+    return f"${amount:,.4f}" if amount < 1 else f"${amount:,.2f}"
+
+
+class Budget:
+    """The run's ``max_bytes_scanned``, shared by every Athena query of the run, across threads.
+
+    A query reserves its estimate before it starts and settles with the bytes Athena reports afterwards.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.reserved = 0
+        self.queries = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, estimate: int) -> tuple[bool, int]:
+        """Reserve ``estimate`` bytes; returns whether it fits, and what was left before it."""
+        with self._lock:
+            left = (self.limit - self.spent - self.reserved) if self.limit is not None else -1
+            if self.limit is not None and estimate > left:
+                return False, max(left, 0)
+            self.reserved += estimate
+            return True, left
+
+    def settle(self, estimate: int, scanned: int) -> None:
+        with self._lock:
+            self.reserved -= estimate
+            self.spent += max(scanned, 0)
+            self.queries += 1
+
+
+@dataclass(frozen=True)
+class Estimate:
+    bytes: int
+    objects: int
+    prefixes: int
+
+
+def _bucket_key(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def _list(s3: Any, bucket: str, prefix: str, delimiter: str | None = None) -> Iterator[dict[str, Any]]:
+    kwargs = {"Bucket": bucket, "Prefix": prefix}
+    if delimiter:
+        kwargs["Delimiter"] = delimiter
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            yield page
+    except Exception as exc:  # botocore ClientError and friends; the message names the bucket
+        raise EngineError(f"could not list s3://{bucket}/{prefix} to estimate the scan: {exc}", engine="athena") from exc
+
+
+def _children(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The folder names directly under ``prefix``."""
+    names = []
+    for page in _list(s3, bucket, prefix, "/"):
+        for cp in page.get("CommonPrefixes", []):
+            names.append(cp["Prefix"][len(prefix):].rstrip("/"))
+    return names
+
+
+def _day_folders(scan: PartitionScan, day: date) -> str:
+    if scan.hive:
+        return f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}/"
+    return f"{day.year:04d}/{day.month:02d}/{day.day:02d}/"
+
+
+def _prefixes(s3: Any, scan: PartitionScan) -> Iterable[tuple[str, str]]:
+    """(bucket, key prefix) of every pruned day folder, listing account and region folders when unknown."""
+    bucket, root = _bucket_key(scan.location)
+    if scan.hive:
+        accounts = [scan.account] if scan.account else [
+            c.split("=", 1)[1] for c in _children(s3, bucket, root) if c.startswith("aws-account-id=")]
+        for account in accounts:
+            base = f"{root}aws-account-id={account}/aws-service={scan.service.lower()}/"
+            regions = [scan.region] if scan.region else [
+                c.split("=", 1)[1] for c in _children(s3, bucket, base) if c.startswith("aws-region=")]
+            for region in regions:
+                for day in scan.days:
+                    yield bucket, f"{base}aws-region={region}/{_day_folders(scan, day)}"
+        return
+    accounts = [scan.account] if scan.account else _children(s3, bucket, root)
+    for account in accounts:
+        base = f"{root}{account}/{scan.service}/"
+        regions = [scan.region] if scan.region else _children(s3, bucket, base)
+        for region in regions:
+            for day in scan.days:
+                yield bucket, f"{base}{region}/{_day_folders(scan, day)}"
+
+
+def estimate_scan(s3: Any, scans: Iterable[PartitionScan]) -> Estimate:
+    """The bytes under the pruned partitions of ``scans`` (an S3 listing; no object is read)."""
+    total = objects = prefixes = 0
+    for scan in scans:
+        for bucket, prefix in _prefixes(s3, scan):
+            prefixes += 1
+            for page in _list(s3, bucket, prefix):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"].rsplit("/", 1)[-1]
+                    if scan.flow_log_ids and not any(f"_{fid}_" in name for fid in scan.flow_log_ids):
+                        continue
+                    total += int(obj.get("Size", 0))
+                    objects += 1
+    return Estimate(bytes=total, objects=objects, prefixes=prefixes)

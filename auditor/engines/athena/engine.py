@@ -1,0 +1,299 @@
+"""The Athena engine: each check's query.sql on Athena (serverless Trino) over flow logs and CloudTrail in S3.
+
+One check is one query (the local engine's "read once" does not apply here). A query goes through:
+
+1. :func:`~auditor.engines.athena.querymap.compile_query`: logical tables mapped to the configured tables,
+   partition predicates for the window, the account and region, values as execution parameters;
+2. with ``athena.max_bytes_scanned`` set, an estimate of its scan from an S3 listing of the pruned partitions;
+   a query that would take the run over budget is skipped, and the check says so;
+3. StartQueryExecution, then GetQueryExecution with backoff until the query ends
+   (https://docs.aws.amazon.com/athena/latest/APIReference/API_GetQueryExecution.html); past
+   ``athena.timeout`` it is stopped with StopQueryExecution;
+4. GetQueryResults page by page (at most 1,000 rows a page,
+   https://docs.aws.amazon.com/athena/latest/APIReference/API_GetQueryResults.html). Values arrive as text and
+   are typed from the result set metadata, so rows equal what the local engine returns for the same data.
+
+FAILED, CANCELLED and timed-out queries raise :class:`EngineError` with the query ID and Athena's reason; the
+pipeline turns it into an error of that check and the other checks go on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable, Mapping
+
+from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan, show_bytes
+from auditor.engines.athena.querymap import AthenaQuery, Scope, check_source, compile_query
+from auditor.engines.athena.settings import AthenaSettings, AthenaSourceSpec, PricingSettings
+from auditor.errors import CheckSkipped, EngineError
+from auditor.models import DataQuality, Query, QueryResult, QueryStats, TimeWindow, iso_z
+from auditor.timeparse import parse_duration
+
+ClientFactory = Callable[[str, "str | None"], Any]  # (service, region) -> boto3 client
+
+CATALOG = "AwsDataCatalog"
+PAGE_SIZE = 1000
+POLL_FIRST_S = 0.25
+POLL_MAX_S = 5.0
+THROTTLE_RETRIES = 6
+
+
+def _athena_types() -> dict[str, str]:
+    # Athena result type names (https://docs.aws.amazon.com/athena/latest/ug/data-types.html) -> DuckDB names,
+    # so the second phase's table ``query_result`` gets the same column types as on the local engine.
+    return {"boolean": "BOOLEAN", "tinyint": "TINYINT", "smallint": "SMALLINT", "integer": "INTEGER", "int": "INTEGER",
+            "bigint": "BIGINT", "double": "DOUBLE", "float": "FLOAT", "real": "FLOAT", "varchar": "VARCHAR",
+            "char": "VARCHAR", "string": "VARCHAR", "json": "VARCHAR", "ipaddress": "VARCHAR", "uuid": "VARCHAR",
+            "date": "DATE", "timestamp": "TIMESTAMP", "timestamp with time zone": "TIMESTAMP WITH TIME ZONE"}
+
+
+ATHENA_TO_DUCKDB = _athena_types()
+
+
+def _timestamp(text: str, zoned: bool) -> datetime:
+    # Athena prints timestamps as 'YYYY-MM-DD HH:MM:SS.fff' and, with a zone, 'YYYY-MM-DD HH:MM:SS.fff UTC'
+    # (or a zone ID / offset after the space).
+    if zoned:
+        stamp, _, zone = text.rpartition(" ")
+        value = datetime.fromisoformat(stamp)
+        if zone in ("UTC", "Z", "GMT"):
+            return value.replace(tzinfo=timezone.utc)
+        if zone[:1] in "+-":
+            return datetime.fromisoformat(f"{stamp}{zone}").astimezone(timezone.utc)
+        from zoneinfo import ZoneInfo
+        return value.replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+    return datetime.fromisoformat(text)
+
+
+def convert(value: str | None, athena_type: str) -> Any:
+    """One result value (text, or None for NULL) as the Python value of its Athena type."""
+    if value is None:
+        return None
+    kind = athena_type.lower().split("(", 1)[0].strip()
+    if kind == "boolean":
+        return value.lower() == "true"
+    if kind in ("tinyint", "smallint", "integer", "int", "bigint"):
+        return int(value)
+    if kind in ("double", "float", "real"):
+        return float(value)
+    if kind == "decimal":
+        return Decimal(value)
+    if kind == "date":
+        return date.fromisoformat(value)
+    if kind == "timestamp":
+        return _timestamp(value, zoned=False)
+    if kind == "timestamp with time zone":
+        return _timestamp(value, zoned=True)
+    return value  # varchar, json, and the text of arrays, maps and rows
+
+
+def duckdb_type(column: Mapping[str, Any]) -> str:
+    kind = str(column.get("Type", "varchar")).lower().split("(", 1)[0].strip()
+    if kind == "decimal":
+        return f"DECIMAL({int(column.get('Precision') or 38)}, {int(column.get('Scale') or 0)})"
+    return ATHENA_TO_DUCKDB.get(kind, "VARCHAR")
+
+
+class AthenaEngine:
+    """Runs check queries on Athena. Clients come from ``clients(service, region)``; ``sleep`` and
+    ``monotonic`` are injected so tests control time."""
+
+    name = "athena"
+    dialect = "trino"
+
+    def __init__(self, *, sources: Mapping[str, AthenaSourceSpec], settings: AthenaSettings, budget: Budget,
+                 delivery_lag: timedelta, clients: ClientFactory, scope: Scope = Scope(),
+                 pricing: PricingSettings = PricingSettings(),
+                 region: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random) -> None:
+        self.sources = dict(sources)
+        self.settings = settings
+        self.budget = budget
+        self.pricing = pricing
+        self.delivery_lag = delivery_lag
+        self.scope = scope
+        self.default_region = region
+        self._clients = clients
+        self._cache: dict[tuple[str, str | None], Any] = {}
+        self._sleep, self._monotonic, self._jitter = sleep, monotonic, jitter
+        self.timeout_s = parse_duration(settings.timeout).total_seconds()
+
+    # --- the Engine protocol ---------------------------------------------------------------------------
+
+    def prepare(self, scans: Mapping[str, TimeWindow]) -> DataQuality:
+        """Validate the tables against their projections; Athena reads S3 per query, so nothing is loaded."""
+        for logical, source in self.sources.items():
+            check_source(logical, source)
+        return DataQuality()
+
+    def run(self, query: Query, window: TimeWindow, params: Mapping[str, Any]) -> QueryResult:
+        label = f"{query.check_id}/{query.name}"
+        tables = sorted(t for t in (query.tables or self.sources) if t in self.sources)
+        source = self.sources[tables[0]] if tables else next(iter(self.sources.values()))
+        compiled = compile_query(query.text, sources=self.sources, window=window, params=params,
+                                 delivery_lag=self.delivery_lag, scope=self.scope, check_id=query.check_id,
+                                 name=query.name)
+        region = source.region or self.default_region
+        estimate = self._reserve(label, compiled, region)
+        started = time.perf_counter()
+        query_id, scanned = None, 0
+        try:
+            query_id = self._start(label, compiled, source, region)
+            execution = self._wait(label, query_id, region)
+            # A failed or cancelled query is billed for what it scanned too.
+            scanned = int(execution.get("Statistics", {}).get("DataScannedInBytes") or 0)
+            status = execution.get("Status", {})
+            if status.get("State") != "SUCCEEDED":
+                error = status.get("AthenaError", {})
+                reason = status.get("StateChangeReason") or error.get("ErrorMessage") or "no reason given"
+                raise EngineError(f"{label}: Athena query {status.get('State')}: {reason}", query_id=query_id,
+                                  engine=self.name)
+            columns, types, rows = self._results(label, query_id, region)
+        finally:
+            self.budget.settle(estimate, scanned)
+        shown = {k: (list(v) if isinstance(v, tuple) else iso_z(v) if isinstance(v, datetime) else v)
+                 for k, v in compiled.shown.items()}
+        if compiled.parameters:
+            shown["execution_parameters"] = list(compiled.parameters)
+        stats = QueryStats(engine=self.name, text_as_run=compiled.text, duration_s=time.perf_counter() - started,
+                           query_id=query_id, bytes_scanned=scanned, params=shown,
+                           cost_usd=cost_usd(scanned, self.pricing))
+        return QueryResult(columns=columns, rows=tuple(rows), stats=stats, types=types)
+
+    def close(self) -> None:
+        """boto3 clients hold no resource that needs closing beyond their connection pools."""
+        self._cache.clear()
+
+    # --- steps -------------------------------------------------------------------------------------------
+
+    def _client(self, service: str, region: str | None) -> Any:
+        key = (service, region)
+        if key not in self._cache:
+            self._cache[key] = self._clients(service, region)
+        return self._cache[key]
+
+    def _reserve(self, label: str, compiled: AthenaQuery, region: str | None) -> int:
+        if self.budget.limit is None:
+            return 0
+        estimate = estimate_scan(self._client("s3", region), compiled.scans)
+        fits, left = self.budget.reserve(estimate.bytes)
+        if not fits:
+            raise CheckSkipped(f"{label}: skipped, the query would scan about {show_bytes(estimate.bytes)} "
+                               f"({estimate.objects} objects under {estimate.prefixes} partitions) and only "
+                               f"{show_bytes(left)} of the run's max_bytes_scanned budget "
+                               f"({show_bytes(self.budget.limit)}) is left")
+        return estimate.bytes
+
+    def _call(self, label: str, fn: Callable[..., Any], query_id: str | None = None, **kwargs: Any) -> Any:
+        """Call an Athena API, retrying throttling with jittered exponential backoff (on top of botocore's own
+        retries, which a burst of many checks can exhaust)."""
+        from auditor.engines.aws import THROTTLING_CODES, describe_error, error_code
+
+        delay = POLL_FIRST_S
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                return fn(**kwargs)
+            except Exception as exc:
+                if error_code(exc) in THROTTLING_CODES and attempt < THROTTLE_RETRIES:
+                    self._sleep(delay * (0.5 + self._jitter()))
+                    delay = min(delay * 2, POLL_MAX_S * 4)
+                    continue
+                raise EngineError(f"{label}: {fn.__name__}: {describe_error(exc)}", query_id=query_id,
+                                  engine=self.name) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start(self, label: str, compiled: AthenaQuery, source: AthenaSourceSpec, region: str | None) -> str:
+        athena = self._client("athena", region)
+        request: dict[str, Any] = {
+            "QueryString": compiled.text,
+            "QueryExecutionContext": {"Database": source.database, "Catalog": CATALOG},
+            "WorkGroup": source.workgroup,
+            # The same token on a retried call starts the query once
+            # (https://docs.aws.amazon.com/athena/latest/APIReference/API_StartQueryExecution.html).
+            "ClientRequestToken": str(uuid.uuid4()),
+        }
+        if source.output_location:
+            request["ResultConfiguration"] = {"OutputLocation": source.output_location}
+        if compiled.parameters:
+            request["ExecutionParameters"] = list(compiled.parameters)
+        return str(self._call(label, athena.start_query_execution, **request)["QueryExecutionId"])
+
+    def _wait(self, label: str, query_id: str, region: str | None) -> Mapping[str, Any]:
+        """The execution once it has ended (SUCCEEDED, FAILED or CANCELLED); stopped past the timeout."""
+        athena = self._client("athena", region)
+        deadline = self._monotonic() + self.timeout_s
+        delay = POLL_FIRST_S
+        while True:
+            execution = self._call(label, athena.get_query_execution, query_id, QueryExecutionId=query_id)["QueryExecution"]
+            status = execution.get("Status", {})
+            state = status.get("State")
+            if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                return execution
+            now = self._monotonic()
+            if now >= deadline:
+                stopped = "it was stopped"
+                try:
+                    self._call(label, athena.stop_query_execution, query_id, QueryExecutionId=query_id)
+                except EngineError as exc:
+                    stopped = f"stopping it failed: {exc}"
+                raise EngineError(f"{label}: Athena query still {state or 'QUEUED'} after {self.settings.timeout} "
+                                  f"(athena.timeout); {stopped}", query_id=query_id, engine=self.name)
+            self._sleep(min(delay, deadline - now))
+            delay = min(delay * 2, POLL_MAX_S)
+
+    def _results(self, label: str, query_id: str, region: str | None) -> tuple[tuple[str, ...], tuple[str, ...], list[tuple[Any, ...]]]:
+        athena = self._client("athena", region)
+        columns: tuple[str, ...] = ()
+        types: tuple[str, ...] = ()
+        kinds: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        token: str | None = None
+        first = True
+        while True:
+            kwargs: dict[str, Any] = {"QueryExecutionId": query_id, "MaxResults": PAGE_SIZE}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call(label, athena.get_query_results, query_id, **kwargs)
+            result_set = page.get("ResultSet", {})
+            if first:
+                info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
+                columns = tuple(c.get("Name") or c.get("Label") or f"_col{i}" for i, c in enumerate(info))
+                types = tuple(duckdb_type(c) for c in info)
+                kinds = [str(c.get("Type", "varchar")) for c in info]
+            page_rows = result_set.get("Rows", [])
+            for i, row in enumerate(page_rows):
+                values = [d.get("VarCharValue") for d in row.get("Data", [])]
+                # A SELECT's first row holds the column labels (the API returns them as data).
+                if first and i == 0 and values == list(columns):
+                    continue
+                if len(values) != len(columns):
+                    raise EngineError(f"{label}: a result row has {len(values)} values for {len(columns)} columns",
+                                      query_id=query_id, engine=self.name)
+                try:
+                    rows.append(tuple(convert(v, k) for v, k in zip(values, kinds)))
+                except (ValueError, ArithmeticError) as exc:
+                    raise EngineError(f"{label}: cannot read a result value: {exc}", query_id=query_id,
+                                      engine=self.name) from exc
+            first = False
+            token = page.get("NextToken")
+            if not token:
+                return columns, types, rows
+
+
+def create(workspace: Any, loaded: Any) -> AthenaEngine:
+    """The Athena engine of a run (or of one account and region of it), from the config's Athena sources."""
+    from auditor.engines.aws import aws_run, target_of
+
+    config = loaded.config
+    context = aws_run(loaded)
+    target = target_of(loaded, context.sessions)
+    sources = {name: spec for name in ("flow_logs", "cloudtrail")
+               if (spec := getattr(config.sources, name)) is not None and spec.engine == "athena"}
+    scope = Scope(target.account_id, target.region if target.filtered else None)
+    return AthenaEngine(sources=sources, settings=config.athena, budget=context.budget, pricing=config.pricing,
+                        delivery_lag=config.delivery_lag_td, scope=scope, region=context.sessions.default_region(),
+                        clients=lambda service, region: context.sessions.client(service, region))

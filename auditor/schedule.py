@@ -1,0 +1,302 @@
+"""APScheduler 3 wiring, and nothing else: which suite fires when. What a run does is ``suites.run_suite``.
+
+- One job per suite, id ``suite:<name>``, in a persistent SQLAlchemy job store (SQLite in the state dir).
+  A job names its function as text (``auditor.schedule:fire``) so the store never holds pickled code.
+- On start, jobs are *reconciled* with the config rather than replaced: a suite whose schedule did not
+  change keeps its stored next fire time, so a run missed while the host was down is still due.
+- ``coalesce=True`` runs a run missed several times once; ``misfire_grace_time`` runs it on restart only
+  within the grace time. Later than that, APScheduler reports it missed and the recipients get a notice.
+- ``max_instances=1``: a suite never overlaps itself (suites.SuiteState also locks across processes).
+  One worker thread: suites run one at a time, so two runs never compete for DuckDB's memory limit.
+- SIGTERM/SIGINT: no new run starts; the current one finishes and its report appears whole (outputs are
+  staged and renamed, auditor.output), then the daemon exits 0.
+
+APScheduler 3 semantics used here: https://apscheduler.readthedocs.io/en/3.x/userguide.html (missed job
+executions and coalescing; limiting the number of concurrently executing instances).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Mapping
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from auditor.builtins import Registries, builtins
+from auditor.config import LoadedConfig
+from auditor.deliver.email import Transport
+from auditor.deliver.settings import SuiteSpec
+from auditor.models import iso_z
+from auditor.suites import HttpGet, SuiteRun, last_runs, notify_failure, resolve_suite, run_suite
+from auditor.timeparse import parse_duration
+
+log = logging.getLogger(__name__)
+
+JOB_FUNC = "auditor.schedule:fire"
+JOB_PREFIX = "suite:"
+STORE_FILE = "schedule.sqlite"
+
+_active: "Daemon | None" = None  # the daemon of this process: a stored job names a function, not an object
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def job_id(suite: str) -> str:
+    return f"{JOB_PREFIX}{suite}"
+
+
+def trigger_for(spec: SuiteSpec) -> CronTrigger:
+    """The suite's cron in its time zone (numeric days of week were refused at config load)."""
+    return CronTrigger.from_crontab(spec.schedule, timezone=spec.timezone)
+
+
+def store_url(loaded: LoadedConfig) -> str:
+    state = loaded.resolve(loaded.config.state_dir).resolve()
+    return f"sqlite:///{state / STORE_FILE}"
+
+
+@contextmanager
+def open_store(loaded: LoadedConfig) -> Iterator[SQLAlchemyJobStore]:
+    """The persisted job store, read without a running scheduler. A scheduler started only to read would run
+    its processing loop, which may fire (or, at shutdown, skip) a due job: `--list` must never do that."""
+    store = SQLAlchemyJobStore(url=store_url(loaded))
+    store.start(BackgroundScheduler(timezone=timezone.utc), "default")  # never started: only restores jobs
+    try:
+        yield store
+    finally:
+        store.shutdown()
+
+
+def _same_trigger(a: Any, b: CronTrigger) -> bool:
+    return (isinstance(a, CronTrigger) and str(a) == str(b) and str(a.timezone) == str(b.timezone)
+            and a.start_date == b.start_date and a.end_date == b.end_date and a.jitter == b.jitter)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What start-up did to the stored jobs."""
+
+    added: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # unchanged: their stored next fire time stands
+    rescheduled: tuple[str, ...] = ()  # the schedule changed: the next fire time is recomputed
+    removed: tuple[str, ...] = ()  # no longer in the config
+
+
+def reconcile(scheduler: BackgroundScheduler, suites: Mapping[str, SuiteSpec], grace: timedelta) -> Reconciled:
+    """Make the stored jobs match the config without resetting the fire time of jobs that did not change."""
+    grace_s = int(grace.total_seconds())
+    options = {"misfire_grace_time": grace_s, "coalesce": True, "max_instances": 1}
+    existing = {job.id: job for job in scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)}
+    added, kept, rescheduled = [], [], []
+    for name, spec in suites.items():
+        trigger = trigger_for(spec)
+        job = existing.pop(job_id(name), None)
+        if job is None:
+            scheduler.add_job(JOB_FUNC, trigger, args=(name,), id=job_id(name), name=name, **options)
+            added.append(name)
+            continue
+        if job.func_ref != JOB_FUNC or tuple(job.args) != (name,) or dict(job.kwargs):
+            scheduler.modify_job(job.id, func=JOB_FUNC, args=(name,), kwargs={})
+        if any(getattr(job, k) != v for k, v in options.items()):
+            scheduler.modify_job(job.id, **options)  # leaves next_run_time alone
+        if _same_trigger(job.trigger, trigger):
+            kept.append(name)
+        else:
+            scheduler.reschedule_job(job.id, trigger=trigger)
+            rescheduled.append(name)
+    for stale in existing.values():
+        scheduler.remove_job(stale.id)
+    return Reconciled(tuple(added), tuple(kept), tuple(rescheduled),
+                      tuple(j.id.removeprefix(JOB_PREFIX) for j in existing.values()))
+
+
+def fire(suite: str) -> None:
+    """The stored jobs' function: hand the suite to this process's daemon."""
+    if _active is None:
+        raise RuntimeError(f"suite {suite} fired, but no auditor scheduler is running in this process")
+    _active.run_job(suite)
+
+
+@dataclass
+class Daemon:
+    """The scheduler of one config. ``serve()`` is ``auditor schedule``; tests drive ``start``/``stop``.
+
+    Everything that varies is injected and passed to ``run_suite``: the clock, the mail transport, the
+    heartbeat's HTTP getter and the retry sleep.
+    """
+
+    loaded: LoadedConfig
+    clock: Callable[[], datetime] = utcnow
+    transport: Transport | None = None
+    http_get: HttpGet | None = None
+    sleep: Callable[[float], None] = time.sleep
+    registries: Registries | None = None
+    on_run: Callable[[str, SuiteRun | None, str | None], None] | None = None  # (suite, result, error) after each run
+    stopping: threading.Event = field(default_factory=threading.Event)
+    scheduler: BackgroundScheduler | None = None
+
+    @property
+    def grace(self) -> timedelta:
+        return parse_duration(self.loaded.config.schedule.misfire_grace)
+
+    def start(self) -> Reconciled:
+        """Validate every suite, open the job store, reconcile the jobs, tell about interrupted runs, start."""
+        global _active
+        config = self.loaded.config
+        if not config.suites:
+            raise self.loaded.error("there are no suites to schedule: add a suites: section (see README, Scheduling)")
+        reg = self.registries = self.registries or builtins()
+        now = self.clock()
+        for name in config.suites:
+            resolve_suite(self.loaded, name, now, registries=reg, deliver=True)  # config errors before anything runs
+        if _active is not None and _active is not self:
+            raise RuntimeError("another auditor scheduler is already running in this process")
+        self.loaded.resolve(config.state_dir).mkdir(parents=True, exist_ok=True)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=store_url(self.loaded))},
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(self.grace.total_seconds())},
+            timezone=timezone.utc,
+        )
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        _active = self
+        self.stopping.clear()
+        self.scheduler.start(paused=True)  # no job is processed until the store matches the config
+        try:
+            result = reconcile(self.scheduler, config.suites, self.grace)
+            self._notify_interrupted()
+        except BaseException:
+            self.stop(wait=False)
+            raise
+        self.scheduler.resume()
+        log.info("scheduler started: added %s, kept %s, rescheduled %s, removed %s", result.added, result.kept,
+                 result.rescheduled, result.removed)
+        return result
+
+    def stop(self, wait: bool = True) -> None:
+        """No new run starts; with ``wait``, the current one finishes first."""
+        global _active
+        self.stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            # APScheduler 3's shutdown() wakes its loop for one more pass *after* the executors are shut down;
+            # a job due at that moment fails to submit but still gets its next fire time advanced, and the run
+            # is lost. Detaching the job store first leaves that job due in the store for the next start.
+            self.scheduler.pause()
+            self.scheduler.remove_jobstore("default")
+            self.scheduler.shutdown(wait=wait)
+        if _active is self:
+            _active = None
+
+    def serve(self) -> int:
+        """Run until SIGTERM or SIGINT, then end cleanly: the current run completes, no new one starts."""
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.warning("%s: stopping after the current run", signal.Signals(signum).name)
+            self.stopping.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not self.stopping.wait(1.0):
+                pass
+        finally:
+            self.stop(wait=True)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return 0
+
+    def run_job(self, suite: str) -> None:
+        """One scheduled run. Never raises: a failure is mailed by run_suite and reported through ``on_run``."""
+        if self.stopping.is_set():
+            # Queued behind another suite when the stop came: its fire time has already moved on, so say so.
+            notify_failure(self.loaded, suite, "The scheduler was stopping, so the run due now was not started.",
+                           [], clock=self.clock, transport=self.transport, sleep=self.sleep)
+            self._report(suite, None, "not started: the scheduler was stopping")
+            return
+        try:
+            result = run_suite(self.loaded, suite, deliver=True, clock=self.clock, transport=self.transport,
+                               registries=self.registries, sleep=self.sleep, http_get=self.http_get)
+        except Exception as exc:  # noqa: BLE001 - the daemon goes on; run_suite has sent the failure notice
+            log.exception("suite %s failed", suite)
+            self._report(suite, None, f"{type(exc).__name__}: {exc}")
+            return
+        self._report(suite, result, result.delivery.error if result.delivery_failed and result.delivery else None)
+
+    def _report(self, suite: str, result: SuiteRun | None, error: str | None) -> None:
+        if self.on_run is not None:
+            self.on_run(suite, result, error)
+
+    def _on_event(self, event: JobEvent) -> None:
+        suite = event.job_id.removeprefix(JOB_PREFIX)
+        due = getattr(event, "scheduled_run_time", None)
+        due_text = iso_z(due) if due else "an earlier time"
+        if event.code == EVENT_JOB_MISSED:
+            headline = (f"The run due at {due_text} was missed by more than the grace time "
+                        f"({self.loaded.config.schedule.misfire_grace}): the host or the scheduler was down.")
+        else:
+            headline = f"The run due at {due_text} was skipped: the previous run of this suite is still going."
+        notify_failure(self.loaded, suite, headline, [("Due at", due_text)], clock=self.clock,
+                       transport=self.transport, sleep=self.sleep)
+        self._report(suite, None, headline)
+
+    def _notify_interrupted(self) -> None:
+        from auditor.suites import SuiteState
+
+        for name in self.loaded.config.suites:
+            state = SuiteState(self.loaded, name)
+            marker = state.interrupted()
+            if marker is None:
+                continue
+            state.update(running=None)
+            notify_failure(self.loaded, name, f"The run started at {marker.get('started_at')} was interrupted "
+                           "(the process stopped before it finished); no report was produced.",
+                           [("Started at", str(marker.get("started_at"))), ("Process", str(marker.get("pid")))],
+                           clock=self.clock, transport=self.transport, sleep=self.sleep)
+
+
+@dataclass(frozen=True)
+class SuiteListing:
+    """One line group of ``auditor schedule --list``."""
+
+    name: str
+    spec: SuiteSpec
+    next_fires: tuple[datetime, ...]
+    stored: bool  # the daemon has a job for it (else the times are what it would get)
+    overdue: bool  # the stored next fire time has passed: a missed run waits for the daemon
+    state: Mapping[str, Any]
+
+
+def list_suites(loaded: LoadedConfig, now: datetime, count: int = 3) -> list[SuiteListing]:
+    """Each suite's next ``count`` fire times (the stored job's, when the daemon has run) and its last runs.
+    Reads the job store without running anything."""
+    stored: dict[str, Any] = {}
+    if (loaded.resolve(loaded.config.state_dir) / STORE_FILE).exists():
+        with open_store(loaded) as store:
+            stored = {j.id: j for j in store.get_all_jobs()}
+    out = []
+    for name, spec in loaded.config.suites.items():
+        trigger = trigger_for(spec)
+        job = stored.get(job_id(name))
+        same = job is not None and _same_trigger(job.trigger, trigger)
+        upcoming = trigger.get_next_fire_time(None, now)
+        overdue = same and job.next_run_time is not None and job.next_run_time < now
+        # An overdue stored time runs once when the daemon starts (coalesced); then the cron goes on from now.
+        times: list[datetime] = [job.next_run_time] if overdue else []
+        if same and not overdue:
+            upcoming = job.next_run_time
+        while upcoming is not None and len(times) < count:
+            times.append(upcoming)
+            upcoming = trigger.get_next_fire_time(upcoming, upcoming)
+        out.append(SuiteListing(name, spec, tuple(times), same, overdue, last_runs(loaded, name)))
+    return out

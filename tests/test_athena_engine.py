@@ -1,0 +1,264 @@
+"""The Athena engine's API flow under botocore Stubber: paging and types, throttling, FAILED, CANCELLED, timeouts,
+the scan budget, and a failing query that errors its check while the others run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from auditor.config import load_config
+from auditor.engines.athena.cost import Budget, billed_bytes, cost_usd
+from auditor.engines.athena.engine import AthenaEngine, convert
+from auditor.engines.athena.querymap import Scope
+from auditor.engines.athena.settings import AthenaSettings, AthenaSourceSpec, PricingSettings
+from auditor.engines.aws import AwsSessions
+from auditor.errors import CheckSkipped, EngineError
+from auditor.models import Query, Status, TimeWindow
+from auditor.pipeline import run_audit
+from tests.support.flowdata import write_config
+from tests.support.moto_server import FAKE_ENV
+
+WINDOW = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
+SOURCE = AthenaSourceSpec.model_validate({"engine": "athena", "database": "sec", "tables": ["vpc_v2"],
+                                         "workgroup": "audit", "output_location": "s3://results/auditor/",
+                                         "location": "s3://org-logs/AWSLogs/"})
+SQL = "SELECT srcaddr, count(*) AS n FROM flow_logs WHERE start >= :since_s AND start < :until_s GROUP BY srcaddr"
+QID = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch):
+    for k, v in FAKE_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing may leave the machine
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, s):
+        self.sleeps.append(s)
+        self.now += s
+
+    def monotonic(self):
+        return self.now
+
+
+@pytest.fixture
+def stubs():
+    athena = boto3.client("athena", region_name="us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    with Stubber(athena) as a, Stubber(s3) as s:
+        yield {"athena": athena, "s3": s3, "a": a, "s": s}
+        a.assert_no_pending_responses()
+        s.assert_no_pending_responses()
+
+
+def engine(stubs, clock, *, budget=None, timeout="30m"):
+    return AthenaEngine(sources={"flow_logs": SOURCE}, settings=AthenaSettings(timeout=timeout),
+                        budget=budget or Budget(None), delivery_lag=timedelta(days=1),
+                        clients=lambda service, region: stubs[service], scope=Scope("111122223333", "us-east-1"),
+                        region="us-east-1", sleep=clock.sleep, monotonic=clock.monotonic, jitter=lambda: 0.5)
+
+
+def query():
+    return Query(check_id="probe", name="query", text=SQL, dialect="trino", tables=frozenset({"flow_logs"}),
+                 window=WINDOW)
+
+
+def expect_start(a):
+    a.add_response("start_query_execution", {"QueryExecutionId": QID}, {
+        "QueryString": ANY, "WorkGroup": "audit", "ClientRequestToken": ANY,
+        "QueryExecutionContext": {"Database": "sec", "Catalog": "AwsDataCatalog"},
+        "ResultConfiguration": {"OutputLocation": "s3://results/auditor/"},
+        "ExecutionParameters": ["'111122223333'", "'us-east-1'", "'2026/11/09'", "'2026/11/16'",
+                                str(WINDOW.since_s), str(WINDOW.until_s)]})
+
+
+def status(a, state, scanned=0, reason=None, error=None):
+    st = {"State": state}
+    if reason:
+        st["StateChangeReason"] = reason
+    if error:
+        st["AthenaError"] = error
+    a.add_response("get_query_execution", {"QueryExecution": {
+        "QueryExecutionId": QID, "Status": st, "Statistics": {"DataScannedInBytes": scanned}}},
+        {"QueryExecutionId": QID})
+
+
+COLUMNS = [{"Name": "srcaddr", "Type": "varchar"}, {"Name": "n", "Type": "bigint"},
+           {"Name": "first_seen", "Type": "timestamp with time zone"}, {"Name": "ratio", "Type": "double"},
+           {"Name": "open", "Type": "boolean"}, {"Name": "amount", "Type": "decimal", "Precision": 10, "Scale": 2}]
+
+
+def row(*values):
+    return {"Data": [{"VarCharValue": v} if v is not None else {} for v in values]}
+
+
+def test_results_are_paged_typed_and_the_cost_recorded(stubs):
+    clock = Clock()
+    a = stubs["a"]
+    expect_start(a)
+    status(a, "QUEUED")
+    status(a, "RUNNING")
+    status(a, "SUCCEEDED", scanned=12_345_678)
+    a.add_response("get_query_results", {
+        "ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS},
+                      "Rows": [row("srcaddr", "n", "first_seen", "ratio", "open", "amount"),
+                               row("198.51.100.7", "120", "2026-11-10 10:00:00.000 UTC", "0.5", "true", "12.50")]},
+        "NextToken": "page-2"}, {"QueryExecutionId": QID, "MaxResults": 1000})
+    a.add_response("get_query_results", {
+        "ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS},
+                      "Rows": [row("203.0.113.9", "3", None, None, "false", None)]}},
+        {"QueryExecutionId": QID, "MaxResults": 1000, "NextToken": "page-2"})
+    result = engine(stubs, clock).run(query(), WINDOW, {})
+    assert result.columns == ("srcaddr", "n", "first_seen", "ratio", "open", "amount")
+    assert result.rows == (("198.51.100.7", 120, datetime(2026, 11, 10, 10, tzinfo=timezone.utc), 0.5, True,
+                            Decimal("12.50")),
+                           ("203.0.113.9", 3, None, None, False, None))
+    assert result.types == ("VARCHAR", "BIGINT", "TIMESTAMP WITH TIME ZONE", "DOUBLE", "BOOLEAN", "DECIMAL(10, 2)")
+    assert result.stats.query_id == QID and result.stats.bytes_scanned == 12_345_678
+    assert result.stats.cost_usd == pytest.approx(13 * 10**6 * 5 / 10**12)  # rounded up to 13 MB
+    assert result.stats.params["execution_parameters"][0] == "'111122223333'"
+    assert clock.sleeps == [0.25, 0.5]  # backing off between polls
+
+
+def test_throttling_is_retried_with_backoff(stubs):
+    clock = Clock()
+    a = stubs["a"]
+    a.add_client_error("start_query_execution", "ThrottlingException", "Rate exceeded", 400)
+    a.add_client_error("start_query_execution", "TooManyRequestsException", "Too many", 400)
+    expect_start(a)
+    status(a, "SUCCEEDED")
+    a.add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS[:1]},
+                                                       "Rows": [row("srcaddr")]}})
+    result = engine(stubs, clock).run(query(), WINDOW, {})
+    assert result.rows == ()
+    assert clock.sleeps == [0.25, 0.5]
+
+
+def test_throttling_that_never_ends_is_an_engine_error(stubs):
+    clock = Clock()
+    for _ in range(7):
+        stubs["a"].add_client_error("start_query_execution", "ThrottlingException", "Rate exceeded", 400)
+    with pytest.raises(EngineError, match="ThrottlingException"):
+        engine(stubs, clock).run(query(), WINDOW, {})
+    assert len(clock.sleeps) == 6
+
+
+@pytest.mark.parametrize("state, reason, error", [
+    ("FAILED", "TABLE_NOT_FOUND: line 3:8: Table 'sec.vpc_v2' does not exist", {"ErrorCategory": 2, "ErrorType": 1301}),
+    ("CANCELLED", "Query cancelled: bytes scanned exceeded the workgroup's BytesScannedCutoffPerQuery", None),
+])
+def test_failed_and_cancelled_queries_carry_the_id_and_reason(stubs, state, reason, error):
+    clock = Clock()
+    budget = Budget(None)
+    expect_start(stubs["a"])
+    status(stubs["a"], state, scanned=4096, reason=reason, error=error)
+    with pytest.raises(EngineError) as info:
+        engine(stubs, clock, budget=budget).run(query(), WINDOW, {})
+    assert info.value.query_id == QID
+    assert f"Athena query {state}" in str(info.value) and reason in str(info.value) and QID in str(info.value)
+    assert budget.spent == 4096  # what a failed query scanned is billed too
+
+
+def test_a_query_past_the_timeout_is_stopped(stubs):
+    clock = Clock()
+    a = stubs["a"]
+    expect_start(a)
+    for _ in range(11):  # polls at 0, 0.25, 0.75, 1.75, 3.75, 7.75, 12.75 ... 27.75 and 30 s
+        status(a, "RUNNING")
+    a.add_response("stop_query_execution", {}, {"QueryExecutionId": QID})
+    with pytest.raises(EngineError, match=r"still RUNNING after 30s \(athena.timeout\); it was stopped") as info:
+        engine(stubs, clock, timeout="30s").run(query(), WINDOW, {})
+    assert info.value.query_id == QID
+    assert sum(clock.sleeps) == pytest.approx(30)
+
+
+def listing(s, prefix, sizes):
+    s.add_response("list_objects_v2", {"Contents": [{"Key": f"{prefix}f{i}.log.gz", "Size": n} for i, n in enumerate(sizes)],
+                                       "KeyCount": len(sizes), "IsTruncated": False},
+                   {"Bucket": "org-logs", "Prefix": prefix})
+
+
+def test_over_budget_the_query_is_skipped_before_it_starts(stubs):
+    clock = Clock()
+    days = [f"2026/11/{d:02d}/" for d in range(9, 17)]
+    for day in days:
+        listing(stubs["s"], f"AWSLogs/111122223333/vpcflowlogs/us-east-1/{day}", [400, 300])
+    budget = Budget(5000)
+    with pytest.raises(CheckSkipped, match=r"would scan about 5.6 KB \(16 objects under 8 partitions\)"):
+        engine(stubs, clock, budget=budget).run(query(), WINDOW, {})
+    assert budget.reserved == 0 and budget.spent == 0
+
+
+def test_within_budget_the_estimate_is_reserved_and_settled(stubs):
+    clock = Clock()
+    for d in range(9, 17):
+        listing(stubs["s"], f"AWSLogs/111122223333/vpcflowlogs/us-east-1/2026/11/{d:02d}/", [100])
+    expect_start(stubs["a"])
+    status(stubs["a"], "SUCCEEDED", scanned=700)
+    stubs["a"].add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS[:1]},
+                                                                "Rows": [row("srcaddr")]}})
+    budget = Budget(1000)
+    engine(stubs, clock, budget=budget).run(query(), WINDOW, {})
+    assert (budget.spent, budget.reserved, budget.queries) == (700, 0, 1)
+
+
+def test_pricing():
+    pricing = PricingSettings()
+    assert billed_bytes(0, pricing) == 10 * 10**6
+    assert billed_bytes(10_000_001, pricing) == 11 * 10**6
+    assert cost_usd(10**12, pricing) == pytest.approx(5.0)
+
+
+def test_convert_reads_athena_text():
+    assert convert("2026-11-10 10:00:00.000", "timestamp") == datetime(2026, 11, 10, 10)
+    assert convert("2026-11-10 11:00:00.000 +01:00", "timestamp with time zone") == datetime(2026, 11, 10, 10, tzinfo=timezone.utc)
+    assert convert("7", "integer") == 7 and convert(None, "integer") is None
+
+
+class StubSessions(AwsSessions):
+    def __init__(self, settings, clients):
+        super().__init__(settings)
+        self.clients = clients
+
+    def client(self, service, region=None, account=None):
+        return self.clients[service]
+
+    def default_region(self):
+        return "us-east-1"
+
+
+def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_path):
+    cfg = write_config(tmp_path, """
+        sources:
+          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/"}
+          cloudtrail: {engine: athena, database: sec, tables: [trail], location: "s3://org-logs/AWSLogs/"}
+        checks:
+          exposed_well_known_ports: {}
+          sg_changes: {}
+        """)
+    a = stubs["a"]
+    a.add_response("start_query_execution", {"QueryExecutionId": QID})
+    status(a, "FAILED", reason="HIVE_BAD_DATA: Error parsing field value")
+    a.add_response("start_query_execution", {"QueryExecutionId": QID})
+    status(a, "SUCCEEDED", scanned=2048)
+    a.add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [
+        {"Name": "event_id", "Type": "varchar"}]}, "Rows": [row("event_id")]}})
+    loaded = load_config(cfg)
+    outcome = run_audit(loaded, WINDOW, out_dir=tmp_path / "out", force=True, formats=("json",),
+                        clock=lambda: datetime(2026, 11, 23, tzinfo=timezone.utc),
+                        aws_sessions=StubSessions(loaded.config.aws, stubs))
+    by_id = {c.check_id: c for c in outcome.record.checks}
+    assert by_id["exposed_well_known_ports"].status is Status.ERROR
+    assert QID in by_id["exposed_well_known_ports"].error and "HIVE_BAD_DATA" in by_id["exposed_well_known_ports"].error
+    assert by_id["sg_changes"].status is Status.PASS
+    assert by_id["sg_changes"].stats["bytes_scanned"] == "2.0 KB"
+    assert any(n.startswith("Athena: 1 query scanned 2.0 KB") for n in outcome.record.data_quality.notes)

@@ -1,0 +1,73 @@
+"""The benchmark harness at a tiny N, so that it never rots: the generator's line classes are what the reader
+finds, and every step of benchmarks/run.py runs and reports. No timing is asserted."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+@pytest.fixture(scope="module")
+def generate():
+    return _module("generate")
+
+
+def test_the_generator_is_deterministic_and_mixes_formats_and_dirt(generate, tmp_path: Path) -> None:
+    first = generate.generate(tmp_path / "a", 3000, days=2)
+    second = generate.generate(tmp_path / "b", 3000, days=2)
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        if rel.name != generate.MARKER:
+            assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert first.lines == second.lines
+    assert first.lines["records"] + first.lines["nodata"] + first.lines["malformed"] + first.lines["blank"] \
+        + first.lines["headers"] - first.files == 3000
+    assert first.dirty_files >= 1 and first.lines["malformed"] > 0
+    headers = {gzip.decompress(p.read_bytes()).split(b"\n", 1)[0] for p in (tmp_path / "a" / "flowlogs").rglob("*.gz")}
+    assert headers == {" ".join(fields).encode() for _, fields in generate.FLOW_LOGS}
+    assert (tmp_path / "a" / "inventory" / generate.ACCOUNT / generate.REGION / "describe-network-interfaces.json").is_file()
+    assert list((tmp_path / "a" / "cloudtrail").rglob("*.json.gz"))
+    # A second call with the same arguments reuses the dataset.
+    assert generate.generate(tmp_path / "a", 3000, days=2).seconds == first.seconds
+
+
+def test_the_runner_measures_every_step_and_the_ratios(tmp_path: Path) -> None:
+    run = _module("run")
+    result = run.bench(2000, data_root=tmp_path / "data", work=tmp_path / "work", memory_limit="500MB", threads=None,
+                       formats="json")
+    steps = {s["name"]: s for s in result["steps"]}
+    assert list(steps) == ["imports + first empty run", "a0", "a", "b", "c", "d"]
+    assert all(s["wall_s"] > 0 and s["peak_rss_mb"] > 0 for s in steps.values())
+    expected = result["dataset"]["lines"]["records"] + result["dataset"]["lines"]["nodata"]
+    assert steps["a"]["detail"]["records"] == steps["d"]["detail"]["records"] == expected
+    assert steps["a0"]["detail"]["records"] == 0
+    assert steps["a"]["detail"]["counters"]["cache_partitions_reused"] == 0
+    assert steps["d"]["detail"]["counters"]["cache_partitions_built"] == 0
+    assert steps["d"]["detail"]["counters"]["cache_partitions_reused"] == steps["a"]["detail"]["counters"]["cache_partitions_built"] > 0
+    assert steps["a"]["detail"]["checks"] == steps["d"]["detail"]["checks"]
+    assert all(c["status"] in ("pass", "fail") for c in steps["a"]["detail"]["checks"].values())
+    assert set(result["ratios"]) == set(run.TARGETS)
+    json.dumps(result)  # the JSON report is serialisable
+    text = run.table(result)
+    assert "(a-a0)/b" in text and "peak RSS" in text

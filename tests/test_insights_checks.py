@@ -1,0 +1,135 @@
+"""Each built-in check's query.insights agrees with its query.sql on the demo data: same columns, same types, same
+rows, so report.sql runs unchanged whichever engine ran the first phase. And the generated parse clause reads
+custom-format lines the way the flow-log reader does."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, timezone
+
+import pytest
+
+from auditor.builtins import builtins
+from auditor.config import load_config
+from auditor.demo import generate
+from auditor.engines.embedded import Workspace
+from auditor.engines.insights.catalog import TableCatalog, insights_name
+from auditor.engines.insights.compiler import compile_program
+from auditor.engines.insights.local import LocalInsightsEngine
+from auditor.engines.insights.parse_clause import format_fields, needs_parse, parse_clause, parse_command
+from auditor.engines.insights.parser import Display, Field, Pipeline, Program, parse
+from auditor.engines.sources import files, flowlogs
+from auditor.models import Query, TimeWindow
+from tests.support.flowdata import write_config
+
+WINDOW = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
+CHECKS = [s for s in builtins().checks if "query.insights" in s.queries]
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    root = tmp_path_factory.mktemp("twins")
+    generate(root / "demo", date(2026, 11, 16), days=7)
+    config = write_config(root, """
+        sources:
+          flow_logs: demo/flowlogs
+          cloudtrail: demo/cloudtrail
+          inventory: demo/inventory
+        """)
+    loaded = load_config(config)
+    ws = Workspace()
+    local = builtins().engines.get("local").create(ws, loaded)
+    local.prepare({"flow_logs": WINDOW, "cloudtrail": WINDOW})
+    yield loaded, local, LocalInsightsEngine(local)
+    ws.close()
+
+
+def test_every_engine_check_ships_a_query_insights():
+    engine_checks = {s.id for s in builtins().checks if s.dialects}
+    assert {s.id for s in CHECKS} == engine_checks == {"top_rejected_sources", "exposed_well_known_ports",
+                                                        "unused_sg_rules", "sg_changes"}
+    for spec in CHECKS:
+        assert spec.runs_on("insights") and spec.runs_on("trino")
+
+
+@pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
+def test_insights_twin_agrees_with_sql(engines, spec):
+    loaded, local, insights = engines
+    params = {**spec.validate_params({}), "sensitive_ports": tuple(loaded.config.sensitive_ports)}
+    tables = frozenset(t for t in spec.meta.needs if t in ("flow_logs", "cloudtrail"))
+    sql = local.run(Query(spec.id, "query", spec.queries["query.sql"], "trino", tables, WINDOW, params), WINDOW, params)
+    ins = insights.run(Query(spec.id, "query", spec.queries["query.insights"], "insights", tables, WINDOW, params),
+                       WINDOW, params)
+    assert ins.columns == sql.columns
+    assert ins.types == sql.types
+    assert len(sql.rows) > 5, "the demo data exercises the check"
+    assert Counter(ins.rows) == Counter(sql.rows)
+    if "ORDER BY" in spec.queries["query.sql"]:
+        assert ins.rows == sql.rows  # both sort the same way
+
+
+def test_the_twins_run_the_report_phase_to_the_same_rows(engines):
+    loaded, local, insights = engines
+    spec = builtins().checks.get("exposed_well_known_ports")
+    params = {**spec.validate_params({}), "sensitive_ports": tuple(loaded.config.sensitive_ports)}
+    ws = local.workspace
+    ws.load_inventory(loaded.resolve(loaded.config.sources.inventory.path))
+    out = []
+    for engine, name in ((local, "query.sql"), (insights, "query.insights")):
+        q = Query(spec.id, "query", spec.queries[name], engine.dialect, frozenset({"flow_logs"}), WINDOW, params)
+        ws.register_result(engine.run(q, WINDOW, params))
+        out.append(ws.execute(spec.queries["report.sql"], {"since": WINDOW.since, "until": WINDOW.until,
+                                                           "since_s": WINDOW.since_s, "until_s": WINDOW.until_s,
+                                                           **params}, name="report").rows)
+    assert out[0] == out[1] and any(r[-1] == "high" for r in out[0])
+
+
+# ------------------------------------------------------------------------------------------------ parse clause
+
+def test_insights_names_follow_cloudwatch_for_the_default_format():
+    assert [insights_name(f.name) for f in flowlogs.FIELDS if f.version == 2] == [
+        "version", "accountId", "interfaceId", "srcAddr", "dstAddr", "srcPort", "dstPort", "protocol", "packets",
+        "bytes", "startTime", "endTime", "action", "logStatus"]
+    assert insights_name("pkt-srcaddr") == "pktSrcAddr" and insights_name("flow-direction") == "flowDirection"
+    assert insights_name("tgw-src-eni") == "tgwSrcEni" and insights_name("reject-reason") == "rejectReason"
+
+
+def test_parse_clause_text():
+    assert not needs_parse(None) and not needs_parse(flowlogs.DEFAULT_FORMAT)
+    assert needs_parse("${version} ${vpc-id} ${srcaddr}")
+    assert parse_clause("${version} ${vpc-id} ${srcaddr}") == \
+        r"parse @message /^\s*(?<version>\S+)\s+(?<vpcId>\S+)\s+(?<srcAddr>\S+)\s*$/"
+    assert parse(parse_clause("${version} ${vpc-id}")).parts[0].commands == (parse_command("${version} ${vpc-id}"),)
+    with pytest.raises(ValueError, match="did you mean 'srcaddr'"):
+        format_fields("${version} ${srcadr}")
+
+
+@pytest.mark.parametrize("name", ["v5-custom-service-traffic-path-flow-direction.log", "v3-custom-transit-gateway.log",
+                                  "v3-custom-tcp-flag-sequence.log"])
+def test_generated_parse_clause_reads_custom_lines_like_the_reader(corpus, name):
+    path = corpus / "aws-docs" / "vpc-flow-log-record-examples" / name
+    header, *lines = [line for line in path.read_text().splitlines() if line.strip()]
+    log_format = " ".join("${" + f + "}" for f in header.split())
+    ws = Workspace()
+    try:
+        # The reader's view of the file ...
+        flowlogs.load_flow_logs(ws.con, files.discover(path, ("text",)), window=TimeWindow(
+            datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)))
+        columns = [flowlogs.parse_log_format(log_format)]
+        cur = ws.con.execute("SELECT * FROM flow_logs")
+        names = [d[0] for d in cur.description]
+        expected = [[None if r[names.index(c)] is None else str(r[names.index(c)]) for c in columns[0]]
+                    for r in cur.fetchall()]
+        # ... and the generated clause's, over the raw lines as CloudWatch would hold them in @message.
+        ws.con.execute('CREATE TABLE raw ("@message" VARCHAR)')
+        ws.con.executemany("INSERT INTO raw VALUES (?)", [[line] for line in lines])
+        shown = format_fields(log_format)
+        pipeline = Pipeline(0, (parse_command(log_format), Display(0, tuple(Field(0, n) for n in shown))))
+        compiled = compile_program(Program((pipeline,)), TableCatalog("raw", {"@message": "VARCHAR"}))
+        got = [[None if v in (None, "-") else v for v in row]
+               for row in ws.con.execute(compiled.sql, dict(compiled.params)).fetchall()]
+    finally:
+        ws.close()
+    assert len(got) == len(lines) >= 2
+    # the reader turns millisecond starts into seconds and drops a "#comment"; these samples have neither
+    assert sorted(map(repr, got)) == sorted(map(repr, expected))
