@@ -67,13 +67,36 @@ def _html(ctx: RenderContext) -> list[Artifact]:
 def _pdf(ctx: RenderContext) -> list[Artifact]:
     def produce() -> bytes:
         from auditor.render.pdf import render_pdf
-        return render_pdf(ctx.html(), dirs=ctx.template_dirs)
+        # PDF/A-3b evidence: findings.json and every results CSV travel inside the PDF, byte for byte.
+        attachments = {FINDINGS_FILE: ctx.findings_json(), **ctx.csvs()}
+        return render_pdf(ctx.html(), dirs=ctx.template_dirs, attachments=attachments,
+                          attached_at=ctx.record.finished_at)
     return [Artifact("report.pdf", produce)]
+
+
+def _ocsf(ctx: RenderContext) -> list[Artifact]:
+    def produce() -> bytes:
+        from auditor.exports.ocsf import to_ocsf
+        return json_bytes({"findings": to_ocsf(ctx.record, ctx.specs)})
+    return [Artifact("findings.ocsf.json", produce)]
+
+
+def _asff(ctx: RenderContext) -> list[Artifact]:
+    def produce() -> bytes:
+        from auditor.exports.asff import to_asff
+        account = ctx.record.accounts[0] if ctx.record.accounts else "000000000000"
+        region = ctx.record.regions[0] if ctx.record.regions else "us-east-1"
+        product = f"arn:aws:securityhub:{region}:{account}:product/{account}/default"
+        return json_bytes({"Findings": to_asff(ctx.record, ctx.specs, product_arn=product,
+                                               aws_account_id=account, region=region)})
+    return [Artifact("findings.asff.json", produce)]
 
 
 BUILTIN_FORMATS = (
     OutputFormat("json", "findings.json (always written)", _json),
     OutputFormat("csv", "results/<check>.csv, every row", _csv),
     OutputFormat("html", "report.html", _html),
-    OutputFormat("pdf", "report.pdf, printed from the same HTML", _pdf),
+    OutputFormat("pdf", "report.pdf (PDF/A-3b with findings.json and the CSVs attached)", _pdf),
+    OutputFormat("ocsf", "findings.ocsf.json: OCSF 1.1 Detection Findings", _ocsf),
+    OutputFormat("asff", "findings.asff.json: AWS Security Finding Format for BatchImportFindings", _asff),
 )
