@@ -505,3 +505,18 @@ def test_pdf_render_refuses_remote_and_outside_resources(tmp_path, caplog):
     refused = {url for url, _ in fetcher.refused}
     assert {"file:///etc/passwd", METADATA + "iam/", METADATA + "bg"} <= refused
     assert fetcher.fetched == [(tmp_path.resolve() / "dot.svg").as_uri()]
+
+
+def test_a_chart_that_cannot_be_drawn_is_left_out_and_logged(monkeypatch, caplog):
+    from auditor.render import charts
+
+    def refuse(*args, **kwargs):
+        raise RenderError("a chart contains a <script> element")
+
+    monkeypatch.setattr(charts, "sparkline", refuse)
+    check = replace(failing("c", "C", flow_rows(2)),
+                    trend=(TrendPoint("a", WINDOW.since, 1.0), TrendPoint("b", WINDOW.until, 2.0)))
+    with caplog.at_level(logging.WARNING, logger="auditor.render.view"):
+        view = build_view(record(check), {})
+    assert view.checks[0].trend.chart is None and view.checks[0].trend.text.startswith("2 this run")
+    assert "could not draw a chart for findings" in caplog.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from auditor.models import (
     utc,
 )
 from auditor.render import charts as chartlib
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "Network security audit"
 MAX_CELL_CHARS = 240  # a cell longer than this (a policy document, a long user agent) is cut; the CSV has it whole
@@ -398,7 +401,7 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
         severity_totals=_severity_totals(results),
         findings_total=active_total,
         change=_change_summary(record, results),
-        top_actions=_top_actions(results, checks, specs),
+        top_actions=_top_actions(results, checks),
         warnings=_warnings(record),
         errors=tuple(Problem(c.id, c.anchor, c.title, c.error) for c in checks if c.status.value == "error"),
         skipped=tuple(Problem(c.id, c.anchor, c.title, c.skip_reason) for c in checks if c.status.value == "skipped"),
@@ -528,15 +531,26 @@ def _charts(result: CheckResult, record: RunRecord) -> tuple[ChartView, ...]:
     chart_rows = tuple(getattr(result, "chart", ()) or ())
     if chart_rows and {"bucket", "flows"} <= set(chart_rows[0]) and {"srcaddr", "source"} & set(chart_rows[0]):
         hourly = record.window.duration <= chartlib.HOURLY_MAX
-        chart = chartlib.rejected_flows_chart(chart_rows, record.window)
+        chart = _drawn(result.check_id, chartlib.rejected_flows_chart, chart_rows, record.window)
         if chart is not None:
             out.append(_chart_view(f"Rejected flows per {'hour' if hourly else 'day'}, "
                                    f"top {chartlib.TOP_SOURCES} sources stacked", chart))
     if {"dstport", "protocol", "public_sources"} <= set(result.columns):
-        chart = chartlib.exposed_ports_chart(result.rows)
+        chart = _drawn(result.check_id, chartlib.exposed_ports_chart, result.rows)
         if chart is not None:
             out.append(_chart_view("Exposed ports: distinct public sources per port, shaded by severity", chart))
     return tuple(out)
+
+
+def _drawn(what: str, draw: Callable[..., chartlib.Chart | None], *args: Any) -> chartlib.Chart | None:
+    """A chart, or None when it cannot be drawn: a chart is an illustration of data the report also
+    shows as text, so a failure to draw one (a missing font, an SVG refused as unsafe) is logged and
+    the report goes on without it."""
+    try:
+        return draw(*args)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.warning("could not draw a chart for %s; the report leaves it out", what, exc_info=True)
+        return None
 
 
 def _chart_view(title: str, chart: chartlib.Chart) -> ChartView:
@@ -555,7 +569,7 @@ def _trend(points: Sequence[TrendPoint], metric: str, draw: bool) -> TrendView |
                  f"over the last {len(values)} runs")
     else:
         text += "; earlier runs will show here"
-    chart = chartlib.sparkline(values) if draw and len(values) > 1 else None
+    chart = _drawn(metric, chartlib.sparkline, values) if draw and len(values) > 1 else None
     return TrendView(name, text, _chart_view(f"{name} over the last {len(values)} runs", chart) if chart else None)
 
 
@@ -585,8 +599,7 @@ def _change_summary(record: RunRecord, results: Sequence[CheckResult]) -> Change
     return ChangeSummary(new, persisting, resolved, aged, suppressed, record.previous_run_id or "", text)
 
 
-def _top_actions(results: Sequence[CheckResult], checks: Sequence[CheckView],
-                 specs: Mapping[str, CheckSpec]) -> tuple[ActionView, ...]:
+def _top_actions(results: Sequence[CheckResult], checks: Sequence[CheckView]) -> tuple[ActionView, ...]:
     ranked = sorted(
         ((f, i, j) for i, r in enumerate(results) for j, f in enumerate(r.active_findings)),
         key=lambda t: (-t[0].severity.rank, _CHANGE_ORDER.get(t[0].change, 1), t[1], t[2]),
