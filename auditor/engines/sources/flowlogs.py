@@ -17,15 +17,12 @@ content, each file's field list comes from its own header lines, and lines are s
 from __future__ import annotations
 
 import difflib
-import gzip
-import os
 import re
-import zlib
 from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -207,7 +204,7 @@ def load_flow_logs(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], *
 
 def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], directory: Path, *,
                   default_fields: tuple[str, ...] | None = None, stem: str = "part",
-                  batch_bytes: int = 64 * 2**20, native: bool = True) -> tuple[tuple[FileQuality, ...], tuple[Path, ...]]:
+                  batch_bytes: int = 64 * 2**20) -> tuple[tuple[FileQuality, ...], tuple[Path, ...]]:
     """Parse ``files`` once and write all their lines that are records, whatever their start time, as Parquet
     files ``<directory>/<stem>-NNNN.parquet`` (one per batch of about ``batch_bytes`` on disk).
 
@@ -215,8 +212,7 @@ def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], di
     from the S3 path when a record lacks them; read them with ``union_by_name``), plus
     :data:`CLASS_COLUMN` (0 record, 1 NODATA/SKIPDATA, 2 malformed: keep ``< 2``) and :data:`FILE_COLUMN`
     (the file's position in its batch). Returns how each file's lines were classed, in the order of
-    ``files``, and the Parquet files written. ``native=False`` sends every text file down the tolerant
-    path (the native path must give the same rows; tests compare the two).
+    ``files``, and the Parquet files written.
     """
     default = _default_format(default_fields)
     _check_kinds(files)
@@ -224,7 +220,7 @@ def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], di
     unique = list({f.path: f for f in files}.values())
     counts: dict[str, Counter[str]] = {f.path: Counter() for f in unique}
     written: list[Path] = []
-    for batch, select in _typed_batches(con, unique, default, batch_bytes, counts, native):
+    for batch, select in _typed_batches(con, unique, default, batch_bytes, counts):
         path = directory / f"{stem}-{len(written):04d}.parquet"
         _write_typed(con, select, path, batch, counts)
         written.append(path)
@@ -246,29 +242,14 @@ def _check_kinds(files: Sequence[InputFile]) -> None:
 
 
 def _typed_batches(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], default: "_Format", batch_bytes: int,
-                   counts: dict[str, Counter[str]], native: bool = True) -> Iterator[tuple[Sequence[InputFile], str]]:
+                   counts: dict[str, Counter[str]]) -> Iterator[tuple[Sequence[InputFile], str]]:
     """Stage the files batch by batch; for each, yield the batch and a SELECT of its data lines typed in the
     table's schema plus the class and file columns. The staged objects live until the next batch."""
     restore_order = _ensure_insertion_order(con)
     try:
         for batch in _batches([f for f in files if f.kind == "text"], batch_bytes):
-            tolerant: list[InputFile] = []
-            by_format: dict[_Format, list[tuple[InputFile, tuple[int, int]]]] = {}
-            for f in batch:
-                found = _native_format(f) if native else None
-                if found is None:
-                    tolerant.append(f)
-                else:
-                    by_format.setdefault(found[0], []).append((f, found[1:]))
-            for columns, members in by_format.items():
-                with _native_batch(con, [f for f, _ in members], columns, [sizes for _, sizes in members],
-                                   counts) as (clean, dirty, select):
-                    if select is not None:
-                        yield clean, select
-                    tolerant.extend(dirty)
-            if tolerant:
-                with _text_batch(con, tolerant, default, counts) as select:
-                    yield tolerant, select
+            with _text_batch(con, batch, default, counts) as select:
+                yield batch, select
         for batch in _batches([f for f in files if f.kind == "parquet"], batch_bytes):
             for start in range(0, len(batch), _MAX_OPEN_PARQUET):
                 chunk = batch[start:start + _MAX_OPEN_PARQUET]
@@ -501,29 +482,15 @@ def _typed_text_sql(data: str, columns: _Format, fmt: int, out: tuple[str, ...])
     # after it is an annotation, as in the AWS doc's NAT gateway sample.
     split = (f"CASE WHEN len(s) = {n} THEN s ELSE string_split_regex(regexp_replace("
              f"regexp_replace(line, '[ \\t]+#.*$', ''), '^[ \\t\\r]+|[ \\t\\r]+$', '', 'g'), '[ \\t]+') END")
-    typed, values, cls = _typed_parts(columns, out, lambda i: f"t[{i}]", [f"len(t) = {n}"])
-    return (f"SELECT {values}, {cls}, __file AS {_q(FILE_COLUMN)} FROM ("
-            f"SELECT __file, __account, __region, t, {typed} FROM ("
-            f"SELECT __file, __account, __region, {split} AS t FROM ("
-            f"SELECT __file, __account, __region, line, string_split(line, ' ') AS s "
-            f"FROM ({data}) WHERE fmt = {fmt})))")
-
-
-def _typed_parts(columns: _Format, out: tuple[str, ...], field: Callable[[int], str],
-                 checks: list[str]) -> tuple[str, str, str]:
-    """The typing of one format's fields, shared by the tolerant and the native path so that both give the
-    same rows: the typed field expressions (``field(i)`` is the i-th field's text, from 1), the output
-    columns ``out``, and the class expression (malformed unless ``checks`` all hold and every number parsed)."""
     position = {c: i + 1 for i, c in reversed(list(enumerate(columns))) if c is not None}
-    typed = []
-    checks = list(checks)
+    typed, checks = [], [f"len(t) = {n}"]
     for column, i in position.items():
         type_ = _BY_COLUMN[column].type
         if type_ == "VARCHAR":
-            typed.append(f"nullif({field(i)}, '-') AS {_q(column)}")
+            typed.append(f"nullif(t[{i}], '-') AS {_q(column)}")
         else:
-            typed.append(f"TRY_CAST({field(i)} AS {type_}) AS {_q(column)}")
-            checks.append(f"({_q(column)} IS NOT NULL OR {field(i)} = '-')")
+            typed.append(f"TRY_CAST(t[{i}] AS {type_}) AS {_q(column)}")
+            checks.append(f"({_q(column)} IS NOT NULL OR t[{i}] = '-')")
     status = "log_status IN ('NODATA', 'SKIPDATA')" if "log_status" in position else "false"
     values = []
     for column, type_ in TABLE_COLUMNS:
@@ -539,122 +506,13 @@ def _typed_parts(columns: _Format, out: tuple[str, ...], field: Callable[[int], 
             values.append(_q(column))
         else:
             values.append(f"CAST(NULL AS {type_}) AS {_q(column)}")
-    cls = (f"CAST(CASE WHEN NOT ({' AND '.join(checks) or 'true'}) THEN {_MALFORMED} WHEN {status} THEN {_NODATA} "
+    cls = (f"CAST(CASE WHEN NOT ({' AND '.join(checks)}) THEN {_MALFORMED} WHEN {status} THEN {_NODATA} "
            f"ELSE {_RECORD} END AS TINYINT) AS {_q(CLASS_COLUMN)}")
-    return ", ".join(typed), ", ".join(values), cls
-
-
-# ------------------------------------------------------------------------------- the native path (clean files)
-#
-# A file as S3 delivery writes it (one header line naming known fields, then one line per record, fields split
-# by single spaces, "\n" line ends) goes through DuckDB's own CSV reader, told the columns from the header read
-# beforehand: several times faster than the line-by-line path above, which is kept for the rest. The native
-# reader skips blank lines without a trace and would take a repeated header for a malformed record, so a file
-# stays on the native path only when that read proves it clean:
-# * no line was rejected (wrong field count, bytes that are not UTF-8);
-# * every record typed without error (the same typing as the tolerant path, _typed_parts);
-# * the bytes add up: the header line plus every row's fields, separators and newline make exactly the file's
-#   uncompressed size (gzip's ISIZE trailer, or the file size), so no blank line, "\r" or other byte went
-#   unaccounted for.
-# Any other file is read again, alone, by the tolerant path, and the native read's rows of it are dropped.
-_NATIVE = "__auditor_fl_native"
-_NATIVE_REJECTS = "__auditor_fl_native_rejects"
-_NATIVE_SCANS = "__auditor_fl_native_scans"
-_PEEK_BYTES = 8192
-
-
-def _native_format(f: InputFile) -> tuple[_Format, int, int] | None:
-    """For a file the native path can read: its field list, its header line's length in bytes and its
-    uncompressed size (modulo 2**32 for gzip: its ISIZE trailer). None for any other file. The first line must
-    be a header naming only known fields, once each, split by single spaces. One open, reading the first
-    block and the last four bytes: never the data."""
-    try:
-        with open(f.path, "rb") as raw:
-            if f.path.endswith(".gz"):
-                raw.seek(-4, os.SEEK_END)
-                size = int.from_bytes(raw.read(4), "little")
-                raw.seek(0)
-                first = gzip.GzipFile(fileobj=raw, mode="rb").readline(_PEEK_BYTES)
-            else:
-                size = os.fstat(raw.fileno()).st_size
-                first = raw.readline(_PEEK_BYTES)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
-        return None  # the tolerant path reports it
-    if not first.endswith(b"\n"):
-        return None
-    try:
-        names = first[:-1].decode("ascii").split(" ")
-    except UnicodeDecodeError:
-        return None
-    if not names or len(set(names)) != len(names) or not all(n in _BY_NAME for n in names):
-        return None
-    return tuple(_BY_NAME[n].column for n in names), len(first), size
-
-
-def _native_read_sql(columns: _Format) -> str:
-    n = len(columns)
-    fields = ", ".join(f"f{i}" for i in range(1, n + 1))
-    length = " + ".join(f"strlen(f{i})" for i in range(1, n + 1))
-    return (f"SELECT file_index AS __fid, {fields}, {length} + {n} AS __bytes "
-            f"FROM read_csv($files, columns = $columns, delim = ' ', quote = '', escape = '', header = true, "
-            f"auto_detect = false, strict_mode = true, new_line = '\\n', store_rejects = true, "
-            f"rejects_table = '{_NATIVE_REJECTS}', rejects_scan = '{_NATIVE_SCANS}')")
-
-
-@contextmanager
-def _native_batch(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], columns: _Format,
-                  sizes: Sequence[tuple[int, int]], counts: dict[str, Counter[str]]) -> Iterator[tuple[list[InputFile], list[InputFile], str | None]]:
-    """Read files of one format natively; yield the clean ones, the others (for the tolerant path) and the
-    SELECT of the clean ones' typed rows (None when there is none), whose file column indexes the clean list.
-    ``sizes``: each file's header length and uncompressed size, from :func:`_native_format`."""
-    n = len(columns)
-    typed, values, cls = _typed_parts(columns, tuple(c for c, _ in TABLE_COLUMNS
-                                                     if c in set(columns) | set(_FROM_PATH)),
-                                      lambda i: f"f{i}", [])
-    try:
-        # Rows are keyed by file, not by position, so insertion order need not be kept: that halves the read.
-        ((order,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
-        con.execute("SET preserve_insertion_order = false")
-        try:
-            con.execute(f"CREATE TEMP TABLE {_q(_NATIVE)} AS SELECT __fid, __bytes, {typed}, {cls} FROM "
-                        f"({_native_read_sql(columns)})",
-                        {"files": [f.path for f in files], "columns": {f"f{i}": "VARCHAR" for i in range(1, n + 1)}})
-        except duckdb.Error:
-            yield [], list(files), None  # the tolerant path reads them, and reports what it cannot
-            return
-        finally:
-            con.execute("SET preserve_insertion_order = $on", {"on": order})
-        rejected = {path for (path,) in con.execute(
-            f"SELECT DISTINCT s.file_path FROM {_q(_NATIVE_REJECTS)} e JOIN {_q(_NATIVE_SCANS)} s "
-            f"USING (scan_id, file_id)").fetchall()}
-        stats = {fid: (nbytes, malformed) for fid, nbytes, malformed in con.execute(
-            f"SELECT __fid, sum(__bytes), count(*) FILTER ({_q(CLASS_COLUMN)} = {_MALFORMED}) "
-            f"FROM {_q(_NATIVE)} GROUP BY ALL").fetchall()}
-        clean, dirty, keep = [], [], []
-        for fid, f in enumerate(files):
-            nbytes, malformed = stats.get(fid, (0, 0))
-            header, size = sizes[fid]
-            if f.path in rejected or malformed or nbytes is None or (header + nbytes) % 2**32 != size % 2**32:
-                dirty.append(f)
-                continue
-            clean.append(f)
-            keep.append(fid)
-            counts[f.path]["headers"] += 1  # its records are counted from the typed rows, as on the tolerant path
-        if not clean:
-            yield [], dirty, None
-            return
-        con.register(_FILES, pa.table({
-            "fid": pa.array(keep, pa.int32()),
-            "__new": pa.array(range(len(keep)), pa.int32()),
-            "__account": pa.array([f.account_id for f in clean], pa.string()),
-            "__region": pa.array([f.region for f in clean], pa.string()),
-        }))
-        select = (f"SELECT {values}, {_q(CLASS_COLUMN)}, __new AS {_q(FILE_COLUMN)} "
-                  f"FROM {_q(_NATIVE)} r JOIN {_q(_FILES)} f ON r.__fid = f.fid")
-        yield clean, dirty, select
-    finally:
-        _drop(con, _NATIVE, _NATIVE_REJECTS, _NATIVE_SCANS)
-        con.unregister(_FILES)
+    return (f"SELECT {', '.join(values)}, {cls}, __file AS {_q(FILE_COLUMN)} FROM ("
+            f"SELECT __file, __account, __region, t, {', '.join(typed)} FROM ("
+            f"SELECT __file, __account, __region, {split} AS t FROM ("
+            f"SELECT __file, __account, __region, line, string_split(line, ' ') AS s "
+            f"FROM ({data}) WHERE fmt = {fmt})))")
 
 
 def _seconds(expr: str) -> str:
