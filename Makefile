@@ -7,7 +7,7 @@ DEMO   ?= examples/demo-data
 ANCHOR ?=
 N      ?= 1000000
 
-.PHONY: install install-test system-deps run demo test bench pdf-png clean
+.PHONY: install install-test system-deps run demo test bench bench-render pdf-png clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ test: system-deps install-test
 
 bench: system-deps install
 	$(PY) benchmarks/run.py --records $(N)
+
+bench-render: system-deps install-test
+	$(PY) benchmarks/render_bench.py
 
 pdf-png:
 	@latest=$$(ls -td reports/*/ | head -1); pdftoppm -png -r 70 "$$latest/report.pdf" "$$latest/page" && ls "$$latest"/page*.png
