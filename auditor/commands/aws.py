@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
-from typing import Any, Callable
 
 import click
 
-
-def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
-    """The CLI's error handling (messages and exit codes), looked up when the command runs, because
-    ``auditor.cli`` imports this module to register the commands."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        from auditor.cli import _guard
-        _guard(fn)(*args, **kwargs)
-    return wrapper
+from auditor.commands import guarded
 
 
 def _echo(text: str) -> None:
@@ -42,7 +32,7 @@ def athena() -> None:
 @athena.command("ddl")
 @_CONFIG
 @click.option("--apply", "apply_", is_flag=True, help="Run the statements in Athena instead of printing them.")
-@_guarded
+@guarded
 def ddl(config_path: str, apply_: bool) -> int:
     """Print (or run) CREATE TABLE statements with partition projection for the configured Athena sources."""
     from auditor.config import load_config
@@ -64,7 +54,7 @@ def ddl(config_path: str, apply_: bool) -> int:
 
 @click.command("iam-policy")
 @_CONFIG
-@_guarded
+@guarded
 def iam_policy(config_path: str) -> int:
     """Print the least-privilege IAM policy the configured checks and sources need."""
     from auditor.builtins import builtins
@@ -88,7 +78,7 @@ def inventory() -> None:
 @_CONFIG
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Write DIR/<account>/<region>/describe-*.json.")
-@_guarded
+@guarded
 def snapshot(config_path: str, out_dir: str) -> int:
     """Save the live inventory of every configured account and region as AWS CLI JSON, with captured_at."""
     from auditor.config import load_config

@@ -7,22 +7,12 @@ are left alone. Runs read the cache when ``cache: {enabled: true}``.
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import click
 
-
-def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
-    """The CLI's error handling (messages and exit codes), looked up when the command runs, because
-    ``auditor.cli`` imports this module to register the command."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        from auditor.cli import _guard
-        _guard(fn)(*args, **kwargs)
-    return wrapper
+from auditor.commands import guarded
 
 
 @click.command("ingest")
@@ -30,7 +20,7 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
               help="The config file.")
 @click.option("--since", help="Window start: ISO 8601 (2026-11-09T00:00:00Z), a date (2026-11-09) or relative (7d).")
 @click.option("--until", help="Window end (exclusive), in the same forms. --since alone means until now.")
-@_guarded
+@guarded
 def ingest(config_path: str, since: str | None, until: str | None) -> int:
     """Parse the window's raw flow logs into the Parquet cache, once; later runs read the cache."""
     from auditor.cli import EXIT_OK, _window, err, out

@@ -8,24 +8,15 @@ for the window (``--since``/``--until``, as for ``auditor run``). Nothing is sen
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import click
 
-
-def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
-    """The CLI's error handling (messages and exit codes), looked up when the command runs, because
-    ``auditor.cli`` imports this module to register the command."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        from auditor.cli import _guard
-        _guard(fn)(*args, **kwargs)
-    return wrapper
+from auditor.commands import guarded
 
 
 @click.command("query")
@@ -40,7 +31,7 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
 @click.option("--until", help="Window end (exclusive), in the same forms.")
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "table"]), default="table", show_default=True,
               help="json: an array of objects keyed by the output fields, with typed values.")
-@_guarded
+@guarded
 def query(insights_text: str | None, sql_text: str | None, source: str, config_path: str, since: str | None,
           until: str | None, fmt: str) -> int:
     """Run a Logs Insights (--insights) or SQL (--sql) query over local flow logs or CloudTrail."""

@@ -8,24 +8,16 @@ wrong; 5 internal error.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import click
 
+from auditor.commands import guarded
+
 EXIT_INTACT, EXIT_FAILED = 0, 1
-
-
-def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
-    """The CLI's error handling, looked up when the command runs (``auditor.cli`` imports this module)."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        from auditor.cli import _guard
-        _guard(fn)(*args, **kwargs)
-    return wrapper
 
 
 # --- auditor run --archive ----------------------------------------------------------------------------
@@ -78,7 +70,7 @@ def archive_after_run(outcome: Any, loaded: Any, *, out: Any, err: Any, suite: s
 @click.option("--public-key", help="The Ed25519 public key to trust: base64 of its 32 bytes, or a PEM file.")
 @click.option("--key-env", help="An environment variable holding the HMAC secret or the Ed25519 private key.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_guarded
+@guarded
 def verify(target: str, config_path: str | None, head_files: tuple[str, ...], public_key: str | None,
            key_env: str | None, as_json: bool) -> int:
     """Verify an evidence archive: every hash, signature, chain link and head. Exit 1 when anything is off."""
