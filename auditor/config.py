@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from auditor.configbase import Strict
+from auditor.configbase import LogFormat, Strict
 from auditor.archive.settings import ArchiveSettings
 from auditor.deliver.settings import EmailSettings, ScheduleSettings, SuiteSpec
 from auditor.engines.athena.settings import (AccountSpec, AthenaSettings, AthenaSourceSpec, AwsApiInventorySpec, AwsSettings,
@@ -53,16 +53,9 @@ class SourceSpec(_Strict):
 
 
 class FlowLogSourceSpec(SourceSpec):
-    format: Optional[str] = Field(None, description="The AWS LogFormat (`${version} ${account-id} ...`) of header-less "
+    format: LogFormat = Field(None, description="The AWS LogFormat (`${version} ${account-id} ...`) of header-less "
                                                     "files such as CloudWatch exports. Default: the v2 default format.")
 
-    @field_validator("format")
-    @classmethod
-    def _known_fields(cls, v: str | None) -> str | None:
-        if v is not None:
-            from auditor.engines.sources.flowlogs import parse_log_format
-            parse_log_format(v)  # raises ValueError with a did-you-mean
-        return v
 
 
 def _source_engine(data: Any) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from auditor.configbase import Strict
+from auditor.configbase import LogFormat, Strict
 from auditor.timeparse import parse_duration
 
 
@@ -16,17 +16,10 @@ class InsightsSourceSpec(Strict):
     engine: Literal["insights"] = Field(description="Query this source with CloudWatch Logs Insights.")
     log_groups: tuple[str, ...] = Field(min_length=1, description="The log groups (at most 50 per query; more are "
                                                                   "queried in batches and merged).")
-    format: Optional[str] = Field(None, description="The flow log's LogFormat (from DescribeFlowLogs), for the "
+    format: LogFormat = Field(None, description="The flow log's LogFormat (from DescribeFlowLogs), for the "
                                                     "generated parse clause. Default: the default format, whose "
                                                     "fields CloudWatch discovers itself.")
 
-    @field_validator("format")
-    @classmethod
-    def _known_fields(cls, v: str | None) -> str | None:
-        if v is not None:
-            from auditor.engines.sources.flowlogs import parse_log_format
-            parse_log_format(v)  # raises ValueError with a did-you-mean
-        return v
 
 
 class InsightsSettings(Strict):
