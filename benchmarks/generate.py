@@ -31,15 +31,12 @@ from pathlib import Path
 
 import duckdb
 
+# The same two formats as the demo data: the default one, and every v2..v5 field in another order.
+from auditor.demo import CUSTOM_FIELDS, V2_FIELDS
+
 ACCOUNT = "111122223333"
 REGION = "us-east-1"
 FIRST_DAY = date(2026, 3, 2)  # a Monday; the window is [FIRST_DAY, FIRST_DAY + days)
-V2_FIELDS = ("version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
-             "packets", "bytes", "start", "end", "action", "log-status")
-CUSTOM_FIELDS = ("version", "account-id", "vpc-id", "subnet-id", "instance-id", "interface-id", "az-id", "region",
-                 "flow-direction", "type", "srcaddr", "dstaddr", "srcport", "dstport", "pkt-srcaddr", "pkt-dstaddr",
-                 "protocol", "bytes", "packets", "start", "end", "action", "tcp-flags", "traffic-path",
-                 "pkt-src-aws-service", "pkt-dst-aws-service", "sublocation-type", "sublocation-id", "log-status")
 FLOW_LOGS = (("fl-0a1b2c3d4e5f60001", V2_FIELDS), ("fl-0a1b2c3d4e5f60002", CUSTOM_FIELDS))
 ENIS_PER_FLOW_LOG = 24
 TARGET_RECORDS_PER_FILE = 20_000
