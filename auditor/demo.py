@@ -20,7 +20,9 @@ complete when the anchor is today. The inventory is captured at the anchor's mid
 
 Weeks. The span is cut into 7-day blocks counted back from the anchor; every block holds every scenario (port scan,
 SSH brute force, public MySQL access, the security-group changes), with its own timing, ports and counts, so two
-consecutive weekly reports both have them. Blocks alternate between two variants of the CloudTrail story.
+consecutive weekly reports both have them. Blocks alternate between two variants of the CloudTrail story, and in
+the newer variant an on-call SSH session from the bastion uses the reporting host's SSH rule, which is unused in the
+older variant: the second of two weekly reports resolves that finding.
 
 Determinism. Every random choice comes from ``random.Random`` seeded from the anchor (and days), gzip headers carry
 mtime 0 and no file name, and JSON is written with a fixed key order: the same arguments give the same bytes.
@@ -43,7 +45,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
@@ -121,6 +123,7 @@ class WeekFacts:
     exposed_sessions: int
     sg_opened_at: datetime  # 22 from 0.0.0.0/0 authorized on the opened-then-closed group
     sg_closed_at: datetime  # and revoked again
+    on_call_ssh_at: datetime | None = None  # the on-call SSH session to the reporting host (newer variant only)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class DemoManifest:
     default_groups: tuple[str, ...]  # one per VPC, attached to nothing
     uncovered_eni: str  # in the inventory, in no flow log
     duplicate_event_id: str  # the CloudTrail event written twice (org trail and account trail)
+    on_call_rule: str  # the rule the on-call SSH session uses: unused in the older variant's weeks only
     weeks: tuple[WeekFacts, ...]  # newest first
     counts: Mapping[str, int] = field(default_factory=dict)
 
@@ -166,11 +170,13 @@ class DemoManifest:
             "bastion_group": self.bastion_group, "sg_opened_then_closed": self.sg_opened_then_closed,
             "unused_group": self.unused_group, "default_groups": list(self.default_groups),
             "uncovered_eni": self.uncovered_eni, "duplicate_event_id": self.duplicate_event_id,
+            "on_call_rule": self.on_call_rule,
             "weeks": [{"since": iso(w.since), "until": iso(w.until), "scanner_target_eni": w.scanner_target_eni,
                        "scanner_ports": w.scanner_ports, "scanner_records": w.scanner_records,
                        "bruteforce_rejects": w.bruteforce_rejects, "bruteforce_accepts": w.bruteforce_accepts,
                        "exposed_sources": list(w.exposed_sources), "exposed_sessions": w.exposed_sessions,
-                       "sg_opened_at": iso(w.sg_opened_at), "sg_closed_at": iso(w.sg_closed_at)}
+                       "sg_opened_at": iso(w.sg_opened_at), "sg_closed_at": iso(w.sg_closed_at),
+                       "on_call_ssh_at": iso(w.on_call_ssh_at) if w.on_call_ssh_at else None}
                       for w in self.weeks],
             "counts": dict(self.counts),
         }
@@ -702,6 +708,31 @@ def _scenarios(fl: _Flows, block: _Block, plan: _WeekPlan) -> WeekFacts:
                      scanner_records=scan_records, bruteforce_rejects=n_rej, bruteforce_accepts=n_acc,
                      exposed_sources=sources, exposed_sessions=sessions, sg_opened_at=_dt(plan.sg_opened_at),
                      sg_closed_at=_dt(plan.sg_closed_at))
+
+
+def _on_call_fixes(fl: _Flows, blocks: Sequence[_Block], rng: random.Random) -> list[int | None]:
+    """In the newer variant's weeks, an on-call engineer fixes the nightly reporting job over SSH from the bastion.
+
+    That session is the only traffic the reporting group's SSH rule ever matches, so the rule is unused in the
+    older variant's weeks and used in the newer one's: a state finding that one weekly report has and the next
+    resolves. It draws from its own ``rng`` so that adding it moved no other scenario.
+    """
+    saved, fl.rng = fl.rng, rng
+    try:
+        out: list[int | None] = []
+        for block in blocks:
+            if block.variant != 0 or block.until - block.since < 2 * 86400:
+                out.append(None)
+                continue
+            day = block.since + rng.randrange((block.until - block.since) // 86400 - 1) * 86400
+            t = day + 3 * 3600 + rng.randint(300, 2400)  # just after the nightly job's hour
+            n = rng.randint(60, 300)
+            fl.session(t, _ENIS["bastion"], _ENIS["reporting"], _eph(rng), 22, (n, n * 80), (n, n * 150),
+                       rng.randint(300, 1500))
+            out.append(t)
+        return out
+    finally:
+        fl.rng = saved
 
 
 def _plan(rng: random.Random, block: _Block) -> _WeekPlan:
@@ -1318,6 +1349,8 @@ def generate(out: str | Path, anchor: date | None = None, days: int = 14) -> Dem
     _background(flows, since, until)
     flows.rng = random.Random(_seed(anchor, days, "scenarios"))
     weeks = tuple(_scenarios(flows, b, p) for b, p in zip(blocks, plans))
+    on_call = _on_call_fixes(flows, blocks, random.Random(_seed(anchor, days, "on-call")))
+    weeks = tuple(w if t is None else replace(w, on_call_ssh_at=_dt(t)) for w, t in zip(weeks, on_call))
     flow_files = _write_flow_files(root, flows.records, random.Random(_seed(anchor, days, "dirt")), counts)
 
     trail = _Trail(random.Random(_seed(anchor, days, "cloudtrail")))
@@ -1342,7 +1375,7 @@ def generate(out: str | Path, anchor: date | None = None, days: int = 14) -> Dem
         bruteforce_ip=BRUTE_FORCE_IP, bastion_eni=_ENIS["bastion"].eni_id, exposed_eni=_ENIS["mysql"].eni_id,
         exposed_port=EXPOSED_PORT, exposed_group=_GROUPS["db-mysql-legacy"].group_id,
         bastion_group=_GROUPS["bastion"].group_id, sg_opened_then_closed=_GROUPS["app-servers"].group_id,
-        unused_group=_GROUPS["ftp-partner-legacy"].group_id,
+        unused_group=_GROUPS["ftp-partner-legacy"].group_id, on_call_rule=_rid("sgr", "reporting/1"),
         default_groups=(_GROUPS["default-main"].group_id, _GROUPS["default-dr"].group_id),
         uncovered_eni=_ENIS["sandbox"].eni_id, duplicate_event_id=duplicate["eventID"], weeks=weeks,
         counts=dict(sorted(counts.items())))

@@ -92,6 +92,15 @@ def test_second_week_compares_with_the_first(two_weeks):
     assert all(f["change"] == "new" for f in changes["findings"])
     assert {r["label"] for c in after.values() if c["id"] not in ("sg_changes", "top_rejected_sources")
             for r in c["resolved"]} <= {"resolved"}
+    # a state finding goes away: the reporting host's SSH rule, unused in the older week, was used by the on-call
+    # session of the newer one, so it is resolved (not aged out) and no longer listed
+    assert manifest.weeks[1].on_call_ssh_at is None and WEEK2.contains(manifest.weeks[0].on_call_ssh_at)
+    rules = after["unused_sg_rules"]
+    assert [f for f in before["unused_sg_rules"]["findings"] if f["rule_id"] == manifest.on_call_rule]
+    assert not [f for f in rules["findings"] if f["rule_id"] == manifest.on_call_rule]
+    (gone,) = [r for r in rules["resolved"] if manifest.on_call_rule in r["title"]]
+    assert gone["label"] == "resolved"
+    assert any(r["label"] == "resolved" for c in after.values() for r in c["resolved"])
 
 
 def test_rerunning_the_same_window_does_not_turn_everything_persisting(two_weeks):
