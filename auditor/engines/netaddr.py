@@ -90,17 +90,19 @@ IPV4_CIDR_PATTERN = rf"{IPV4_PATTERN}/(3[0-2]|[12]?[0-9])"
 # the definition. Written this way, without a CASE around the whole, DuckDB's common-subexpression pass
 # computes v4(a) once per row however many CIDRs a query tests it against, and folds shift(c) and key(c) to
 # constants when c is a literal.
-_IP4 = ("((CAST(split_part({x}, '.', 1) AS UBIGINT) << 24) + (CAST(split_part({x}, '.', 2) AS UBIGINT) << 16) "
-        "+ (CAST(split_part({x}, '.', 3) AS UBIGINT) << 8) + CAST(split_part({x}, '.', 4) AS UBIGINT))")
-_IP4_NET = _IP4.format(x="split_part(c, '/', 1)")
+# The integer of a list of four decimal octet strings. Callers split the text once and pass the list: DuckDB then
+# splits each row once, where four split_part calls split it four times (half the cost of the whole test).
+_QUAD = ("(CAST(l[1] AS UBIGINT) << 24) + (CAST(l[2] AS UBIGINT) << 16) + (CAST(l[3] AS UBIGINT) << 8) "
+         "+ CAST(l[4] AS UBIGINT)")
 _PREFIX = "CAST(split_part(c, '/', 2) AS INTEGER)"
 _MACROS = (
-    f"CREATE OR REPLACE MACRO __auditor_v4(a) AS CASE WHEN regexp_full_match(a, '{IPV4_PATTERN}') "
-    f"THEN {_IP4.format(x='a')} END",
+    f"CREATE OR REPLACE MACRO __auditor_quad(l) AS {_QUAD}",
+    f"CREATE OR REPLACE MACRO __auditor_v4(a) AS "
+    f"__auditor_quad(string_split(CASE WHEN regexp_full_match(a, '{IPV4_PATTERN}') THEN a END, '.'))",
     f"CREATE OR REPLACE MACRO __auditor_shift(c) AS CASE WHEN regexp_full_match(c, '{IPV4_CIDR_PATTERN}') "
     f"THEN 32 - {_PREFIX} ELSE __auditor_net_shift(c) END",
     f"CREATE OR REPLACE MACRO __auditor_key(c) AS CASE WHEN regexp_full_match(c, '{IPV4_CIDR_PATTERN}') "
-    f"THEN CAST({_IP4_NET} >> (32 - {_PREFIX}) AS BIGINT) "
+    f"THEN CAST(__auditor_quad(string_split(split_part(c, '/', 1), '.')) >> (32 - {_PREFIX}) AS BIGINT) "
     "ELSE __auditor_net_key(c) END",
     "CREATE OR REPLACE MACRO cidr_contains(c, a) AS "
     "coalesce((__auditor_v4(a) >> __auditor_shift(c)) = __auditor_key(c), cidr_contains_py(c, a))",
