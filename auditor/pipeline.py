@@ -178,7 +178,9 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
             runs.append(QueryRun("report", "embedded", result.stats.text_as_run, result.stats, len(result.rows)))
         assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
-        chart = _chart(spec, pc, plan, engine)
+        chart, chart_run = _chart(spec, pc, plan, engine)
+        if chart_run is not None:
+            runs.append(chart_run)
         notes: tuple[str, ...] = tuple(n for r in runs for n in r.stats.notes)  # e.g. a truncated engine result
         if pc.window != plan.window:
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
@@ -194,15 +196,18 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
         return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
 
 
-def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan, engine: Engine | None) -> list[dict[str, Any]]:
-    """The rows of a check's chart query (per hour, or per day for windows over 3 days), when it has one."""
+def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
+           engine: Engine | None) -> tuple[list[dict[str, Any]], QueryRun | None]:
+    """The rows of a check's chart query (per hour, or per day for windows over 3 days), when it has one, and
+    the query as run: it is listed in the appendix and counted in the bytes scanned like the check's own."""
     if "chart.sql" not in spec.queries or engine is None or engine.dialect != "trino":
-        return []
+        return [], None
     bucket = "hour" if plan.window.duration <= timedelta(days=3) else "day"
     query = Query(check_id=spec.id, name="chart", text=spec.queries["chart.sql"], dialect=engine.dialect,
                   tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=plan.window,
                   params={**pc.params, "bucket": bucket})
-    return engine.run(query, plan.window, query.params).records()
+    result = engine.run(query, plan.window, query.params)
+    return result.records(), QueryRun("chart", engine.name, result.stats.text_as_run, result.stats, len(result.rows))
 
 
 class _ReportSpec:

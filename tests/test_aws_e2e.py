@@ -286,11 +286,15 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
         for row in check.rows:
             assert (row["account_id"], row["region"]) in {(A, REGION_A), (B, REGION_B)}, (check.check_id, row)
 
-    # One Athena query per engine check and target (plus charts), each restricted to its account, region and days.
+    # One Athena query per engine check and target, plus top_rejected_sources' chart per target, each restricted to
+    # its account, region and days. Every query sent is listed with its check (the appendix and the cost totals).
     queries = [q for c in record_.checks for q in c.queries if q.engine == "athena"]
     charts = [e for e in oracle.sent if re.match(r"-- auditor \w+/chart ", e["Query"])]
-    assert len(queries) == 8  # 4 engine checks x 2 targets
-    assert len(oracle.sent) == len(queries) + len(charts)
+    assert len(charts) == 2 and len(queries) == 8 + len(charts)  # 4 engine checks x 2 targets, and the charts
+    assert len(oracle.sent) == len(queries)
+    assert sorted(q.name for q in queries if q.name.startswith("chart")) == [
+        f"chart ({A}/{REGION_A})", f"chart ({B}/{REGION_B})"]
+    assert all(q.stats.query_id and q.stats.bytes_scanned is not None for q in queries)
     for execution in oracle.sent:
         text, params = execution["Query"], execution["ExecutionParameters"]
         account, region = re.match(r"-- auditor \w+/\w+ (\d{12})/([a-z0-9-]+)", text).groups()
@@ -316,7 +320,8 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     assert any("records REJECT traffic only" in n for n in quality.notes)
     assert "records REJECT traffic only" in html and "estimated cost" in html
     top = next(c for c in record_.checks if c.check_id == "top_rejected_sources")
-    assert top.stats["athena_queries"] == 2 and top.stats["estimated_cost"] == "$0.0001"  # 2 x 10 MB minimum
+    # 2 queries and 2 charts, each billed at least 10 MB
+    assert top.stats["athena_queries"] == 4 and top.stats["estimated_cost"] == "$0.0002"
     import jsonschema
     import auditor
     schema = json.loads((Path(auditor.__file__).parent / "schemas" / "findings.schema.json").read_text())

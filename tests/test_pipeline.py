@@ -85,6 +85,9 @@ def test_findings_json_matches_its_schema_and_the_contract(demo_run):
     assert not set(manifest.default_groups) & {r["group_id"] for r in unused["rows"]}
     changes = checks["sg_changes"]
     assert any(f["severity"] in ("high", "critical") for f in changes["findings"])
+    # the chart's query is listed with the check's own, for the appendix (a window over 3 days: per day)
+    (chart,) = [q for q in top["queries"] if q["name"] == "chart"]
+    assert chart["engine"] == "local" and chart["rows"] > 0 and chart["params"]["bucket"] == "day"
     dq = doc["data_quality"]
     assert dq["files_read"] > 0 and dq["files_read"] <= dq["files_present"]
     assert sum(f["malformed"] for f in dq["files"]) > 0, "the demo data has dirty lines and they are counted"
