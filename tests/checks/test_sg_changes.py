@@ -140,3 +140,17 @@ def test_duplicate_events_from_two_trails_count_once(tmp_path):
     write_trail(tmp_path / "trail", [e])
     r = run(tmp_path, [e])
     assert len(r.rows) == 1 and len(r.findings) == 1
+
+
+def test_the_same_event_from_two_trails_is_judged_once_on_every_engine():
+    # Athena and Insights read an organization trail's and an account trail's copy of a call as two rows; the
+    # hook keeps the first (the local reader has dropped the copy already). No event ID: never a duplicate.
+    from auditor.checks import HookContext
+    from auditor.checks.sg_changes.hook import transform
+    row = {"event_id": "e-1", "event_time": "2026-11-10T12:00:00Z", "event_name": "DeleteSecurityGroup",
+           "request_parameters": json.dumps({"groupId": "sg-1"}), "error_code": None}
+    other = dict(row, event_id="e-2", request_parameters=json.dumps({"groupId": "sg-2"}))
+    anonymous = dict(row, event_id=None)
+    _, out = transform((), [row, dict(row), other, anonymous, dict(anonymous)], HookContext(params={}, rule_egress={}))
+    assert [(r["event_id"], r["group_id"]) for r in out] == [("e-1", "sg-1"), ("e-2", "sg-2"), (None, "sg-1"),
+                                                              (None, "sg-1")]
