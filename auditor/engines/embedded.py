@@ -5,10 +5,7 @@ also keeps its flow-log and CloudTrail tables here.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,7 +21,6 @@ from auditor.errors import EngineError
 from auditor.models import QueryResult, QueryStats
 
 PHASE1_TABLE = "query_result"
-SCRATCH_CATALOG = "auditor_scratch"
 
 
 class Workspace:
@@ -32,9 +28,6 @@ class Workspace:
 
     def __init__(self, settings: DuckDBSettings | None = None) -> None:
         self.con = duckdb.connect(":memory:")
-        self._temp_directory = settings.temp_directory if settings is not None else None
-        self._scratch: Path | None = None
-        self._cleanup: weakref.finalize | None = None
         if settings is not None:
             if settings.memory_limit:
                 self._set("memory_limit", settings.memory_limit)
@@ -86,43 +79,13 @@ class Workspace:
             if i < len(result.types):
                 col = exp.cast(col, exp.DataType.build(result.types[i], dialect="duckdb"))
             select.append(exp.alias_(col, c, quoted=True))
-        try:
-            self.store(exp.select(*select).from_("_engine_rows").sql(dialect="duckdb"), {}, table)
-        finally:
-            self.con.unregister("_engine_rows")
-
-    def store(self, select_sql: str, params: Mapping[str, Any], table: str = PHASE1_TABLE) -> int:
-        """Materialise ``select_sql`` as ``table`` for ``report.sql``; return its row count.
-
-        The rows go to a scratch database file in the temporary folder (``duckdb.temp_directory``, else the
-        system's), not into an in-memory temporary table: DuckDB's buffer manager can write such a table's
-        blocks out, while an in-memory one must fit. At 100M flow records the exposure checks keep about 38M
-        phase-1 rows, and an in-memory table of them failed under ``memory_limit: 600MB``
-        (benchmarks/RESULTS.md). ``table`` is then a temporary view of the stored rows.
-        """
-        stored = f"{self._scratch_catalog()}.main.{exp.to_identifier(table, quoted=True).sql('duckdb')}"
-        view = exp.to_identifier(table, quoted=True).sql("duckdb")
-        self.con.execute(f"CREATE OR REPLACE TABLE {stored} AS {select_sql}", dict(params) or None)
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {stored}")
-        ((count,),) = self.con.execute(f"SELECT count(*) FROM {stored}").fetchall()
-        return int(count)
-
-    def _scratch_catalog(self) -> str:
-        """The scratch database, attached on first use; its folder goes when the workspace closes."""
-        if self._scratch is None:
-            if self._temp_directory is not None:
-                Path(self._temp_directory).mkdir(parents=True, exist_ok=True)
-            self._scratch = Path(tempfile.mkdtemp(prefix="auditor-phase1-", dir=self._temp_directory))
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
-            # ATTACH takes no parameters: the path (a folder this process just made) goes in as a quoted literal.
-            path = exp.Literal.string(str(self._scratch / "phase1.duckdb")).sql("duckdb")
-            self.con.execute(f"ATTACH {path} AS {SCRATCH_CATALOG}")
-        return SCRATCH_CATALOG
+        create = exp.select(*select).from_("_engine_rows")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {exp.to_identifier(table, quoted=True).sql('duckdb')} AS "
+                         + create.sql(dialect="duckdb"))
+        self.con.unregister("_engine_rows")
 
     def close(self) -> None:
         self.con.close()
-        if self._cleanup is not None:
-            self._cleanup()
 
 
 def _display_params(params: Mapping[str, Any]) -> dict[str, Any]:

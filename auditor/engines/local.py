@@ -147,8 +147,9 @@ class LocalEngine:
         target = exp.to_identifier(table, quoted=True).sql("duckdb")
         started = time.perf_counter()
         try:
-            count = self.workspace.store(prepared.text, prepared.params, table)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {prepared.text}", prepared.params)
             described = con.execute(f"DESCRIBE {target}").fetchall()
+            ((count,),) = con.execute(f"SELECT count(*) FROM {target}").fetchall()
         except duckdb.Error as exc:
             raise EngineError(f"{name}: {exc}", engine=self.name) from exc
         stats = QueryStats(engine=self.name, text_as_run=prepared.text, duration_s=time.perf_counter() - started,
