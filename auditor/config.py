@@ -54,8 +54,7 @@ class SourceSpec(_Strict):
 
 class FlowLogSourceSpec(SourceSpec):
     format: LogFormat = Field(None, description="The AWS LogFormat (`${version} ${account-id} ...`) of header-less "
-                                                    "files such as CloudWatch exports. Default: the v2 default format.")
-
+                                                "files such as CloudWatch exports. Default: the v2 default format.")
 
 
 def _source_engine(data: Any) -> str:

@@ -90,6 +90,7 @@ IPV4_CIDR_PATTERN = rf"{IPV4_PATTERN}/(3[0-2]|[12]?[0-9])"
 # the definition. Written this way, without a CASE around the whole, DuckDB's common-subexpression pass
 # computes v4(a) once per row however many CIDRs a query tests it against, and folds shift(c) and key(c) to
 # constants when c is a literal.
+#
 # The integer of a list of four decimal octet strings. Callers split the text once and pass the list: DuckDB then
 # splits each row once, where four split_part calls split it four times (half the cost of the whole test).
 _QUAD = ("(CAST(l[1] AS UBIGINT) << 24) + (CAST(l[2] AS UBIGINT) << 16) + (CAST(l[3] AS UBIGINT) << 8) "

@@ -17,9 +17,8 @@ class InsightsSourceSpec(Strict):
     log_groups: tuple[str, ...] = Field(min_length=1, description="The log groups (at most 50 per query; more are "
                                                                   "queried in batches and merged).")
     format: LogFormat = Field(None, description="The flow log's LogFormat (from DescribeFlowLogs), for the "
-                                                    "generated parse clause. Default: the default format, whose "
-                                                    "fields CloudWatch discovers itself.")
-
+                                                "generated parse clause. Default: the default format, whose "
+                                                "fields CloudWatch discovers itself.")
 
 
 class InsightsSettings(Strict):
