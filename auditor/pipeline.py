@@ -194,6 +194,9 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
     except Exception as exc:  # noqa: BLE001 - a broken check becomes an error result; the run goes on
         log.error("check %s failed:\n%s", spec.id, traceback.format_exc())
         return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
+    finally:
+        # Phase-1 rows can be millions: the next check must not run with them still held in memory.
+        workspace.drop_result()
 
 
 def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,

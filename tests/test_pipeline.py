@@ -277,3 +277,26 @@ def test_checks_lists_every_check_with_severity_and_engines():
     (set(), 0), ({1}, 1), ({1, 3}, 3), ({4, 1}, 4), ({3, 4}, 3), ({5, 3}, 5), ({2, 5, 3, 4, 1}, 2)])
 def test_exit_code_precedence(codes, expected):
     assert exit_code(codes) == expected
+
+
+def test_a_checks_phase_one_rows_are_freed_before_the_next_check(demo, tmp_path):
+    # Phase-1 tables can hold millions of rows: the next check must not run beside them, and a check can never
+    # read another check's rows. A report-only check planned after the others finds no query_result at all.
+    root, config, _ = demo
+    probe = tmp_path / "checks" / "zz_leftover_probe"
+    probe.mkdir(parents=True)
+    (probe / "check.yaml").write_text(
+        "id: zz_leftover_probe\ntitle: Probe\nseverity: low\ndescription: d\nrisk: r\nremediation: m\n"
+        "needs: [inventory]\nkey: [n]\nfinding_title: '{n}'\n")
+    (probe / "report.sql").write_text("SELECT count(*) AS n FROM query_result")
+    reg = builtins()
+    reg.checks.register("zz_leftover_probe", load_check_dir(probe))
+    loaded = load_config(config)
+    window = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
+    outcome = run_audit(loaded, window, out_dir=tmp_path / "out", registries=reg, formats=("json",))
+    order = [c.check_id for c in outcome.record.checks]
+    assert order.index("zz_leftover_probe") > order.index("unused_sg_rules"), order
+    by_id = {c.check_id: c for c in outcome.record.checks}
+    assert by_id["unused_sg_rules"].status in (Status.PASS, Status.FAIL)
+    assert by_id["zz_leftover_probe"].status is Status.ERROR
+    assert "query_result" in by_id["zz_leftover_probe"].error

@@ -84,6 +84,10 @@ class Workspace:
                          + create.sql(dialect="duckdb"))
         self.con.unregister("_engine_rows")
 
+    def drop_result(self, table: str = PHASE1_TABLE) -> None:
+        """Free a check's phase-1 rows once its report has run, so the next check does not run beside them."""
+        self.con.execute(f"DROP TABLE IF EXISTS {exp.to_identifier(table, quoted=True).sql('duckdb')}")
+
     def close(self) -> None:
         self.con.close()
 

@@ -147,7 +147,10 @@ class LocalEngine:
         target = exp.to_identifier(table, quoted=True).sql("duckdb")
         started = time.perf_counter()
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {prepared.text}", prepared.params)
+            # The phase-1 rows' order means nothing (report.sql orders its own output); keeping it would make
+            # DuckDB buffer tens of millions of rows at 100M records and run out of memory.
+            with flowlogs.unordered(con):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {prepared.text}", prepared.params)
             described = con.execute(f"DESCRIBE {target}").fetchall()
             ((count,),) = con.execute(f"SELECT count(*) FROM {target}").fetchall()
         except duckdb.Error as exc:

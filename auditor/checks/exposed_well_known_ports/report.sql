@@ -32,6 +32,15 @@ per_source AS (
   FROM inbound
   GROUP BY interface_id, dstport, protocol, srcaddr
 ),
+ranked AS (
+  -- The sample is the five sources with the most flows per port, taken from a ranking rather than from one
+  -- ordered list of all of a port's sources: a window can sort out of core, an ordered array_agg holds every
+  -- source of a port in memory (tens of millions of rows at 100M records).
+  SELECT
+    *,
+    row_number() OVER (PARTITION BY interface_id, dstport, protocol ORDER BY flows DESC, srcaddr ASC) AS source_rank
+  FROM per_source
+),
 per_port AS (
   SELECT
     interface_id,
@@ -40,8 +49,8 @@ per_port AS (
     sum(flows) AS accepted_flows,
     count(*) AS distinct_sources,
     count_if(is_public) AS public_sources,
-    slice(array_agg(srcaddr ORDER BY flows DESC, srcaddr ASC), 1, 5) AS sample_sources
-  FROM per_source
+    array_agg(srcaddr ORDER BY source_rank ASC) FILTER (WHERE source_rank <= 5) AS sample_sources
+  FROM ranked
   GROUP BY interface_id, dstport, protocol
 ),
 world_rules AS (

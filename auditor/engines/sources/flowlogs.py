@@ -278,21 +278,33 @@ def _insert_typed(con: duckdb.DuckDBPyConnection, select: str, table: str, param
         _drop(con, _PARSED)
 
 
-def _write_typed(con: duckdb.DuckDBPyConnection, select: str, path: Path, batch: Sequence[InputFile],
-                 counts: dict[str, Counter[str]]) -> None:
-    # Row order inside a Parquet file means nothing here (line positions were taken when the lines were
-    # staged), and keeping it would serialise DuckDB's writer.
+@contextmanager
+def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB write a result in any row order while the block runs, then put the caller's setting back.
+
+    Keeping insertion order makes DuckDB buffer a large result before it writes it (the first remedy its own
+    out-of-memory message suggests), and it serialises the writers. Use it only where the rows' order means
+    nothing to the reader: Parquet for the cache, a check's phase-1 table that ``report.sql`` orders itself.
+    """
     ((order,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     con.execute("SET preserve_insertion_order = false")
     try:
-        # LZ4 with Parquet's v2 encodings: measured the cheapest to write and to scan on DuckDB 2.0 (zstd saves
-        # a fifth of the bytes for a fifth more CPU); see benchmarks/RESULTS.md.
-        con.execute(f"COPY ({select}) TO $path (FORMAT parquet, COMPRESSION lz4, PARQUET_VERSION V2)",
-                    {"path": str(path)})
-    except (duckdb.IOException, duckdb.PermissionException) as e:
-        raise InputError(f"cannot write {path}: {e}") from e
+        yield
     finally:
         con.execute("SET preserve_insertion_order = $on", {"on": order})
+
+
+def _write_typed(con: duckdb.DuckDBPyConnection, select: str, path: Path, batch: Sequence[InputFile],
+                 counts: dict[str, Counter[str]]) -> None:
+    # Row order inside a Parquet file means nothing here: line positions were taken when the lines were staged.
+    try:
+        # LZ4 with Parquet's v2 encodings: measured the cheapest to write and to scan on DuckDB 2.0 (zstd saves
+        # a fifth of the bytes for a fifth more CPU); see benchmarks/RESULTS.md.
+        with unordered(con):
+            con.execute(f"COPY ({select}) TO $path (FORMAT parquet, COMPRESSION lz4, PARQUET_VERSION V2)",
+                        {"path": str(path)})
+    except (duckdb.IOException, duckdb.PermissionException) as e:
+        raise InputError(f"cannot write {path}: {e}") from e
     # Counting from the two small columns of the file just written is cheaper than parsing twice.
     _count(con.execute(f"SELECT {_q(FILE_COLUMN)}, {_q(CLASS_COLUMN)}, count(*) FROM read_parquet($path) GROUP BY ALL",
                        {"path": str(path)}), batch, counts)

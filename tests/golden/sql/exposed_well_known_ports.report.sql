@@ -43,6 +43,14 @@ WITH inbound AS (
     dstport,
     protocol,
     srcaddr
+), ranked AS (
+  /* The sample is the five sources with the most flows per port, taken from a ranking rather than from one */
+  /* ordered list of all of a port's sources: a window can sort out of core, an ordered array_agg holds every */
+  /* source of a port in memory (tens of millions of rows at 100M records). */
+  SELECT
+    *,
+    ROW_NUMBER() OVER (PARTITION BY interface_id, dstport, protocol ORDER BY flows DESC, srcaddr ASC) AS source_rank
+  FROM per_source
 ), per_port AS (
   SELECT
     interface_id,
@@ -51,8 +59,9 @@ WITH inbound AS (
     SUM(flows) AS accepted_flows,
     COUNT(*) AS distinct_sources,
     COUNT_IF(is_public) AS public_sources,
-    ARRAY_SLICE(ARRAY_AGG(srcaddr ORDER BY flows DESC, srcaddr ASC), 1, 1 + 5 - 1) AS sample_sources
-  FROM per_source
+    ARRAY_AGG(srcaddr ORDER BY source_rank ASC) FILTER(WHERE
+      source_rank <= 5) AS sample_sources
+  FROM ranked
   GROUP BY
     interface_id,
     dstport,
