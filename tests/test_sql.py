@@ -120,19 +120,37 @@ def test_syntax_error_names_the_query():
 
 # --- cidr_contains: the native IPv4 path of the macro must agree with the Python function everywhere ---------
 
+import ipaddress  # noqa: E402
+
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _octet_text = st.one_of(st.integers(0, 255).map(str), st.sampled_from(["00", "01", "256", "999", "-1", " 1", ""]))
 _ipv4ish = st.lists(_octet_text, min_size=3, max_size=5).map(".".join)
+_ipv6 = st.one_of(
+    # compressed, exploded and upper-case spellings of any address, IPv4-mapped ones included
+    st.integers(0, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n))),
+    st.integers(0, 2**128 - 1).map(lambda n: ipaddress.IPv6Address(n).exploded),
+    st.integers(0, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n)).upper()),
+    st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv6Address((0xFFFF << 32) | n))),
+    st.integers(0, 2**32 - 1).map(lambda n: f"::ffff:{(n >> 16):x}:{(n & 0xFFFF):x}"),
+    st.lists(st.integers(0, 0xFFFF).map(lambda g: f"{g:x}"), min_size=0, max_size=9).flatmap(
+        lambda gs: st.integers(0, len(gs)).map(lambda i: ":".join(gs[:i]) + "::" + ":".join(gs[i:]))),
+    st.lists(st.integers(0, 0xFFFF).map(lambda g: f"{g:x}"), min_size=6, max_size=9).map(":".join),
+    st.sampled_from(["::", "::1", "1::", "1:2:3:4:5:6:7::", "1::2::3", ":::", "12345::", "::g", "fe80::1%eth0",
+                     "0:0:0:0:0:ffff:a00:1", "[::1]"]),
+)
 _address = st.one_of(
     st.integers(0, 2**32 - 1).map(lambda n: ".".join(str((n >> s) & 255) for s in (24, 16, 8, 0))),
     _ipv4ish,
+    _ipv6,
     st.sampled_from(["::ffff:10.0.0.1", "fd00::1", "::1", "2001:db8::5", " 10.0.0.1", "10.0.0.1 ", "x", ""]),
 )
-_prefix = st.one_of(st.integers(0, 32).map(str), st.sampled_from(["33", "08", "", "-1", "128", "x"]))
+_prefix = st.one_of(st.integers(0, 32).map(str), st.integers(33, 128).map(str),
+                    st.sampled_from(["33", "08", "", "-1", "129", "x", "064"]))
 _cidr = st.one_of(st.tuples(_address, _prefix).map(lambda t: f"{t[0]}/{t[1]}"), _address,
-                  st.sampled_from(["::/0", "fc00::/7", "::ffff:10.0.0.0/104", "0.0.0.0/0"]))
+                  st.sampled_from(["::/0", "fc00::/7", "::ffff:10.0.0.0/104", "::ffff:a00:0/104", "::ffff:0:0/95",
+                                   "0.0.0.0/0", "2001:db8::/32", "fe80::/10", "::1/128"]))
 
 
 @settings(max_examples=400, deadline=None)
@@ -149,16 +167,35 @@ def test_native_cidr_contains_agrees_with_python(pairs):
     assert got == [netaddr.cidr_contains(c, a) for c, a in pairs]
 
 
-def test_canonical_ipv4_never_reaches_the_python_function(monkeypatch):
+def _counting(f, calls):
+    # DuckDB reads a UDF's arity from its signature, so the wrapper takes exactly the original's arguments.
+    if f is netaddr._cidr_contains_arrow:
+        return lambda c, a: calls.append((f.__name__, len(c))) or f(c, a)
+    return lambda c: calls.append((f.__name__, len(c))) or f(c)
+
+
+@pytest.mark.parametrize("cidrs", [("'10.0.0.0/8'", "'fc00::/7'"), ("c4", "c6")], ids=["literal", "per-row"])
+def test_canonical_addresses_never_reach_the_python_function(monkeypatch, cidrs):
     # The macro's native path is what makes the exposure checks cheap; a regression to the UDF would only show
-    # in the benchmark, so prove here that canonical IPv4 inputs do not call it.
+    # in the benchmark, so prove here that canonical IPv4 and IPv6 inputs do not call it, whether the CIDR is a
+    # literal (exposed_well_known_ports) or a column (the rules of unused_sg_rules).
     calls = []
-    original = netaddr._cidr_contains_arrow
-    monkeypatch.setattr(netaddr, "_cidr_contains_arrow", lambda c, a: calls.append(len(c)) or original(c, a))
+    for name in ("_cidr_contains_arrow", "_shift_arrow", "_key_arrow", "_shift6_arrow", "_key6_arrow"):
+        original = getattr(netaddr, name)
+        monkeypatch.setattr(netaddr, name, _counting(original, calls))
     con = duckdb.connect()
     netaddr.register(con)
-    rows = con.execute("SELECT count(*) FILTER (WHERE cidr_contains('10.0.0.0/8', a)), "
-                       "count(*) FILTER (WHERE cidr_contains('fc00::/7', a)) "
-                       "FROM (VALUES ('10.1.2.3'), ('8.8.8.8'), ('fd00::1')) AS v(a)").fetchall()
+    c4, c6 = cidrs
+    rows = con.execute(f"SELECT count(*) FILTER (WHERE cidr_contains({c4}, a)), "
+                       f"count(*) FILTER (WHERE cidr_contains({c6}, a)) "
+                       "FROM (VALUES ('10.1.2.3', '10.0.0.0/8', 'fc00::/7'), ('8.8.8.8', '10.0.0.0/8', 'fc00::/7'), "
+                       "('fd00::1', '10.0.0.0/8', 'fc00::/7'), ('2001:DB8::1', '10.0.0.0/8', 'fc00::/7'), "
+                       "('fe80:0:0:0:0:0:0:1', '10.0.0.0/8', 'fc00::/7')) AS v(a, c4, c6)").fetchall()
     assert rows == [(1, 1)]
-    assert sum(calls) == 2  # fd00::1, once per CIDR: a canonical IPv4 address never reaches Python
+    # DuckDB folds a literal CIDR's branches once while planning (one value each); no row ever reaches Python.
+    per_row = [(name, n) for name, n in calls if cidrs[0] == "c4" or n > 1 or name == "_cidr_contains_arrow"]
+    assert per_row == []
+    # an IPv4-mapped address is judged by its IPv4 part, in Python
+    ((mapped,),) = con.execute(f"SELECT cidr_contains({c4}, a) FROM (VALUES ('::ffff:10.0.0.1', '10.0.0.0/8', "
+                               "'fc00::/7')) AS v(a, c4, c6)").fetchall()
+    assert mapped is True and ("_cidr_contains_arrow", 1) in calls

@@ -72,24 +72,31 @@ def _cidr_contains_arrow(cidrs: pa.Array, addrs: pa.Array) -> pa.Array:
 
 
 # The canonical forms the native path handles: a dotted quad without leading zeros, and such a quad with a
-# /0-/32 prefix. Every other spelling (IPv6, IPv4-mapped IPv6, spaces, leading zeros, no prefix) goes to the
-# Python function, so the two paths can never disagree: the native one only takes inputs whose meaning is
-# unambiguous, and computes the same answer (a property test compares them).
+# /0-/32 prefix; an IPv6 address of hexadecimal groups (at most one "::", no embedded dotted quad, no zone),
+# and such an address with a /0-/128 prefix. Every other spelling (IPv4-mapped IPv6, spaces, leading zeros, no
+# prefix) goes to the Python function, so the two paths can never disagree: the native one only takes inputs
+# whose meaning is unambiguous, and computes the same answer (a property test compares them).
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4_PATTERN = rf"{_OCTET}(\.{_OCTET}){{3}}"
 IPV4_CIDR_PATTERN = rf"{IPV4_PATTERN}/(3[0-2]|[12]?[0-9])"
+_GROUP = "[0-9a-fA-F]{1,4}"
+IPV6_PATTERN = rf"({_GROUP}(:{_GROUP}){{7}}|({_GROUP}(:{_GROUP}){{0,6}})?::({_GROUP}(:{_GROUP}){{0,6}})?)"
+IPV6_CIDR_PATTERN = rf"{IPV6_PATTERN}/(12[0-8]|1[01][0-9]|[1-9]?[0-9])"
 
 # SQL text of fixed macros: no value from config or data is ever pasted in (the patterns are constants of
 # this module, and contain no quote).
 #
-# cidr_contains(c, a) = coalesce((v4(a) >> shift(c)) = key(c), cidr_contains_py(c, a)), where
-#   v4(a)    the address as an integer when it is a canonical IPv4 address, else NULL;
-#   shift(c) 32 - prefix length for an IPv4 network (0 for an IPv6 one), NULL when c is no network;
-#   key(c)   the network's integer >> shift; -1 (matches no IPv4 address) for an IPv6 network.
-# A NULL from the native part (an IPv6 or odd address, or no network) falls through to Python, whose answer is
-# the definition. Written this way, without a CASE around the whole, DuckDB's common-subexpression pass
-# computes v4(a) once per row however many CIDRs a query tests it against, and folds shift(c) and key(c) to
-# constants when c is a literal.
+# cidr_contains(c, a) = coalesce((v4(a) >> shift(c)) = key(c), (v6(a) >> shift6(c)) = key6(c), cidr_contains_py(c, a))
+#   v4(a)     the address as an integer when it is a canonical IPv4 address, else NULL;
+#   shift(c)  32 - prefix length for an IPv4 network (0 for an IPv6 one), NULL when c is no network;
+#   key(c)    the network's integer >> shift; -1 (matches no IPv4 address) for an IPv6 network;
+#   v6(a)     the address as a 128-bit integer when it is a canonical IPv6 address that is not IPv4-mapped
+#             (Trino and the Python function judge those by their IPv4 part), else NULL;
+#   shift6(c), key6(c)  the same for IPv6 networks; 127 and 2 (match no IPv6 address) for an IPv4 network.
+# A NULL from the native parts (an odd spelling, or no network) falls through to Python, whose answer is the
+# definition. Written this way, without a CASE around the whole, DuckDB's common-subexpression pass computes
+# v4(a) and v6(a) once per row however many CIDRs a query tests it against, COALESCE evaluates the IPv6 term
+# only for the rows that are not IPv4, and shift(c), key(c) fold to constants when c is a literal.
 #
 # The integer of a list of four decimal octet strings. Callers split the text once and pass the list: DuckDB then
 # splits each row once, where four split_part calls split it four times (half the cost of the whole test).
@@ -101,12 +108,35 @@ _MACROS = (
     f"CREATE OR REPLACE MACRO __auditor_v4(a) AS "
     f"__auditor_quad(string_split(CASE WHEN regexp_full_match(a, '{IPV4_PATTERN}') THEN a END, '.'))",
     f"CREATE OR REPLACE MACRO __auditor_shift(c) AS CASE WHEN regexp_full_match(c, '{IPV4_CIDR_PATTERN}') "
-    f"THEN 32 - {_PREFIX} ELSE __auditor_net_shift(c) END",
+    f"THEN 32 - {_PREFIX} WHEN __auditor_native6(c) THEN 0 ELSE __auditor_net_shift(c) END",
     f"CREATE OR REPLACE MACRO __auditor_key(c) AS CASE WHEN regexp_full_match(c, '{IPV4_CIDR_PATTERN}') "
     f"THEN CAST(__auditor_quad(string_split(split_part(c, '/', 1), '.')) >> (32 - {_PREFIX}) AS BIGINT) "
-    "ELSE __auditor_net_key(c) END",
-    "CREATE OR REPLACE MACRO cidr_contains(c, a) AS "
-    "coalesce((__auditor_v4(a) >> __auditor_shift(c)) = __auditor_key(c), cidr_contains_py(c, a))",
+    "WHEN __auditor_native6(c) THEN -1 ELSE __auditor_net_key(c) END",
+    # An IPv6 address as 128-bit integer. "::" becomes the zero groups it stands for (G is how many groups are
+    # written; more than seven beside a "::" is no address); each group is then read as hexadecimal. The
+    # lambdas bind a value once where a macro would paste its text again, which keeps the plan small.
+    "CREATE OR REPLACE MACRO __auditor_g6(t) AS length(t) - length(replace(t, ':', '')) "
+    "- CAST(starts_with(t, '::') AS INTEGER) - CAST(ends_with(t, '::') AS INTEGER)",
+    "CREATE OR REPLACE MACRO __auditor_full6(t) AS CASE WHEN NOT contains(t, '::') THEN t "
+    "WHEN __auditor_g6(t) <= 7 THEN trim(replace(t, '::', ':' || repeat('0:', 8 - __auditor_g6(t))), ':') END",
+    "CREATE OR REPLACE MACRO __auditor_u128(t) AS list_reduce(list_transform(string_split(__auditor_full6(t), ':'), "
+    "lambda g: CAST('0x' || g AS UHUGEINT)), lambda acc, x: (acc << 16) + x)",
+    # IPv4-mapped (::ffff:0:0/96) is NULL: the Python function judges it by its IPv4 address.
+    # The CASE keeps the list work to the rows that are IPv6: DuckDB evaluates a THEN only where its WHEN holds.
+    f"CREATE OR REPLACE MACRO __auditor_v6(a) AS CASE WHEN regexp_full_match(a, '{IPV6_PATTERN}') THEN "
+    "list_transform([__auditor_u128(a)], lambda u: CASE WHEN (u >> 32) <> 65535 THEN u END)[1] END",
+    # A canonical IPv6 CIDR whose address is not IPv4-mapped: an IPv6 network whatever its prefix.
+    f"CREATE OR REPLACE MACRO __auditor_native6(c) AS regexp_full_match(c, '{IPV6_CIDR_PATTERN}') "
+    "AND __auditor_v6(split_part(c, '/', 1)) IS NOT NULL",
+    # DuckDB shifts a UHUGEINT only by a UHUGEINT.
+    f"CREATE OR REPLACE MACRO __auditor_shift6(c) AS CAST(CASE WHEN regexp_full_match(c, '{IPV4_CIDR_PATTERN}') THEN 127 "
+    f"WHEN __auditor_native6(c) THEN 128 - {_PREFIX} ELSE __auditor_net_shift6(c) END AS UHUGEINT)",
+    f"CREATE OR REPLACE MACRO __auditor_key6(c) AS CASE WHEN regexp_full_match(c, '{IPV4_CIDR_PATTERN}') "
+    f"THEN CAST(2 AS UHUGEINT) WHEN __auditor_native6(c) "
+    f"THEN __auditor_v6(split_part(c, '/', 1)) >> CAST(128 - {_PREFIX} AS UHUGEINT) ELSE CAST(__auditor_net_key6(c) AS UHUGEINT) END",
+    "CREATE OR REPLACE MACRO cidr_contains(c, a) AS coalesce((__auditor_v4(a) >> __auditor_shift(c)) = __auditor_key(c), "
+    "(__auditor_v6(CASE WHEN __auditor_v4(a) IS NULL THEN a END) >> __auditor_shift6(c)) = __auditor_key6(c), "
+    "cidr_contains_py(c, a))",
 )
 
 
@@ -124,6 +154,20 @@ def _net_key(cidr: str | None) -> int | None:
     return int(net.network_address) >> (32 - net.prefixlen) if net.version == 4 else -1
 
 
+def _net_shift6(cidr: str | None) -> int | None:
+    net = parse_network(cidr) if cidr is not None else None
+    if net is None:
+        return None
+    return 127 if net.version == 4 else 128 - net.prefixlen
+
+
+def _net_key6(cidr: str | None) -> int | None:
+    net = parse_network(cidr) if cidr is not None else None
+    if net is None:
+        return None
+    return 2 if net.version == 4 else int(net.network_address) >> (128 - net.prefixlen)
+
+
 def _shift_arrow(cidrs: pa.Array) -> pa.Array:
     return pa.array([_net_shift(c) for c in cidrs.to_pylist()], type=pa.int32())
 
@@ -132,23 +176,37 @@ def _key_arrow(cidrs: pa.Array) -> pa.Array:
     return pa.array([_net_key(c) for c in cidrs.to_pylist()], type=pa.int64())
 
 
+def _shift6_arrow(cidrs: pa.Array) -> pa.Array:
+    return pa.array([_net_shift6(c) for c in cidrs.to_pylist()], type=pa.int32())
+
+
+def _key6_arrow(cidrs: pa.Array) -> pa.Array:
+    # Arrow has no 128-bit unsigned integer: the key travels as text and DuckDB casts it back.
+    return pa.array([None if (k := _net_key6(c)) is None else str(k) for c in cidrs.to_pylist()], type=pa.string())
+
+
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Register ``cidr_contains(VARCHAR, VARCHAR) -> BOOLEAN`` on a DuckDB connection.
 
-    It is a macro: canonical IPv4 addresses and CIDRs, nearly every flow record, are tested natively and
-    vectorised, as integer prefixes (see ``_MACROS``). A CIDR in another spelling (IPv6, IPv4-mapped) is
-    normalised in Python (DuckDB folds that to a constant when the CIDR is a literal, as in the exposure checks),
-    and an address that is not a canonical IPv4 address goes to :func:`cidr_contains` in Python
-    (``cidr_contains_py``). The Python UDF alone cost 9 s per million records in the exposure and unused-rule
-    checks (benchmarks/RESULTS.md); the macro makes CIDR tests cost about as much as any other expression.
+    It is a macro: canonical IPv4 and IPv6 addresses and CIDRs, nearly every flow record, are tested natively
+    and vectorised, as integer prefixes (see ``_MACROS``). A CIDR in another spelling (IPv4-mapped, leading
+    zeros) is normalised in Python (DuckDB folds that to a constant when the CIDR is a literal, as in the exposure
+    checks), and an address in another spelling goes to :func:`cidr_contains` in Python (``cidr_contains_py``).
+    The Python UDF alone cost 9 s per million records in the exposure and unused-rule checks, and about 46 us per
+    IPv6 record in the exposure check before IPv6 was native (benchmarks/RESULTS.md); the macro makes CIDR tests
+    cost about as much as any other expression.
     """
-    assert "'" not in IPV4_CIDR_PATTERN
+    assert not any("'" in p for p in (IPV4_CIDR_PATTERN, IPV6_CIDR_PATTERN))
     con.create_function("cidr_contains_py", _cidr_contains_arrow,
                         [duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR")], duckdb.sqltype("BOOLEAN"),
                         type="arrow", null_handling="special", side_effects=False)
     con.create_function("__auditor_net_shift", _shift_arrow, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("INTEGER"),
                         type="arrow", null_handling="special", side_effects=False)
     con.create_function("__auditor_net_key", _key_arrow, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("BIGINT"),
+                        type="arrow", null_handling="special", side_effects=False)
+    con.create_function("__auditor_net_shift6", _shift6_arrow, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("INTEGER"),
+                        type="arrow", null_handling="special", side_effects=False)
+    con.create_function("__auditor_net_key6", _key6_arrow, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
                         type="arrow", null_handling="special", side_effects=False)
     for macro in _MACROS:
         con.execute(macro)
