@@ -62,7 +62,7 @@ class Workspace:
             types = tuple(str(d[1]) for d in cur.description)
             rows = tuple(cur.fetchall())
         except duckdb.Error as exc:
-            raise EngineError(f"{name}: {exc}", engine=engine) from exc
+            raise query_error(self.con, name, exc, engine) from exc
         stats = QueryStats(engine=engine, text_as_run=prepared.text, duration_s=time.perf_counter() - started,
                            params=_display_params(prepared.params))
         return QueryResult(columns=columns, rows=rows, stats=stats, types=types)
@@ -90,6 +90,21 @@ class Workspace:
 
     def close(self) -> None:
         self.con.close()
+
+
+def query_error(con: duckdb.DuckDBPyConnection, name: str, exc: duckdb.Error, engine: str) -> EngineError:
+    """A DuckDB failure as the check's error. Running out of memory names the setting that fixes it: DuckDB's
+    own advice (fewer threads, insertion order) is not something a user of this tool can act on."""
+    if not isinstance(exc, duckdb.OutOfMemoryException):
+        return EngineError(f"{name}: {exc}", engine=engine)
+    try:
+        ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    except duckdb.Error:
+        limit = "unknown"
+    reason = str(exc).strip().splitlines()[0]
+    return EngineError(f"{name}: ran out of memory with duckdb.memory_limit at {limit} ({reason}). Raise "
+                       "duckdb.memory_limit in the config (DuckDB spills to duckdb.temp_directory up to it) or run "
+                       "a shorter window; the Performance section of the README gives measured sizes.", engine=engine)
 
 
 def _display_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,10 +25,9 @@ from sqlglot import exp
 
 from auditor.config import FlowLogSourceSpec, SourceSpec
 from auditor.engines.cache import FlowLogCache, Prepared
-from auditor.engines.embedded import PHASE1_TABLE, Workspace
+from auditor.engines.embedded import PHASE1_TABLE, Workspace, query_error
 from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.engines.sql import prepare_duckdb, window_params
-from auditor.errors import EngineError
 from auditor.models import DataQuality, InputFile, Query, QueryResult, QueryStats, TimeWindow
 
 FLOW_LOGS_VIEW = "flow_logs"
@@ -154,7 +153,7 @@ class LocalEngine:
             described = con.execute(f"DESCRIBE {target}").fetchall()
             ((count,),) = con.execute(f"SELECT count(*) FROM {target}").fetchall()
         except duckdb.Error as exc:
-            raise EngineError(f"{name}: {exc}", engine=self.name) from exc
+            raise query_error(con, name, exc, self.name) from exc
         stats = QueryStats(engine=self.name, text_as_run=prepared.text, duration_s=time.perf_counter() - started,
                            params={k: (v.isoformat() if hasattr(v, "isoformat") else v)
                                    for k, v in prepared.params.items()})
