@@ -2,14 +2,16 @@
 WITH covered AS (
   SELECT DISTINCT interface_id FROM query_result WHERE srcaddr IS NULL
 ),
+own_addresses AS (
+  SELECT DISTINCT interface_id, address FROM eni_addresses
+),
 inbound AS (
+  -- a join rather than a correlated EXISTS inside an OR: DuckDB would materialise every phase-1 row first
   SELECT q.interface_id, q.protocol, q.dstport, q.srcaddr
   FROM query_result AS q
+  LEFT JOIN own_addresses AS a ON a.interface_id = q.interface_id AND a.address = q.dstaddr
   WHERE q.srcaddr IS NOT NULL
-    AND (
-      q.flow_direction = 'ingress'
-      OR EXISTS (SELECT 1 FROM eni_addresses AS a WHERE a.interface_id = q.interface_id AND a.address = q.dstaddr)
-    )
+    AND (q.flow_direction = 'ingress' OR a.address IS NOT NULL)
 ),
 ingress_rules AS (
   SELECT * FROM sg_rules WHERE NOT is_egress
