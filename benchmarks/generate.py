@@ -43,7 +43,9 @@ TARGET_RECORDS_PER_FILE = 20_000
 DIRTY_FILE_EVERY = 20  # one file in twenty is dirty ...
 DIRTY_LINE_EVERY = 50  # ... and one line in fifty of it: 0.1% overall
 MARKER = "manifest.json"
-GENERATOR_VERSION = 2  # bump when the bytes change, so a stale dataset is regenerated
+# bump when the bytes change, so a stale dataset is regenerated. 3: IPv6 sources are valid addresses (version 2
+# wrote a group of up to five hex digits, which no reader can parse).
+GENERATOR_VERSION = 3
 
 # Well-known and sensitive ports the synthetic services listen on, and the ports scanners probe.
 _SERVICE_PORTS = [443, 443, 443, 443, 80, 80, 22, 3306]
@@ -130,7 +132,7 @@ WITH h AS (
   FROM h
 ), pub AS (
   SELECT *,
-    CASE WHEN h4 % 200 = 0 THEN '2600:1f18:' || printf('%x', p) || '::' || printf('%x', h1 % 65536)
+    CASE WHEN h4 % 200 = 0 THEN '2600:1f18:' || printf('%x:%x', p // 65536, p % 65536) || '::' || printf('%x', h1 % 65536)
          ELSE $octets[1 + p % 32] || '.' || (p // 32) % 256 || '.' || (p // 8192) % 32 || '.' || 1 + h1 % 254
     END AS public_addr,
     $eni_addr[1 + (eni + 1 + h3 % ($enis - 1)) % $all_enis] AS peer_addr
