@@ -136,19 +136,30 @@ def test_each_input_file_is_read_once_whatever_the_number_of_checks(demo, tmp_pa
     assert all(not str(p).count("CloudTrail-Digest") for p in opened)
 
 
+def _with_check(tmp_path, check_id, needs, key, files):
+    """The built-in registries plus one check written to tmp_path: its check.yaml and query files."""
+    folder = tmp_path / "checks" / check_id
+    folder.mkdir(parents=True)
+    (folder / "check.yaml").write_text(
+        f"id: {check_id}\ntitle: {check_id}\nseverity: low\ndescription: d\nrisk: r\nremediation: m\n"
+        f"needs: [{needs}]\nkey: [{key}]\nfinding_title: '{{{key}}}'\n")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    reg = builtins()
+    reg.checks.register(check_id, load_check_dir(folder))
+    return reg
+
+
+def _demo_run(config, out, reg, formats):
+    window = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
+    return run_audit(load_config(config), window, out_dir=out, registries=reg, formats=formats)
+
+
 def test_a_failing_check_is_an_error_and_the_rest_still_run(demo, tmp_path):
     root, config, _ = demo
-    broken = tmp_path / "checks" / "broken_check"
-    broken.mkdir(parents=True)
-    (broken / "check.yaml").write_text(
-        "id: broken_check\ntitle: Broken\nseverity: low\ndescription: d\nrisk: r\nremediation: m\n"
-        "needs: [flow_logs]\nkey: [srcaddr]\nfinding_title: '{srcaddr}'\n")
-    (broken / "query.sql").write_text("SELECT srcaddr, no_such_column FROM flow_logs WHERE start >= :since_s")
-    reg = builtins()
-    reg.checks.register("broken_check", load_check_dir(broken))
-    loaded = load_config(config)
-    window = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
-    outcome = run_audit(loaded, window, out_dir=tmp_path / "out", registries=reg, formats=("json", "html"))
+    reg = _with_check(tmp_path, "broken_check", "flow_logs", "srcaddr",
+                      {"query.sql": "SELECT srcaddr, no_such_column FROM flow_logs WHERE start >= :since_s"})
+    outcome = _demo_run(config, tmp_path / "out", reg, ("json", "html"))
     by_id = {c.check_id: c for c in outcome.record.checks}
     assert by_id["broken_check"].status is Status.ERROR
     assert "no_such_column" in by_id["broken_check"].error
@@ -283,17 +294,9 @@ def test_a_checks_phase_one_rows_are_freed_before_the_next_check(demo, tmp_path)
     # Phase-1 tables can hold millions of rows: the next check must not run beside them, and a check can never
     # read another check's rows. A report-only check planned after the others finds no query_result at all.
     root, config, _ = demo
-    probe = tmp_path / "checks" / "zz_leftover_probe"
-    probe.mkdir(parents=True)
-    (probe / "check.yaml").write_text(
-        "id: zz_leftover_probe\ntitle: Probe\nseverity: low\ndescription: d\nrisk: r\nremediation: m\n"
-        "needs: [inventory]\nkey: [n]\nfinding_title: '{n}'\n")
-    (probe / "report.sql").write_text("SELECT count(*) AS n FROM query_result")
-    reg = builtins()
-    reg.checks.register("zz_leftover_probe", load_check_dir(probe))
-    loaded = load_config(config)
-    window = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
-    outcome = run_audit(loaded, window, out_dir=tmp_path / "out", registries=reg, formats=("json",))
+    reg = _with_check(tmp_path, "zz_leftover_probe", "inventory", "n",
+                      {"report.sql": "SELECT count(*) AS n FROM query_result"})
+    outcome = _demo_run(config, tmp_path / "out", reg, ("json",))
     order = [c.check_id for c in outcome.record.checks]
     assert order.index("zz_leftover_probe") > order.index("unused_sg_rules"), order
     by_id = {c.check_id: c for c in outcome.record.checks}
