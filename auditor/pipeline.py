@@ -157,25 +157,26 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
         return skipped(spec, pc.skip_reason)
     runs: list[QueryRun] = []
     try:
-        result, in_place = None, False
+        result, phase1 = None, None
+        report_params = {**window_params(plan.window), **pc.params}
         if engine is not None:
             query = Query(check_id=spec.id, name="query", text=spec.query_for(engine.dialect), dialect=engine.dialect,
                           tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window,
                           params=pc.params)
-            # An engine that shares the workspace's database (local) leaves phase-1 rows there for report.sql.
-            in_place = "report.sql" in spec.queries and hasattr(engine, "run_into")
-            if in_place:
-                result, count = engine.run_into(query, pc.window, pc.params)  # type: ignore[attr-defined]
+            if "report.sql" in spec.queries and getattr(engine, "shares_workspace", False):
+                # The engine's tables are in the workspace (local): its query runs inside report.sql as the
+                # query_result CTE, streamed rather than stored (millions of rows at scale). One run, listed once.
+                phase1 = (query.text, {**window_params(pc.window), **pc.params})
             else:
                 result = engine.run(query, pc.window, pc.params)
-                count = len(result.rows)
-            runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, count))
+                runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, len(result.rows)))
         if "report.sql" in spec.queries:
-            if result is not None and not in_place:
+            if result is not None:
                 workspace.register_result(result)
-            result = workspace.execute(spec.queries["report.sql"], {**window_params(plan.window), **pc.params},
-                                       name=f"{spec.id}/report")
-            runs.append(QueryRun("report", "embedded", result.stats.text_as_run, result.stats, len(result.rows)))
+            result = workspace.execute(spec.queries["report.sql"], report_params, name=f"{spec.id}/report",
+                                       phase1=phase1, engine=engine.name if phase1 else "embedded")
+            runs.append(QueryRun("report", engine.name if phase1 else "embedded", result.stats.text_as_run,
+                                 result.stats, len(result.rows)))
         assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
         chart, chart_run = _chart(spec, pc, plan, engine)
@@ -195,7 +196,7 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
         log.error("check %s failed:\n%s", spec.id, traceback.format_exc())
         return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
     finally:
-        # Phase-1 rows can be millions: the next check must not run with them still held in memory.
+        # An engine's rows registered for report.sql must not stay in memory while the next check runs.
         workspace.drop_result()
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from auditor.builtins import builtins
 from auditor.engines import netaddr
-from auditor.engines.sql import bind, parse, placeholders, prepare_duckdb, transpile
+from auditor.engines.sql import bind, parse, placeholders, prepare_duckdb, prepare_fused, transpile
 from auditor.errors import CheckDefinitionError
 
 GOLDEN = Path(__file__).parent / "golden" / "sql"
@@ -199,3 +199,19 @@ def test_canonical_addresses_never_reach_the_python_function(monkeypatch, cidrs)
     ((mapped,),) = con.execute(f"SELECT cidr_contains({c4}, a) FROM (VALUES ('::ffff:10.0.0.1', '10.0.0.0/8', "
                                "'fc00::/7')) AS v(a, c4, c6)").fetchall()
     assert mapped is True and ("_cidr_contains_arrow", 1) in calls
+
+
+def test_a_fused_query_binds_the_engine_querys_window_apart_from_the_reports():
+    # The local engine inlines a check's engine query into its report as the query_result CTE; a lookback
+    # (unused_sg_rules) gives the two different windows under the same parameter name.
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 10), (2, 20), (3, 30)) AS v(s, x)")
+    fused = prepare_fused("WITH kept AS (SELECT * FROM query_result WHERE s >= :since_s) SELECT sum(x) AS total FROM kept",
+                          {"since_s": 2, "unused": 0}, "SELECT s, x FROM t WHERE s <= :since_s", {"since_s": 3},
+                          table="query_result", name="my_check")
+    assert fused.params == {"since_s": 2, "phase1_since_s": 3}
+    assert "query_result AS NOT MATERIALIZED" in fused.text  # streamed, never stored
+    assert fused.text.index("query_result AS") < fused.text.index("kept AS")
+    assert con.execute(fused.text, fused.params).fetchall() == [(50,)]
+    with pytest.raises(CheckDefinitionError, match="my_check/query"):
+        prepare_fused("SELECT * FROM query_result", {}, "SELECT :nowhere AS x", {}, table="query_result", name="my_check")

@@ -16,7 +16,7 @@ from sqlglot import exp
 from auditor.config import DuckDBSettings
 from auditor.engines import netaddr
 from auditor.engines.sources import inventory
-from auditor.engines.sql import prepare_duckdb
+from auditor.engines.sql import prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
 from auditor.models import QueryResult, QueryStats
 
@@ -52,9 +52,14 @@ class Workspace:
         rows = self.con.execute("SELECT rule_id, is_egress FROM sg_rules WHERE rule_id IS NOT NULL").fetchall()
         return {rule_id: bool(egress) for rule_id, egress in rows}
 
-    def execute(self, text: str, params: Mapping[str, Any], *, name: str, engine: str = "embedded") -> QueryResult:
-        """Run Trino SQL here: transpile, bind, fetch."""
-        prepared = prepare_duckdb(text, params, name=name)
+    def execute(self, text: str, params: Mapping[str, Any], *, name: str, engine: str = "embedded",
+                phase1: tuple[str, Mapping[str, Any]] | None = None) -> QueryResult:
+        """Run Trino SQL here: transpile, bind, fetch. ``phase1``, the text and parameters of an engine query over
+        this database's tables, is inlined as ``query_result`` (:func:`~auditor.engines.sql.prepare_fused`)."""
+        if phase1 is None:
+            prepared = prepare_duckdb(text, params, name=name)
+        else:
+            prepared = prepare_fused(text, params, phase1[0], phase1[1], table=PHASE1_TABLE, name=name)
         started = time.perf_counter()
         try:
             cur = self.con.execute(prepared.text, prepared.params)

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 import weakref
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
 import duckdb
-from sqlglot import exp
 
 from auditor.config import FlowLogSourceSpec, SourceSpec
 from auditor.engines.cache import FlowLogCache, Prepared
-from auditor.engines.embedded import PHASE1_TABLE, Workspace, query_error
+from auditor.engines.embedded import Workspace
 from auditor.engines.sources import cloudtrail, files, flowlogs
-from auditor.engines.sql import prepare_duckdb, window_params
-from auditor.models import DataQuality, InputFile, Query, QueryResult, QueryStats, TimeWindow
+from auditor.engines.sql import window_params
+from auditor.models import DataQuality, InputFile, Query, QueryResult, TimeWindow
 
 FLOW_LOGS_VIEW = "flow_logs"
 
@@ -46,6 +44,9 @@ WHERE f.log_status = 'OK' AND f.start >= $since_s AND f.start < $until_s
 class LocalEngine:
     name = "local"
     dialect = "trino"
+    # Its tables live in the run's workspace, so a check's engine query runs inside its report query
+    # (Workspace.execute's phase1) instead of as a table of its own.
+    shares_workspace = True
 
     def __init__(self, workspace: Workspace, *, flow_logs: FlowLogSourceSpec | None, cloudtrail_source: SourceSpec | None,
                  delivery_lag: timedelta, cache_dir: Path | None = None, scratch_dir: Path | None = None) -> None:
@@ -130,35 +131,6 @@ class LocalEngine:
     def run(self, query: Query, window: TimeWindow, params: Mapping[str, Any]) -> QueryResult:
         return self.workspace.execute(query.text, {**window_params(window), **params},
                                       name=f"{query.check_id}/{query.name}", engine=self.name)
-
-    def run_into(self, query: Query, window: TimeWindow, params: Mapping[str, Any],
-                 table: str = PHASE1_TABLE) -> tuple[QueryResult, int]:
-        """Run one query into a temporary ``table`` of the workspace, for the check's second phase; return the
-        result without its rows (its columns and types) and how many rows the table holds.
-
-        The local engine and the second phase share one database, so the rows need not travel through Python:
-        a query that keeps one row per source address can return millions of them, which would cost more time
-        and memory than the scan that produced them.
-        """
-        name = f"{query.check_id}/{query.name}"
-        prepared = prepare_duckdb(query.text, {**window_params(window), **params}, name=name)
-        con = self.workspace.con
-        target = exp.to_identifier(table, quoted=True).sql("duckdb")
-        started = time.perf_counter()
-        try:
-            # The phase-1 rows' order means nothing (report.sql orders its own output); keeping it would make
-            # DuckDB buffer tens of millions of rows at 100M records and run out of memory.
-            with flowlogs.unordered(con):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {prepared.text}", prepared.params)
-            described = con.execute(f"DESCRIBE {target}").fetchall()
-            ((count,),) = con.execute(f"SELECT count(*) FROM {target}").fetchall()
-        except duckdb.Error as exc:
-            raise query_error(con, name, exc, self.name) from exc
-        stats = QueryStats(engine=self.name, text_as_run=prepared.text, duration_s=time.perf_counter() - started,
-                           params={k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                                   for k, v in prepared.params.items()})
-        return QueryResult(columns=tuple(d[0] for d in described), rows=(), stats=stats,
-                           types=tuple(str(d[1]) for d in described)), int(count)
 
     def close(self) -> None:
         """Remove this run's scratch Parquet (the workspace owns the connection)."""

@@ -143,3 +143,33 @@ def prepare_duckdb(text: str, available: Mapping[str, Any], *, name: str = "quer
     tree = parse(text, name=name)
     params = bind(tree, available, name=name)
     return PreparedSQL(text=to_duckdb(tree).sql(dialect="duckdb", pretty=True), params=params)
+
+
+# The engine query's parameters get this prefix inside a fused query, so that its window (a check's lookback)
+# and the report's window can both be bound.
+PHASE1_PARAM_PREFIX = "phase1_"
+
+
+def prepare_fused(report_text: str, report_available: Mapping[str, Any], query_text: str,
+                  query_available: Mapping[str, Any], *, table: str, name: str = "check") -> PreparedSQL:
+    """A check's report query with its engine query inlined as the CTE ``table`` (``NOT MATERIALIZED``), for an
+    engine whose tables live in the same DuckDB as the report phase.
+
+    DuckDB then streams the engine query's aggregate into the report's operators, which spill, instead of
+    materialising it first: at 100M flow records that is tens of millions of rows, which a 600MB memory limit
+    cannot hold. The engine query's parameters are renamed with :data:`PHASE1_PARAM_PREFIX` in the AST.
+    """
+    report = parse(report_text, name=f"{name}/report")
+    query = parse(query_text, name=f"{name}/query")
+    params = dict(bind(report, report_available, name=f"{name}/report"))
+    params.update({PHASE1_PARAM_PREFIX + k: v for k, v in bind(query, query_available, name=f"{name}/query").items()})
+    for ph in query.find_all(exp.Placeholder):
+        ph.set("this", PHASE1_PARAM_PREFIX + ph.this)
+    cte = exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(table)), materialized=False)
+    key = "with_" if "with_" in report.arg_types else "with"  # sqlglot renamed the argument in v28
+    with_ = report.args.get(key)
+    if with_ is None:
+        report.set(key, exp.With(expressions=[cte]))
+    else:
+        with_.set("expressions", [cte, *with_.expressions])
+    return PreparedSQL(text=to_duckdb(report).sql(dialect="duckdb", pretty=True), params=params)

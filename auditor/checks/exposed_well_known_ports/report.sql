@@ -32,16 +32,11 @@ per_source AS (
   FROM inbound
   GROUP BY interface_id, dstport, protocol, srcaddr
 ),
-ranked AS (
-  -- The sample is the five sources with the most flows per port, taken from a ranking rather than from one
-  -- ordered list of all of a port's sources: a window can sort out of core, an ordered array_agg holds every
-  -- source of a port in memory (tens of millions of rows at 100M records).
-  SELECT
-    *,
-    row_number() OVER (PARTITION BY interface_id, dstport, protocol ORDER BY flows DESC, srcaddr ASC) AS source_rank
-  FROM per_source
-),
 per_port AS (
+  -- The sample is the five sources with the most flows, ties by address: the smallest (-flows, address). A
+  -- bounded top-n per port, where array_agg(... ORDER BY ...) over all of a port's sources holds them all in
+  -- memory (it cannot spill: tens of millions of rows at 100M records) and a ranking window sorts them all.
+  -- A source without an address is counted but never sampled.
   SELECT
     interface_id,
     dstport,
@@ -49,8 +44,8 @@ per_port AS (
     sum(flows) AS accepted_flows,
     count(*) AS distinct_sources,
     count_if(is_public) AS public_sources,
-    array_agg(srcaddr ORDER BY source_rank ASC) FILTER (WHERE source_rank <= 5) AS sample_sources
-  FROM ranked
+    coalesce(min_by(srcaddr, ROW(-flows, srcaddr), 5), CAST(ARRAY[] AS ARRAY(VARCHAR))) AS sample_sources
+  FROM per_source
   GROUP BY interface_id, dstport, protocol
 ),
 world_rules AS (

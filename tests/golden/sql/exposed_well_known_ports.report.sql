@@ -43,15 +43,11 @@ WITH inbound AS (
     dstport,
     protocol,
     srcaddr
-), ranked AS (
-  /* The sample is the five sources with the most flows per port, taken from a ranking rather than from one */
-  /* ordered list of all of a port's sources: a window can sort out of core, an ordered array_agg holds every */
-  /* source of a port in memory (tens of millions of rows at 100M records). */
-  SELECT
-    *,
-    ROW_NUMBER() OVER (PARTITION BY interface_id, dstport, protocol ORDER BY flows DESC, srcaddr ASC) AS source_rank
-  FROM per_source
 ), per_port AS (
+  /* The sample is the five sources with the most flows, ties by address: the smallest (-flows, address). A */
+  /* bounded top-n per port, where array_agg(... ORDER BY ...) over all of a port's sources holds them all in */
+  /* memory (it cannot spill: tens of millions of rows at 100M records) and a ranking window sorts them all. */
+  /* A source without an address is counted but never sampled. */
   SELECT
     interface_id,
     dstport,
@@ -59,9 +55,8 @@ WITH inbound AS (
     SUM(flows) AS accepted_flows,
     COUNT(*) AS distinct_sources,
     COUNT_IF(is_public) AS public_sources,
-    ARRAY_AGG(srcaddr ORDER BY source_rank ASC) FILTER(WHERE
-      source_rank <= 5) AS sample_sources
-  FROM ranked
+    COALESCE(ARG_MIN(srcaddr, {'_0': -flows, 'srcaddr': srcaddr}, 5), CAST([] AS TEXT[])) AS sample_sources
+  FROM per_source
   GROUP BY
     interface_id,
     dstport,
