@@ -129,13 +129,16 @@ def _auditor_run(config: Path, out: Path, since: str, until: str, formats: str) 
             code = 0
         except SystemExit as exc:
             code = int(exc.code or 0)
-    if code not in (0, 1):
+    # 3 is "a check errored": the report was still written, so the step is measured and the error reported
+    # (at 100M records a check can run out of memory) instead of losing the whole benchmark.
+    if code not in (0, 1, 3):
         raise RuntimeError(f"auditor run exited {code}:\n{buffer.getvalue()}")
     findings = json.loads((out / "findings.json").read_text())
     dq = findings["data_quality"]
     return {"exit_code": code, "records": sum(f["records"] + f["nodata"] for f in dq["files"] if "flowlogs" in f["path"]),
             "malformed": sum(f["malformed"] for f in dq["files"]), "counters": dq.get("counters", {}),
             "checks": {c["id"]: {"status": c["status"], "rows": len(c["rows"])} for c in findings["checks"]},
+            "errors": {c["id"]: c["error"] for c in findings["checks"] if c["status"] == "error"},
             "report_bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file())}
 
 
@@ -271,6 +274,9 @@ def table(result: dict[str, Any]) -> str:
     a = next(s for s in result["steps"] if s["name"] == "a")
     rows.append(f"{'peak RSS of (a)':28s} {a['peak_rss_mb']:8.0f}   target <= {RSS_TARGET_MB} MB  "
                 f"{'met' if result['met']['peak_rss_a_mb'] else 'MISSED'}")
+    for step in result["steps"]:
+        for check, error in step["detail"].get("errors", {}).items():
+            rows.append(f"ERROR in ({step['name']}) {check}: {error.splitlines()[0][:160]}")
     return "\n".join(rows)
 
 
