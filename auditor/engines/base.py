@@ -16,6 +16,8 @@ class Engine(Protocol):
 
     name: str
     dialect: str  # the query dialect it runs: "trino" (query.sql) or "insights" (query.insights)
+    # An engine may also set ``shares_workspace = True`` when its tables live in the run's workspace (the local
+    # engine): the pipeline then runs a check's engine query inside its report.sql instead of calling run().
 
     def prepare(self, scans: Mapping[str, TimeWindow]) -> DataQuality:
         """Get ready to serve the tables named in ``scans``, each over (at least) its window.
