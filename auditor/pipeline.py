@@ -175,8 +175,8 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
                 workspace.register_result(result)
             result = workspace.execute(spec.queries["report.sql"], report_params, name=f"{spec.id}/report",
                                        phase1=phase1, engine=engine.name if phase1 else "embedded")
-            runs.append(QueryRun("report", engine.name if phase1 else "embedded", result.stats.text_as_run,
-                                 result.stats, len(result.rows)))
+            runs.append(QueryRun("report", result.stats.engine, result.stats.text_as_run, result.stats,
+                                 len(result.rows)))
         assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
         chart, chart_run = _chart(spec, pc, plan, engine)

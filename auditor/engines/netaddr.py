@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -95,8 +96,8 @@ IPV6_CIDR_PATTERN = rf"{IPV6_PATTERN}/(12[0-8]|1[01][0-9]|[1-9]?[0-9])"
 #   shift6(c), key6(c)  the same for IPv6 networks; 127 and 2 (match no IPv6 address) for an IPv4 network.
 # A NULL from the native parts (an odd spelling, or no network) falls through to Python, whose answer is the
 # definition. Written this way, without a CASE around the whole, DuckDB's common-subexpression pass computes
-# v4(a) and v6(a) once per row however many CIDRs a query tests it against, COALESCE evaluates the IPv6 term
-# only for the rows that are not IPv4, and shift(c), key(c) fold to constants when c is a literal.
+# v4(a) and v6(a) once per row however many CIDRs a query tests it against (in a projection), v6 is handed NULL
+# for the rows that are IPv4, and shift(c), key(c) fold to constants when c is a literal.
 #
 # The integer of a list of four decimal octet strings. A macro pastes its argument's text wherever the argument
 # appears, and DuckDB dedupes repeated expressions only in projections, not in a WHERE: written as
@@ -143,44 +144,31 @@ _MACROS = (
 )
 
 
-def _net_shift(cidr: str | None) -> int | None:
-    net = parse_network(cidr) if cidr is not None else None
-    if net is None:
-        return None
-    return 32 - net.prefixlen if net.version == 4 else 0
+def _of_network(value: Callable[[Network], int]) -> Callable[[str | None], int | None]:
+    """``value`` of a CIDR's parsed network; None when the text is no network."""
+    def of_text(cidr: str | None) -> int | None:
+        net = parse_network(cidr) if cidr is not None else None
+        return None if net is None else value(net)
+    return of_text
 
 
-def _net_key(cidr: str | None) -> int | None:
-    net = parse_network(cidr) if cidr is not None else None
-    if net is None:
-        return None
-    return int(net.network_address) >> (32 - net.prefixlen) if net.version == 4 else -1
+# The per-network values of the macros' comment: shift(c), key(c), shift6(c), key6(c).
+_net_shift = _of_network(lambda net: 32 - net.prefixlen if net.version == 4 else 0)
+_net_key = _of_network(lambda net: int(net.network_address) >> (32 - net.prefixlen) if net.version == 4 else -1)
+_net_shift6 = _of_network(lambda net: 127 if net.version == 4 else 128 - net.prefixlen)
+_net_key6 = _of_network(lambda net: 2 if net.version == 4 else int(net.network_address) >> (128 - net.prefixlen))
 
 
-def _net_shift6(cidr: str | None) -> int | None:
-    net = parse_network(cidr) if cidr is not None else None
-    if net is None:
-        return None
-    return 127 if net.version == 4 else 128 - net.prefixlen
+def _column(value: Callable[[str | None], int | None], type_: pa.DataType) -> Callable[[pa.Array], pa.Array]:
+    """An Arrow UDF applying ``value`` to each CIDR of a column."""
+    def column(cidrs: pa.Array) -> pa.Array:
+        return pa.array([value(c) for c in cidrs.to_pylist()], type=type_)
+    return column
 
 
-def _net_key6(cidr: str | None) -> int | None:
-    net = parse_network(cidr) if cidr is not None else None
-    if net is None:
-        return None
-    return 2 if net.version == 4 else int(net.network_address) >> (128 - net.prefixlen)
-
-
-def _shift_arrow(cidrs: pa.Array) -> pa.Array:
-    return pa.array([_net_shift(c) for c in cidrs.to_pylist()], type=pa.int32())
-
-
-def _key_arrow(cidrs: pa.Array) -> pa.Array:
-    return pa.array([_net_key(c) for c in cidrs.to_pylist()], type=pa.int64())
-
-
-def _shift6_arrow(cidrs: pa.Array) -> pa.Array:
-    return pa.array([_net_shift6(c) for c in cidrs.to_pylist()], type=pa.int32())
+_shift_arrow = _column(_net_shift, pa.int32())
+_key_arrow = _column(_net_key, pa.int64())
+_shift6_arrow = _column(_net_shift6, pa.int32())
 
 
 def _key6_arrow(cidrs: pa.Array) -> pa.Array:

@@ -279,12 +279,11 @@ def _insert_typed(con: duckdb.DuckDBPyConnection, select: str, table: str, param
 
 
 @contextmanager
-def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Let DuckDB write a result in any row order while the block runs, then put the caller's setting back.
 
-    Keeping insertion order makes DuckDB buffer a large result before it writes it (the first remedy its own
-    out-of-memory message suggests), and it serialises the writers. Use it only where the rows' order means
-    nothing to the reader: Parquet for the cache, a check's phase-1 table that ``report.sql`` orders itself.
+    Keeping insertion order makes DuckDB buffer a large result before it writes it, and it serialises the
+    writers. Only for results whose row order means nothing to the reader.
     """
     ((order,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     con.execute("SET preserve_insertion_order = false")
@@ -300,7 +299,7 @@ def _write_typed(con: duckdb.DuckDBPyConnection, select: str, path: Path, batch:
     try:
         # LZ4 with Parquet's v2 encodings: measured the cheapest to write and to scan on DuckDB 2.0 (zstd saves
         # a fifth of the bytes for a fifth more CPU); see benchmarks/RESULTS.md.
-        with unordered(con):
+        with _unordered(con):
             con.execute(f"COPY ({select}) TO $path (FORMAT parquet, COMPRESSION lz4, PARQUET_VERSION V2)",
                         {"path": str(path)})
     except (duckdb.IOException, duckdb.PermissionException) as e:
