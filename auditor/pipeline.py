@@ -166,6 +166,7 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
             if "report.sql" in spec.queries and getattr(engine, "shares_workspace", False):
                 # The engine's tables are in the workspace (local): its query runs inside report.sql as the
                 # query_result CTE, streamed rather than stored (millions of rows at scale). One run, listed once.
+                # A report that re-aggregates gets the records ungrouped: one aggregate instead of two chained.
                 phase1 = (query.text, {**window_params(pc.window), **pc.params})
             else:
                 result = engine.run(query, pc.window, pc.params)
@@ -174,7 +175,8 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
             if result is not None:
                 workspace.register_result(result)
             result = workspace.execute(spec.queries["report.sql"], report_params, name=f"{spec.id}/report",
-                                       phase1=phase1, engine=engine.name if phase1 else "embedded")
+                                       phase1=phase1, ungrouped=phase1 is not None and spec.meta.reaggregates,
+                                       engine=engine.name if phase1 else "embedded")
             runs.append(QueryRun("report", result.stats.engine, result.stats.text_as_run, result.stats,
                                  len(result.rows)))
         assert result is not None  # the check library guarantees a query or a report

@@ -14,7 +14,7 @@ import pytest
 
 from auditor.builtins import builtins
 from auditor.engines import netaddr
-from auditor.engines.sql import bind, parse, placeholders, prepare_duckdb, prepare_fused, transpile
+from auditor.engines.sql import bind, parse, placeholders, prepare_duckdb, prepare_fused, transpile, ungroup
 from auditor.errors import CheckDefinitionError
 
 GOLDEN = Path(__file__).parent / "golden" / "sql"
@@ -215,3 +215,43 @@ def test_a_fused_query_binds_the_engine_querys_window_apart_from_the_reports():
     assert con.execute(fused.text, fused.params).fetchall() == [(50,)]
     with pytest.raises(CheckDefinitionError, match="my_check/query"):
         prepare_fused("SELECT * FROM query_result", {}, "SELECT :nowhere AS x", {}, table="query_result", name="my_check")
+
+
+def _ungrouped(text: str) -> str:
+    return ungroup(parse(text), name="c/query").sql(dialect="trino")
+
+
+def test_ungroup_turns_each_group_into_its_records():
+    # count(*) counts one per record, sum/min/max of a column is the record's value; UNION ALL branches each
+    assert _ungrouped("SELECT a, count(*) AS n, sum(b) AS b, min(t) AS first, max(t) AS last FROM f WHERE x = 1 "
+                      "GROUP BY a") == ("SELECT a, CAST(1 AS BIGINT) AS n, b AS b, t AS first, t AS last FROM f "
+                                        "WHERE x = 1")
+    assert _ungrouped("SELECT a, count(*) AS n FROM f GROUP BY a UNION ALL SELECT NULL, count(*) AS n FROM g "
+                      "GROUP BY 1") == ("SELECT a, CAST(1 AS BIGINT) AS n FROM f UNION ALL "
+                                        "SELECT NULL, CAST(1 AS BIGINT) AS n FROM g")
+    assert _ungrouped("SELECT a FROM f") == "SELECT a FROM f"
+
+
+def test_ungrouped_records_reaggregate_to_the_grouped_rows():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE f AS SELECT * FROM (VALUES ('x', 1), ('x', 2), ('y', 5), ('x', 2)) AS v(a, b)")
+    query = "SELECT a, b, count(*) AS n FROM f GROUP BY a, b"
+    report = "SELECT a, sum(n) AS n, count(DISTINCT b) AS bs FROM query_result GROUP BY a ORDER BY a"
+    grouped, flat = (prepare_fused(report, {}, query, {}, table="query_result", ungrouped=u) for u in (False, True))
+    assert grouped.text.count("GROUP BY") == 2 and flat.text.count("GROUP BY") == 1
+    assert con.execute(grouped.text).fetchall() == con.execute(flat.text).fetchall() == [("x", 3, 2), ("y", 1, 1)]
+
+
+@pytest.mark.parametrize("text, why", [
+    ("SELECT a, avg(b) AS b FROM f GROUP BY a", "AVG"),
+    ("SELECT a, count(DISTINCT b) AS b FROM f GROUP BY a", "COUNT"),
+    ("SELECT a, sum(DISTINCT b) AS b FROM f GROUP BY a", "SUM"),
+    ("SELECT a, count(b) AS b FROM f GROUP BY a", "COUNT"),
+    ("SELECT a, count(*) + 1 AS n FROM f GROUP BY a", "COUNT"),
+    ("SELECT a, count(*) FROM f GROUP BY a", "no alias"),
+    ("SELECT a, count(*) AS n FROM f GROUP BY a HAVING count(*) > 2", "HAVING"),
+    ("SELECT a, count(*) AS n FROM f GROUP BY a UNION SELECT a, count(*) AS n FROM g GROUP BY a", "UNION without ALL"),
+])
+def test_ungroup_refuses_what_one_record_cannot_stand_for(text, why):
+    with pytest.raises(CheckDefinitionError, match=f"c/query.*{why}"):
+        ungroup(parse(text), name="c/query")

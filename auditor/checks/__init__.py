@@ -63,6 +63,10 @@ class CheckMeta(_Strict):
     window: Literal["report", "lookback"] = "report"
     event_like: bool = Field(False, description="Findings are events: ones the previous run had are 'aged out', not resolved.")
     metric: str = Field("findings", description="The trend metric: 'findings' (active findings) or a numeric row column to sum.")
+    reaggregates: bool = Field(
+        False, description="report.sql gives the same rows whether the engine query's rows are grouped or not (it "
+        "sums the counts or takes distinct keys), so where the engine query runs inside the report (local) it runs "
+        "without its GROUP BY and the data is aggregated once. tests/test_checks.py proves it per check.")
     params: dict[str, ParamMeta] = Field(default_factory=dict)
     compliance: tuple[ControlMeta, ...] = ()
 

@@ -53,13 +53,15 @@ class Workspace:
         return {rule_id: bool(egress) for rule_id, egress in rows}
 
     def execute(self, text: str, params: Mapping[str, Any], *, name: str, engine: str = "embedded",
-                phase1: tuple[str, Mapping[str, Any]] | None = None) -> QueryResult:
+                phase1: tuple[str, Mapping[str, Any]] | None = None, ungrouped: bool = False) -> QueryResult:
         """Run Trino SQL here: transpile, bind, fetch. ``phase1``, the text and parameters of an engine query over
-        this database's tables, is inlined as ``query_result`` (:func:`~auditor.engines.sql.prepare_fused`)."""
+        this database's tables, is inlined as ``query_result`` (:func:`~auditor.engines.sql.prepare_fused`),
+        without its GROUP BY when ``ungrouped`` (:func:`~auditor.engines.sql.ungroup`)."""
         if phase1 is None:
             prepared = prepare_duckdb(text, params, name=name)
         else:
-            prepared = prepare_fused(text, params, phase1[0], phase1[1], table=PHASE1_TABLE, name=name)
+            prepared = prepare_fused(text, params, phase1[0], phase1[1], table=PHASE1_TABLE, name=name,
+                                     ungrouped=ungrouped)
         started = time.perf_counter()
         try:
             cur = self.con.execute(prepared.text, prepared.params)

@@ -150,17 +150,75 @@ def prepare_duckdb(text: str, available: Mapping[str, Any], *, name: str = "quer
 PHASE1_PARAM_PREFIX = "phase1_"
 
 
+# Aggregates whose per-record value is the record's own argument: sum(x) over one record is x.
+_UNGROUPABLE = (exp.Sum, exp.Min, exp.Max)
+
+
+def _ungroup_select(select: exp.Select, name: str) -> None:
+    def refuse(why: str) -> CheckDefinitionError:
+        return CheckDefinitionError(f"{name}: check.yaml says reaggregates, but the engine query cannot run "
+                                    f"ungrouped: {why}. Remove reaggregates or rewrite the query.")
+    if select.args.get("having") is not None:
+        raise refuse("it has a HAVING clause")
+    for projection in select.expressions:
+        if not isinstance(projection, exp.Alias):
+            if projection.find(exp.AggFunc) is not None:
+                raise refuse(f"the aggregate {projection.sql(dialect=SOURCE_DIALECT)} has no alias")
+            continue
+        agg = projection.this
+        if isinstance(agg, exp.Count) and isinstance(agg.this, exp.Star):
+            # count(*) is a BIGINT; one record counts one
+            projection.set("this", exp.cast(exp.Literal.number(1), exp.DataType.build("BIGINT")))
+        elif isinstance(agg, _UNGROUPABLE) and not agg.args.get("distinct") and not isinstance(agg.this, exp.Distinct):
+            projection.set("this", agg.this)
+        elif projection.find(exp.AggFunc) is not None:
+            raise refuse(f"{projection.sql(dialect=SOURCE_DIALECT)} is not count(*), sum, min or max of a column")
+    select.set("group", None)
+
+
+def ungroup(query: exp.Expression, *, name: str = "query") -> exp.Expression:
+    """The engine query without its GROUP BY: one row per record, count(*) as 1 and sum/min/max(x) as x.
+
+    Valid only for a check whose report re-aggregates ``query_result`` (``reaggregates`` in check.yaml, proved
+    per check by a test that runs the report both ways). The local engine then aggregates once, in the report,
+    instead of twice: at 100M records both aggregates have tens of millions of groups, and two of them chained
+    in one query do not fit reliably in a 600MB memory limit. UNION ALL branches are ungrouped each; a
+    UNION without ALL would merge equal records, so it is refused.
+    """
+    tree = query.copy()
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Union):
+            if node.args.get("distinct"):
+                raise CheckDefinitionError(f"{name}: a UNION without ALL cannot run ungrouped (reaggregates)")
+            pending += [node.left, node.right]
+        elif isinstance(node, exp.Subquery):
+            pending.append(node.this)
+        elif isinstance(node, exp.Select):
+            if node.args.get("group") is not None:
+                _ungroup_select(node, name)
+        else:
+            raise CheckDefinitionError(f"{name}: cannot run ungrouped a query of type {type(node).__name__}")
+    return tree
+
+
 def prepare_fused(report_text: str, report_available: Mapping[str, Any], query_text: str,
-                  query_available: Mapping[str, Any], *, table: str, name: str = "check") -> PreparedSQL:
+                  query_available: Mapping[str, Any], *, table: str, name: str = "check",
+                  ungrouped: bool = False) -> PreparedSQL:
     """A check's report query with its engine query inlined as the CTE ``table`` (``NOT MATERIALIZED``), for an
     engine whose tables live in the same DuckDB as the report phase.
 
     DuckDB then streams the engine query's aggregate into the report's operators, which spill, instead of
     materialising it first: at 100M flow records that is tens of millions of rows, which a 600MB memory limit
     cannot hold. The engine query's parameters are renamed with :data:`PHASE1_PARAM_PREFIX` in the AST.
+    ``ungrouped``: the engine query runs without its GROUP BY (:func:`ungroup`), for a check whose report
+    re-aggregates.
     """
     report = parse(report_text, name=f"{name}/report")
     query = parse(query_text, name=f"{name}/query")
+    if ungrouped:
+        query = ungroup(query, name=f"{name}/query")
     params = dict(bind(report, report_available, name=f"{name}/report"))
     params.update({PHASE1_PARAM_PREFIX + k: v for k, v in bind(query, query_available, name=f"{name}/query").items()})
     for ph in query.find_all(exp.Placeholder):

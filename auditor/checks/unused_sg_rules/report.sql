@@ -6,8 +6,10 @@ own_addresses AS (
   SELECT DISTINCT interface_id, address FROM eni_addresses
 ),
 inbound AS (
-  -- a join rather than a correlated EXISTS inside an OR: DuckDB would materialise every phase-1 row first
-  SELECT q.interface_id, q.protocol, q.dstport, q.srcaddr
+  -- a join rather than a correlated EXISTS inside an OR: DuckDB would materialise every phase-1 row first.
+  -- DISTINCT: the rule matching below tests each (interface, protocol, port, source) once, however the rows
+  -- arrive (grouped per destination by Athena and Insights, one per record inside the local engine's query).
+  SELECT DISTINCT q.interface_id, q.protocol, q.dstport, q.srcaddr
   FROM query_result AS q
   LEFT JOIN own_addresses AS a ON a.interface_id = q.interface_id AND a.address = q.dstaddr
   WHERE q.srcaddr IS NOT NULL

@@ -11,8 +11,10 @@ WITH covered AS (
     address
   FROM eni_addresses
 ), inbound AS (
-  /* a join rather than a correlated EXISTS inside an OR: DuckDB would materialise every phase-1 row first */
-  SELECT
+  /* a join rather than a correlated EXISTS inside an OR: DuckDB would materialise every phase-1 row first. */
+  /* DISTINCT: the rule matching below tests each (interface, protocol, port, source) once, however the rows */
+  /* arrive (grouped per destination by Athena and Insights, one per record inside the local engine's query). */
+  SELECT DISTINCT
     q.interface_id,
     q.protocol,
     q.dstport,
