@@ -91,3 +91,20 @@ def test_the_runner_measures_every_step_and_the_ratios(tmp_path: Path) -> None:
     json.dumps(result)  # the JSON report is serialisable
     text = run.table(result)
     assert "(a-a0)/b" in text and "peak RSS" in text
+
+
+def test_a_baseline_that_runs_out_of_memory_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    # At 100M records and 600MB, bare DuckDB's group-by over every source ran out of memory and used to end
+    # the whole benchmark. Here the baseline gets a 1MB limit; the auditor steps keep theirs.
+    run = _module("run")
+    real = run._bare_duckdb
+    monkeypatch.setattr(run, "_bare_duckdb", lambda data, memory_limit, temp, threads: real(data, "1MB", temp, threads))
+    result = run.bench(2000, data_root=tmp_path / "data", work=tmp_path / "work", memory_limit="500MB", threads=None,
+                       formats="json")
+    steps = {s["name"]: s for s in result["steps"]}
+    assert steps["b"]["detail"]["records"] is None and "Out of Memory" in steps["b"]["detail"]["errors"]["bare duckdb"]
+    assert result["ratios"]["(a-a0)/b"] is None and result["ratios"]["(d-a0)/b"] is None
+    assert result["ratios"]["(a-a0)/c"] > 0 and steps["d"]["detail"]["records"] == steps["a"]["detail"]["records"]
+    assert result["met"]["(a-a0)/b"] is None
+    text = run.table(result)
+    assert "not measured: (b) failed" in text and "ERROR in (b) bare duckdb: Out of Memory" in text
