@@ -10,9 +10,11 @@ from datetime import date, datetime, timezone
 import pytest
 
 from auditor.builtins import builtins
+from auditor.checks import load_check_dir
 from auditor.config import load_config
 from auditor.demo import generate
 from auditor.engines.local import LocalEngine
+from auditor.errors import CheckDefinitionError
 from auditor.models import TimeWindow
 from auditor.pipeline import run_audit
 
@@ -54,3 +56,22 @@ def test_the_report_gives_the_same_rows_from_grouped_and_ungrouped_records(demo,
     assert fused.rows and fused.findings, "the demo data must make the check fire, or this proves nothing"
     assert fused.rows == separate.rows
     assert [f.key for f in fused.findings] == [f.key for f in separate.findings]
+
+
+@pytest.mark.parametrize("query, why", [
+    ("SELECT srcaddr, avg(bytes) AS b FROM flow_logs GROUP BY srcaddr", "AVG"),
+    ("SELECT srcaddr, count(*) AS n FROM flow_logs GROUP BY srcaddr HAVING count(*) > 1", "HAVING"),
+])
+def test_a_check_that_cannot_run_ungrouped_is_refused_when_it_loads(tmp_path, query, why):
+    folder = tmp_path / "my_check"
+    folder.mkdir()
+    (folder / "check.yaml").write_text(
+        "id: my_check\ntitle: t\nseverity: low\ndescription: d\nrisk: r\nremediation: m\nneeds: [flow_logs]\n"
+        "key: [srcaddr]\nfinding_title: '{srcaddr}'\nreaggregates: true\n")
+    (folder / "query.sql").write_text(query)
+    (folder / "report.sql").write_text("SELECT srcaddr, count(*) AS n FROM query_result GROUP BY srcaddr")
+    with pytest.raises(CheckDefinitionError, match=rf"my_check.check\.yaml \(query\.sql\).*{why}.*Remove reaggregates"):
+        load_check_dir(folder)
+    (folder / "report.sql").unlink()
+    with pytest.raises(CheckDefinitionError, match="reaggregates needs both query.sql and report.sql"):
+        load_check_dir(folder)

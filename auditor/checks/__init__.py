@@ -186,6 +186,11 @@ def load_check_dir(folder: Path) -> CheckSpec:
         raise CheckDefinitionError(f"{folder}: a check needs query.sql, query.insights or report.sql")
     if any(n in meta.needs for n in ("flow_logs", "cloudtrail")) and "query.sql" not in queries and "query.insights" not in queries:
         raise CheckDefinitionError(f"{folder}: a check that reads {', '.join(meta.needs)} needs an engine query (query.sql)")
+    if meta.reaggregates:
+        if "query.sql" not in queries or "report.sql" not in queries:
+            raise CheckDefinitionError(f"{meta_path}: reaggregates needs both query.sql and report.sql")
+        from auditor.engines.sql import parse, ungroup
+        ungroup(parse(queries["query.sql"], name=f"{meta.id}/query"), name=f"{meta_path} (query.sql)")
     hook = None
     if (folder / "hook.py").exists():
         hook = importlib.import_module(f"auditor.checks.{meta.id}.hook")
