@@ -66,7 +66,7 @@ class CheckMeta(_Strict):
     reaggregates: bool = Field(
         False, description="report.sql gives the same rows whether the engine query's rows are grouped or not (it "
         "sums the counts or takes distinct keys), so where the engine query runs inside the report (local) it runs "
-        "without its GROUP BY and the data is aggregated once. tests/test_checks.py proves it per check.")
+        "without its GROUP BY and the data is aggregated once. tests/test_reaggregates.py proves it per check.")
     params: dict[str, ParamMeta] = Field(default_factory=dict)
     compliance: tuple[ControlMeta, ...] = ()
 
