@@ -154,16 +154,18 @@ PHASE1_PARAM_PREFIX = "phase1_"
 _UNGROUPABLE = (exp.Sum, exp.Min, exp.Max)
 
 
+def _not_ungroupable(name: str, why: str) -> CheckDefinitionError:
+    return CheckDefinitionError(f"{name}: check.yaml says reaggregates, but the engine query cannot run "
+                                f"ungrouped: {why}. Remove reaggregates or rewrite the query.")
+
+
 def _ungroup_select(select: exp.Select, name: str) -> None:
-    def refuse(why: str) -> CheckDefinitionError:
-        return CheckDefinitionError(f"{name}: check.yaml says reaggregates, but the engine query cannot run "
-                                    f"ungrouped: {why}. Remove reaggregates or rewrite the query.")
     if select.args.get("having") is not None:
-        raise refuse("it has a HAVING clause")
+        raise _not_ungroupable(name, "it has a HAVING clause")
     for projection in select.expressions:
         if not isinstance(projection, exp.Alias):
             if projection.find(exp.AggFunc) is not None:
-                raise refuse(f"the aggregate {projection.sql(dialect=SOURCE_DIALECT)} has no alias")
+                raise _not_ungroupable(name, f"the aggregate {projection.sql(dialect=SOURCE_DIALECT)} has no alias")
             continue
         agg = projection.this
         if isinstance(agg, exp.Count) and isinstance(agg.this, exp.Star):
@@ -172,7 +174,8 @@ def _ungroup_select(select: exp.Select, name: str) -> None:
         elif isinstance(agg, _UNGROUPABLE) and not agg.args.get("distinct") and not isinstance(agg.this, exp.Distinct):
             projection.set("this", agg.this)
         elif projection.find(exp.AggFunc) is not None:
-            raise refuse(f"{projection.sql(dialect=SOURCE_DIALECT)} is not count(*), sum, min or max of a column")
+            raise _not_ungroupable(
+                name, f"{projection.sql(dialect=SOURCE_DIALECT)} is not count(*), sum, min or max of a column")
     select.set("group", None)
 
 
@@ -191,7 +194,7 @@ def ungroup(query: exp.Expression, *, name: str = "query") -> exp.Expression:
         node = pending.pop()
         if isinstance(node, exp.Union):
             if node.args.get("distinct"):
-                raise CheckDefinitionError(f"{name}: a UNION without ALL cannot run ungrouped (reaggregates)")
+                raise _not_ungroupable(name, "a UNION without ALL would merge equal records")
             pending += [node.left, node.right]
         elif isinstance(node, exp.Subquery):
             pending.append(node.this)
@@ -199,7 +202,7 @@ def ungroup(query: exp.Expression, *, name: str = "query") -> exp.Expression:
             if node.args.get("group") is not None:
                 _ungroup_select(node, name)
         else:
-            raise CheckDefinitionError(f"{name}: cannot run ungrouped a query of type {type(node).__name__}")
+            raise _not_ungroupable(name, f"it is a {type(node).__name__}, not a SELECT or a UNION ALL of them")
     return tree
 
 
