@@ -104,7 +104,10 @@ def test_a_baseline_that_runs_out_of_memory_is_recorded_and_the_run_goes_on(tmp_
     steps = {s["name"]: s for s in result["steps"]}
     assert steps["b"]["detail"]["records"] is None and "Out of Memory" in steps["b"]["detail"]["errors"]["bare duckdb"]
     assert result["ratios"]["(a-a0)/b"] is None and result["ratios"]["(d-a0)/b"] is None
-    assert result["ratios"]["(a-a0)/c"] > 0 and steps["d"]["detail"]["records"] == steps["a"]["detail"]["records"]
+    # At 2,000 records a run costs about its fixed cost, so (a-a0) is noise and may be negative: only its presence
+    # is asserted, never its value (timing belongs to benchmarks/, not to tests).
+    assert isinstance(result["ratios"]["(a-a0)/c"], float)
+    assert steps["d"]["detail"]["records"] == steps["a"]["detail"]["records"]
     assert result["met"]["(a-a0)/b"] is None
     text = run.table(result)
     assert "not measured: (b) failed" in text and "ERROR in (b) bare duckdb: Out of Memory" in text
