@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from auditor.checks import CheckSpec, load_builtin_checks
-from auditor.config import LoadedConfig
-from auditor.engines.base import Engine
+from auditor.engines import local
+from auditor.engines.athena import engine as athena
+from auditor.engines.base import Engine, EngineContext
+from auditor.engines.insights import cloud as insights
 from auditor.formats import BUILTIN_FORMATS, OutputFormat
 from auditor.registry import Registry
-
-if TYPE_CHECKING:
-    from auditor.engines.embedded import Workspace
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,7 @@ class EngineFactory:
 
     name: str
     dialect: str
-    create: Callable[["Workspace", LoadedConfig], Engine]
+    create: Callable[[EngineContext], Engine]
     help: str = ""
 
 
@@ -32,27 +31,17 @@ class Registries:
     formats: Registry[OutputFormat] = field(default_factory=lambda: Registry("output format"))
 
 
-def _local(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
-    from auditor.engines import local
+def _local(context: EngineContext) -> Engine:
+    loaded = context.loaded
     cfg = loaded.config
-    return local.create(workspace, cfg.sources, cfg.delivery_lag_td, loaded.resolve,
+    return local.create(context.workspace, cfg.sources, cfg.delivery_lag_td, loaded.resolve,
                         **local.cache_settings(cfg, loaded.resolve))
-
-
-def _athena(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
-    from auditor.engines.athena import engine
-    return engine.create(workspace, loaded)
-
-
-def _insights(workspace: "Workspace", loaded: LoadedConfig) -> Engine:
-    from auditor.engines.insights import cloud
-    return cloud.create(workspace, loaded)
 
 
 def register_builtins(reg: Registries) -> Registries:
     reg.engines.register("local", EngineFactory("local", "trino", _local, "DuckDB over files in the S3 layout"))
-    reg.engines.register("athena", EngineFactory("athena", "trino", _athena, "Athena (Trino) over flow logs and CloudTrail in S3"))
-    reg.engines.register("insights", EngineFactory("insights", "insights", _insights, "CloudWatch Logs Insights"))
+    reg.engines.register("athena", EngineFactory("athena", "trino", athena.create, "Athena (Trino) over flow logs and CloudTrail in S3"))
+    reg.engines.register("insights", EngineFactory("insights", "insights", insights.create, "CloudWatch Logs Insights"))
     load_builtin_checks(reg.checks)
     for fmt in BUILTIN_FORMATS:
         reg.formats.register(fmt.name, fmt)

@@ -19,7 +19,7 @@ import pytest
 
 from auditor.builtins import builtins
 from auditor.config import load_config
-from auditor.engines.aws import AwsSessions
+from auditor.aws import AwsSessions
 from auditor.engines.embedded import Workspace
 from auditor.engines.local import LocalEngine
 from auditor.engines.sources.aws_inventory import collect, write_snapshot

@@ -12,6 +12,7 @@ import pytest
 from auditor.builtins import builtins
 from auditor.config import load_config
 from auditor.demo import generate
+from auditor.engines.base import EngineContext
 from auditor.engines.embedded import Workspace
 from auditor.engines.insights.catalog import TableCatalog, insights_name
 from auditor.engines.insights.compiler import compile_program
@@ -38,7 +39,7 @@ def engines(tmp_path_factory):
         """)
     loaded = load_config(config)
     ws = Workspace()
-    local = builtins().engines.get("local").create(ws, loaded)
+    local = builtins().engines.get("local").create(EngineContext.of(ws, loaded))
     local.prepare({"flow_logs": WINDOW, "cloudtrail": WINDOW})
     yield loaded, local, LocalInsightsEngine(local)
     ws.close()

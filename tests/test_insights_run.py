@@ -13,6 +13,7 @@ from auditor.builtins import EngineFactory, Registries, builtins
 from auditor.checks import load_builtin_checks
 from auditor.config import load_config
 from auditor.demo import generate
+from auditor.engines.base import EngineContext
 from auditor.engines.embedded import Workspace
 from auditor.engines.insights import cloud
 from auditor.engines.sources import cloudtrail, files, flowlogs
@@ -56,7 +57,7 @@ def test_a_run_with_insights_sources_gives_the_local_findings(tmp_path):
     reg = Registries()
     reg.engines.register("local", builtins().engines.get("local"))
     reg.engines.register("insights", EngineFactory("insights", "insights",
-                                                   lambda w, loaded: cloud.create(w, loaded, client=fake.client)))
+                                                   lambda context: cloud.create(context, client=fake.client)))
     load_builtin_checks(reg.checks)
     for fmt in builtins().formats:
         reg.formats.register(fmt.name, fmt)
@@ -93,7 +94,7 @@ def test_the_insights_engine_is_registered_and_configured_from_the_config(tmp_pa
         insights: {max_concurrency: 2, min_slice: 30m, timeout: 5m}
         pricing: {insights_usd_per_gb: 0.0076}
         """)
-    engine = factory.create(Workspace(), load_config(cfg))
+    engine = factory.create(EngineContext.of(Workspace(), load_config(cfg)))
     assert engine.client.meta.region_name == "eu-west-1"
     assert set(engine.sources) == {"flow_logs"} and engine.sources["flow_logs"].log_groups == ("/vpc/a", "/vpc/b")
     assert engine.min_slice == timedelta(minutes=30) and engine.timeout == 300 and engine.price_per_gb == 0.0076

@@ -23,10 +23,11 @@ from auditor.archive.bundle import MANIFEST, Bundle, assemble, json_doc, sequenc
 from auditor.archive.chain import (HEAD, Head, StateHeads, checkpoint_document, checkpoint_name, head_document,
                                    parse_head, ref, signed_files)
 from auditor.archive.local import LocalTarget
-from auditor.archive.s3 import S3Target, is_client_error, session_client
+from auditor.archive.s3 import S3Target
+from auditor.aws import AwsSessions, is_client_error
 from auditor.archive.settings import SUITE_NAME, ArchiveSettings
 from auditor.archive.signing import SIG_SUFFIX, Ed25519Signer, Signer, make_signer, public_pem, public_raw
-from auditor.errors import DeliveryError, UsageError
+from auditor.errors import DeliveryError, EngineError, UsageError
 
 DEFAULT_SUITE = "manual"  # hand runs (`auditor run --archive` without a suite) chain here
 KEYS = "keys"
@@ -74,9 +75,9 @@ def archive_run(outcome: Any, loaded: Any, *, suite: str = DEFAULT_SUITE, inputs
     if not SUITE_NAME.match(suite):
         raise UsageError(f"suite name {suite!r}: use letters, digits, '.', '_' and '-' (it names folders and keys)")
     env = os.environ if env is None else env
-    profile = loaded.config.aws.profile
+    sessions = AwsSessions(loaded.config.aws)
     if settings.signing.method == "kms" and kms_client is None:
-        kms_client = session_client("kms", profile, _arn_region(settings.signing.kms_key_id))
+        kms_client = sessions.client("kms", arn_region(settings.signing.kms_key_id))
     signer = make_signer(settings.signing, env, kms_client)
     now = clock()
     run_id = outcome.record.id
@@ -87,10 +88,10 @@ def archive_run(outcome: Any, loaded: Any, *, suite: str = DEFAULT_SUITE, inputs
     s3: S3Target | None = None
     if settings.s3 is not None:
         try:
-            s3, lock_warnings = S3Target.configure(s3_client or session_client("s3", profile), settings.s3, now)
+            s3, lock_warnings = S3Target.configure(s3_client or sessions.client("s3"), settings.s3, now)
             warnings.extend(lock_warnings)
         except Exception as exc:
-            if not is_client_error(exc):
+            if not (is_client_error(exc) or isinstance(exc, EngineError)):  # EngineError: no client could be made
                 raise
             errors.append(f"s3://{settings.s3.bucket}/{settings.s3.prefix}: {exc}")
 
@@ -311,6 +312,7 @@ def readme_text(keys: Sequence[Mapping[str, Any]], location: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _arn_region(key_id: str | None) -> str | None:
+def arn_region(key_id: str | None) -> str | None:
+    """The region of a KMS key ARN, or None for a bare key ID or alias."""
     parts = (key_id or "").split(":")
     return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else None

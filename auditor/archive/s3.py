@@ -10,7 +10,7 @@ Every object is written with:
   and a locked version cannot be deleted before its retain-until date
   (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html).
 
-The client is injected; nothing here creates one except :func:`session_client`.
+The client is injected (made by :class:`auditor.aws.AwsSessions` when the caller has none).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
+from auditor.aws import error_code, is_client_error
 from auditor.errors import UsageError
 
 _URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
@@ -34,22 +35,6 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise UsageError(f"{url}: not an s3://bucket/prefix URL")
     prefix = (m.group(2) or "").lstrip("/")
     return m.group(1), (prefix if not prefix or prefix.endswith("/") else prefix + "/")
-
-
-def session_client(service: str, profile: str | None = None, region: str | None = None) -> Any:
-    import boto3
-    session = boto3.Session(profile_name=profile) if profile else boto3.Session()
-    return session.client(service, region_name=region) if region else session.client(service)
-
-
-def is_client_error(exc: BaseException) -> bool:
-    from botocore.exceptions import BotoCoreError, ClientError
-    return isinstance(exc, (BotoCoreError, ClientError))
-
-
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", type(exc).__name__))
 
 
 @dataclass(frozen=True)

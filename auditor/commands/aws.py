@@ -37,7 +37,7 @@ def ddl(config_path: str, apply_: bool) -> int:
     """Print (or run) CREATE TABLE statements with partition projection for the configured Athena sources."""
     from auditor.config import load_config
     from auditor.engines.athena import ddl as ddl_module
-    from auditor.engines.aws import AwsSessions
+    from auditor.aws import AwsSessions
 
     loaded = load_config(config_path)
     items = ddl_module.statements(loaded.config)
@@ -82,7 +82,7 @@ def inventory() -> None:
 def snapshot(config_path: str, out_dir: str) -> int:
     """Save the live inventory of every configured account and region as AWS CLI JSON, with captured_at."""
     from auditor.config import load_config
-    from auditor.engines.aws import AwsSessions, plan_targets
+    from auditor.aws import AwsSessions, plan_targets
     from auditor.engines.sources.aws_inventory import collect, write_snapshot
     from auditor.errors import UsageError
 

@@ -89,7 +89,9 @@ def run_verify(target: str, *, loaded: Any, keyring: Any, head_files: tuple[str,
     """Open ``target`` (a local archive, suite or bundle folder, or an s3:// URL) and verify it."""
     from auditor.archive.chain import StateHeads
     from auditor.archive.local import LocalStore
-    from auditor.archive.s3 import S3Store, is_client_error, parse_s3_url, session_client
+    from auditor.archive.s3 import S3Store, parse_s3_url
+    from auditor.aws import AwsSessions, is_client_error
+    from auditor.config import AwsSettings
     from auditor.archive.verify import verify_archive, verify_bundle
     from auditor.errors import InputError
 
@@ -98,7 +100,7 @@ def run_verify(target: str, *, loaded: Any, keyring: Any, head_files: tuple[str,
                    checks_checkpoint=not is_s3)
     if is_s3:
         bucket, prefix = parse_s3_url(target)
-        client = s3_client or session_client("s3", loaded.config.aws.profile if loaded else None)
+        client = s3_client or AwsSessions(loaded.config.aws if loaded else AwsSettings()).client("s3")
         try:
             store = S3Store(client, bucket, prefix)
             suites = None
@@ -149,13 +151,14 @@ def _heads(head_files: tuple[str, ...], state: Any, *, checks_checkpoint: bool) 
 
 
 def _keyring(loaded: Any, public_key: str | None, key_env: str | None) -> Any:
-    from auditor.archive.archiver import _arn_region
-    from auditor.archive.s3 import session_client
+    from auditor.archive.archiver import arn_region
+    from auditor.aws import AwsSessions
+    from auditor.config import AwsSettings
     from auditor.archive.signing import Keyring, load_ed25519_private, load_ed25519_public
     from auditor.errors import UsageError
 
-    profile = loaded.config.aws.profile if loaded else None
-    keyring = Keyring(kms_factory=lambda key_id: session_client("kms", profile, _arn_region(key_id)))
+    sessions = AwsSessions(loaded.config.aws if loaded else AwsSettings())
+    keyring = Keyring(kms_factory=lambda key_id: sessions.client("kms", arn_region(key_id)))
     secrets: list[str] = []
     if loaded is not None and loaded.config.archive is not None:
         signing = loaded.config.archive.signing

@@ -25,6 +25,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import jinja2
 
+from auditor.aws import AwsSessions
+from auditor.config import AwsSettings
 from auditor.deliver.settings import EmailSettings, SmtpSettings
 from auditor.errors import DeliveryError
 from auditor.models import RunRecord, Severity, iso_z, utc
@@ -327,9 +329,7 @@ def transport_from_settings(settings: EmailSettings, *, environ: Mapping[str, st
     """The configured transport. An SES client is created only when none is injected."""
     if settings.transport == "ses":
         if ses_client is None:
-            import boto3
-
-            ses_client = boto3.Session(profile_name=aws_profile).client("ses", region_name=settings.ses_region)
+            ses_client = AwsSessions(AwsSettings(profile=aws_profile)).client("ses", settings.ses_region)
         return SesTransport(ses_client)
     assert settings.smtp is not None  # EmailSettings guarantees it for transport: smtp
     return SmtpTransport.from_settings(settings.smtp, environ=environ, ssl_context=ssl_context)

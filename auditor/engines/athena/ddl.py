@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from sqlglot import exp
 
+from auditor.aws import describe_error
 from auditor.engines.athena.settings import AthenaSourceSpec, AthenaTableSpec
 from auditor.engines.sources import cloudtrail as ct_source
 from auditor.engines.sources import flowlogs
@@ -187,7 +188,6 @@ def apply(items: Sequence[tuple[AthenaSourceSpec, str]], client_for: Callable[[A
 
 def _run(athena: Any, source: AthenaSourceSpec, sql: str, database: str | None, sleep: Callable[[float], None],
          timeout_s: float, monotonic: Callable[[], float]) -> str:
-    from auditor.engines.aws import describe_error
 
     request: dict[str, Any] = {"QueryString": sql, "WorkGroup": source.workgroup}
     if database:

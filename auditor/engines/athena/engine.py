@@ -26,9 +26,11 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
+from auditor.aws import THROTTLING_CODES, describe_error, error_code
 from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan, show_bytes
 from auditor.engines.athena.querymap import AthenaQuery, Scope, check_source, compile_query
 from auditor.engines.athena.settings import AthenaSettings, AthenaSourceSpec, PricingSettings
+from auditor.engines.base import EngineContext
 from auditor.errors import CheckSkipped, EngineError
 from auditor.models import DataQuality, Query, QueryResult, QueryStats, TimeWindow, iso_z
 from auditor.timeparse import parse_duration
@@ -191,8 +193,6 @@ class AthenaEngine:
     def _call(self, label: str, fn: Callable[..., Any], query_id: str | None = None, **kwargs: Any) -> Any:
         """Call an Athena API, retrying throttling with jittered exponential backoff (on top of botocore's own
         retries, which a burst of many checks can exhaust)."""
-        from auditor.engines.aws import THROTTLING_CODES, describe_error, error_code
-
         delay = POLL_FIRST_S
         for attempt in range(THROTTLE_RETRIES + 1):
             try:
@@ -284,13 +284,10 @@ class AthenaEngine:
                 return columns, types, rows
 
 
-def create(workspace: Any, loaded: Any) -> AthenaEngine:
+def create(context: EngineContext) -> AthenaEngine:
     """The Athena engine of a run (or of one account and region of it), from the config's Athena sources."""
-    from auditor.engines.aws import aws_run, target_of
-
-    config = loaded.config
-    context = aws_run(loaded)
-    target = target_of(loaded, context.sessions)
+    config = context.loaded.config
+    target = context.aws_target()
     sources = {name: spec for name in ("flow_logs", "cloudtrail")
                if (spec := getattr(config.sources, name)) is not None and spec.engine == "athena"}
     scope = Scope(target.account_id, target.region if target.filtered else None)

@@ -36,6 +36,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from auditor.aws import describe_error, error_code
 from auditor.engines import netaddr
 from auditor.engines.insights import merge
 from auditor.engines.insights.catalog import Catalog, TableCatalog, catalog_for
@@ -44,6 +45,7 @@ from auditor.engines.insights.local import ENGINE_TABLES, source_table
 from auditor.engines.insights.parse_clause import needs_parse, parse_command
 from auditor.engines.insights.parser import (Binary, Command, Field, Filter, Literal, Pipeline, Program, bind, parse,
                                              render)
+from auditor.engines.base import EngineContext
 from auditor.engines.insights.settings import InsightsSettings, InsightsSourceSpec
 from auditor.engines.sources import cloudtrail as cloudtrail_source
 from auditor.engines.sources import flowlogs
@@ -335,11 +337,11 @@ class CloudInsightsEngine:
             try:
                 return getattr(self.client, operation)(**kwargs)
             except Exception as exc:  # noqa: BLE001 - botocore's ClientError; anything else is re-raised
-                code = _error_code(exc)
-                if code is None:
+                code = error_code(exc)
+                if not code:
                     raise
                 if code not in _THROTTLED or attempt == _MAX_ATTEMPTS - 1:
-                    raise EngineError(f"Logs Insights {operation} failed: {code}: {_error_message(exc)}",
+                    raise EngineError(f"Logs Insights {operation} failed: {describe_error(exc)}",
                                       engine=self.name, query_id=kwargs.get("queryId")) from exc
                 delay = self.rng.uniform(0, min(30.0, 0.5 * 2**attempt))
                 log.info("Logs Insights %s throttled (%s); retrying in %.1f s", operation, code, delay)
@@ -416,32 +418,15 @@ def _json_member(message: Any, key: str) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code") or "") or None
-    return None
-
-
-def _error_message(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Message") or exc)
-    return str(exc)
-
-
-def create(workspace: Any, loaded: Any, client: Any = None) -> CloudInsightsEngine:
+def create(context: EngineContext, client: Any = None) -> CloudInsightsEngine:
     """The CloudWatch engine for a run. Unless a ``logs`` client is given (tests pass a stubbed one), it is made
     from the run's AWS sessions (``aws.profile``, the role of the account being audited) in the target's region:
     the first of ``aws.regions``, else the session's own."""
-    cfg = loaded.config
+    cfg = context.loaded.config
     sources = {t: s for t in ENGINE_TABLES if (s := getattr(cfg.sources, t)) is not None
                and getattr(s, "engine", None) == "insights"}
     if client is None:
-        from auditor.engines.aws import aws_run, target_of
-
-        run = aws_run(loaded)
-        target = target_of(loaded, run.sessions)
-        client = run.sessions.client("logs", target.region, target.account)
+        target = context.aws_target()
+        client = context.sessions.client("logs", target.region, target.account)
     return CloudInsightsEngine(client, sources=sources, settings=cfg.insights,
                                price_per_gb=cfg.pricing.insights_usd_per_gb)

@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from auditor.engines.sources.inventory import (NETWORK_INTERFACES, SECURITY_GROUP_RULES, SECURITY_GROUPS,
                                                InventorySnapshot)
+from auditor.aws import describe_error
+from auditor.engines.base import EngineContext
 from auditor.errors import AuditorError, ConfigError, EngineError
 from auditor.models import DataQuality, iso_z
 
@@ -71,7 +73,6 @@ def collect(ec2: Any, account_id: str, region: str, *, coverage: bool = True,
         except AuditorError:
             raise
         except Exception as exc:
-            from auditor.engines.aws import describe_error
             raise EngineError(f"{account_id}/{region}: ec2:{_api_name(operation)} failed: {describe_error(exc)}",
                               engine="aws_api") from exc
     return Documents(account_id=account_id, region=region, captured_at=captured_at, items=items)
@@ -107,16 +108,14 @@ def write_snapshot(root: Path, docs: Documents) -> list[Path]:
 
 # --- loading into a run -----------------------------------------------------------------------------------
 
-def load(workspace: Any, loaded: Any, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+def load(context: EngineContext, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
          ) -> tuple[InventorySnapshot, DataQuality]:
-    """Load the live inventory of the run's target (one account and region) into ``workspace``'s tables.
+    """Load the live inventory of the run's target (one account and region) into the context's workspace.
 
     Returns the snapshot (its files named ``aws:<account>/<region>/describe-*.json``) and the coverage.
     """
-    from auditor.engines.aws import aws_run, target_of
-
-    context = aws_run(loaded)
-    target = target_of(loaded, context.sessions)
+    loaded, workspace = context.loaded, context.workspace
+    target = context.aws_target()
     region = target.region or context.sessions.default_region()
     if not region:
         raise ConfigError("sources.inventory (aws_api) needs a region: set aws.regions, or accounts[].regions")

@@ -1,0 +1,341 @@
+"""The execute stage: the planned checks run on their engines, once over the configured inputs, or once per AWS
+account and region (a *target*) and merged, with the Athena scan totals and their estimated cost.
+
+- Each part gets its own embedded database (:class:`~auditor.engines.embedded.Workspace`) holding its own
+  inventory; the engines are built from an explicit :class:`~auditor.engines.base.EngineContext`.
+- Targets run in parallel up to ``aws.max_parallel``. The results are merged into one: every row carries
+  ``account_id`` and ``region``, findings are recomputed over the merged rows, and a target that fails (a role
+  that cannot be assumed, an API that refuses) becomes an error of each check for that target while the other
+  targets go on.
+- A check that raises becomes an error result; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence, Union
+
+from auditor.aws import AwsSessions, Target, plan_targets, uses_aws
+from auditor.builtins import Registries
+from auditor.checks import CheckSpec, HookContext
+from auditor.config import LoadedConfig, PricingSettings
+from auditor.engines.athena.cost import Budget, cost_usd, show_bytes, show_usd
+from auditor.engines.base import Engine, EngineContext
+from auditor.engines.embedded import Workspace
+from auditor.engines.sources import aws_inventory
+from auditor.engines.sources.inventory import InventorySnapshot
+from auditor.engines.sql import window_params
+from auditor.errors import AuditorError, CheckSkipped, EngineError
+from auditor.evaluate import check_result, errored, skipped
+from auditor.models import CheckResult, DataQuality, InputFile, Query, QueryRun, Status, iso_z
+from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What the execute stage produced over one set of inputs (everything, or one AWS account and region)."""
+
+    results: tuple[CheckResult, ...]
+    data_quality: DataQuality
+    captured_at: datetime | None
+    warnings: tuple[str, ...]
+    places: frozenset[tuple[str | None, str | None]]
+    inputs: tuple[InputFile, ...] = ()  # the engines' input files, for the evidence archive
+    inventory: InventorySnapshot | None = None  # the workspace's inventory snapshot
+
+
+Outcome = Union[Execution, BaseException]  # one target's execution, or why it could not run
+
+
+def execute(loaded: LoadedConfig, plan: Plan, reg: Registries, *, sessions: AwsSessions | None = None) -> Execution:
+    """Run every planned check: once over the configured inputs, or once per target and merged.
+
+    ``sessions`` replaces the boto3 sessions the AWS sources use (default: the config's profile or the
+    standard credential chain). A config with no AWS source runs as it is; one target without an account runs
+    unmerged.
+    """
+    config = loaded.config
+    sessions = sessions or AwsSessions(config.aws)
+    budget = Budget(config.athena.max_bytes_scanned)
+    if not uses_aws(loaded):
+        return run_part(loaded, plan, reg, sessions, budget, None)
+    targets = plan_targets(loaded, sessions)
+    if len(targets) == 1 and targets[0].account is None:
+        return with_cost(run_part(loaded, plan, reg, sessions, budget, targets[0]), config.pricing, ())
+    workers = max(1, min(config.aws.max_parallel, len(targets)))
+
+    def one(target: Target) -> tuple[Target, Outcome]:
+        try:
+            return target, run_part(loaded, plan, reg, sessions, budget, target)
+        except AuditorError as exc:
+            return target, exc
+        except Exception as exc:  # noqa: BLE001 - one target's failure must not sink the others
+            log.exception("%s failed", target.label)
+            return target, EngineError(f"internal error: {type(exc).__name__}: {exc}", engine="aws")
+
+    if workers == 1:
+        outcomes = [one(t) for t in targets]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auditor-target") as pool:
+            outcomes = list(pool.map(one, targets))
+    return with_cost(merge_targets(outcomes, plan), config.pricing, outcomes)
+
+
+def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSessions, budget: Budget,
+             target: Target | None) -> Execution:
+    """Load the inventory, prepare the engines and run every planned check over one set of inputs."""
+    config = loaded.config
+    window = plan.window
+    warnings: list[str] = []
+    data_quality = DataQuality()
+    workspace = Workspace(config.duckdb)
+    context = EngineContext(workspace=workspace, loaded=loaded, sessions=sessions, budget=budget, target=target)
+    try:
+        captured_at = None
+        inventory = config.sources.inventory
+        if inventory is not None:
+            if inventory.engine == "aws_api":
+                snapshot, coverage = aws_inventory.load(context)
+                data_quality = data_quality.merge(coverage)
+            else:
+                snapshot = workspace.load_inventory(loaded.resolve(inventory.path))
+            captured_at = snapshot.captured_at
+            warnings.extend(snapshot.warnings)
+            if captured_at is not None and not window.since <= captured_at <= window.until + config.delivery_lag_td:
+                warnings.append(f"the inventory was captured at {iso_z(captured_at)}, outside the window {window}: "
+                                "groups, rules and addresses may have changed since the traffic was logged")
+        engines: dict[str, Engine] = {}
+        for name in plan.engines:
+            engines[name] = reg.engines.get(name).create(context)
+            data_quality = data_quality.merge(engines[name].prepare(plan.scans_for(name)))
+        if workspace.inventory is not None:
+            data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
+        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace) for pc in plan.checks)
+        places = _accounts_regions(workspace, engines.values())
+        inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
+        for engine in engines.values():
+            engine.close()
+    finally:
+        workspace.close()
+    return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
+                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory)
+
+
+def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
+    """The accounts and regions the inputs came from, for the report's cover."""
+    places: set[tuple[str | None, str | None]] = set()
+    if workspace.inventory is not None:
+        places |= {(a, None) for a in workspace.inventory.accounts} | {(None, r) for r in workspace.inventory.regions}
+    for engine in engines:
+        places |= {(f.account_id, f.region) for f in getattr(engine, "inputs", ())}
+    return places
+
+
+def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace) -> CheckResult:
+    """One planned check: its engine query, its report query in the workspace, its chart and its hook."""
+    spec = pc.spec
+    if pc.skip_reason is not None:
+        return skipped(spec, pc.skip_reason)
+    runs: list[QueryRun] = []
+    try:
+        result, phase1 = None, None
+        report_params = {**window_params(plan.window), **pc.params}
+        if engine is not None:
+            query = Query(check_id=spec.id, name="query", text=spec.query_for(engine.dialect), dialect=engine.dialect,
+                          tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window,
+                          params=pc.params)
+            if "report.sql" in spec.queries and getattr(engine, "shares_workspace", False):
+                # The engine's tables are in the workspace (local): its query runs inside report.sql as the
+                # query_result CTE, streamed rather than stored (millions of rows at scale). One run, listed once.
+                # A report that re-aggregates gets the records ungrouped: one aggregate instead of two chained.
+                phase1 = (query.text, {**window_params(pc.window), **pc.params})
+            else:
+                result = engine.run(query, pc.window, pc.params)
+                runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, len(result.rows)))
+        if "report.sql" in spec.queries:
+            if result is not None:
+                workspace.register_result(result)
+            result = workspace.execute(spec.queries["report.sql"], report_params, name=f"{spec.id}/report",
+                                       phase1=phase1, ungrouped=phase1 is not None and spec.meta.reaggregates,
+                                       engine=engine.name if phase1 else "embedded")
+            runs.append(QueryRun("report", result.stats.engine, result.stats.text_as_run, result.stats,
+                                 len(result.rows)))
+        assert result is not None  # the check library guarantees a query or a report
+        columns, rows = result.columns, result.records()
+        chart, chart_run = _chart(spec, pc, plan, engine)
+        if chart_run is not None:
+            runs.append(chart_run)
+        notes: tuple[str, ...] = tuple(n for r in runs for n in r.stats.notes)  # e.g. a truncated engine result
+        if pc.window != plan.window:
+            notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
+        if spec.hook is not None:
+            columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
+        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes, chart=chart)
+    except CheckSkipped as exc:
+        return skipped(spec, str(exc))
+    except AuditorError as exc:
+        return errored(spec, str(exc), tuple(runs))
+    except Exception as exc:  # noqa: BLE001 - a broken check becomes an error result; the run goes on
+        log.error("check %s failed:\n%s", spec.id, traceback.format_exc())
+        return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
+    finally:
+        # An engine's rows registered for report.sql must not stay in memory while the next check runs.
+        workspace.drop_result()
+
+
+def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
+           engine: Engine | None) -> tuple[list[dict[str, Any]], QueryRun | None]:
+    """The rows of a check's chart query (per hour, or per day for windows over 3 days), when it has one, and
+    the query as run: it is listed in the appendix and counted in the bytes scanned like the check's own."""
+    if "chart.sql" not in spec.queries or engine is None or engine.dialect != "trino":
+        return [], None
+    bucket = "hour" if plan.window.duration <= timedelta(days=3) else "day"
+    query = Query(check_id=spec.id, name="chart", text=spec.queries["chart.sql"], dialect=engine.dialect,
+                  tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=plan.window,
+                  params={**pc.params, "bucket": bucket})
+    result = engine.run(query, plan.window, query.params)
+    return result.records(), QueryRun("chart", engine.name, result.stats.text_as_run, result.stats, len(result.rows))
+
+
+# --- merging the targets ---------------------------------------------------------------------------------
+
+def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Execution:
+    """One execution from one per target (in target order): rows tagged, findings recomputed, failures kept."""
+    results: list[CheckResult] = []
+    for pc in plan.checks:
+        per_target: list[tuple[Target, CheckResult]] = []
+        for target, outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                per_target.append((target, _failed(pc, outcome)))
+            else:
+                per_target.append((target, next(r for r in outcome.results if r.check_id == pc.spec.id)))
+        results.append(_merge_check(pc, per_target))
+
+    data_quality = DataQuality()
+    warnings: list[str] = []
+    captured: list[datetime] = []
+    places: set[tuple[str | None, str | None]] = set()
+    for target, outcome in outcomes:
+        places.add((target.account_id, target.region))
+        if isinstance(outcome, BaseException):
+            warnings.append(f"{target.label} could not be audited: {outcome}")
+            continue
+        data_quality = data_quality.merge(outcome.data_quality)
+        warnings.extend(outcome.warnings)
+        places |= set(outcome.places)
+        if outcome.captured_at is not None:
+            captured.append(outcome.captured_at)
+    return Execution(results=tuple(results), data_quality=data_quality, captured_at=min(captured) if captured else None,
+                     warnings=tuple(dict.fromkeys(warnings)), places=frozenset(places))
+
+
+def _failed(pc: PlannedCheck, exc: BaseException) -> CheckResult:
+    if pc.skip_reason is not None:
+        return skipped(pc.spec, pc.skip_reason)
+    return errored(pc.spec, str(exc))
+
+
+def _tagged(target: Target, result: CheckResult) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    columns = tuple(c for c in ("account_id", "region") if c not in result.columns) + tuple(result.columns)
+    rows = []
+    for row in result.rows:
+        tagged = dict(row)
+        tagged["account_id"] = row.get("account_id") or target.account_id
+        tagged["region"] = row.get("region") or target.region
+        rows.append(tagged)
+    return columns, rows
+
+
+def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResult]]) -> CheckResult:
+    spec = pc.spec
+    if pc.skip_reason is not None:
+        return per_target[0][1]
+    ran = [(t, r) for t, r in per_target if r.status in (Status.PASS, Status.FAIL)]
+    failed = [(t, r) for t, r in per_target if r.status is Status.ERROR]
+    skipped_here = [(t, r) for t, r in per_target if r.status is Status.SKIPPED]
+    columns: list[str] = []
+    rows: list[dict[str, Any]] = []
+    queries: list[QueryRun] = []
+    notes: list[str] = []
+    for target, result in per_target:
+        for q in result.queries:
+            queries.append(replace(q, name=f"{q.name} ({target.label})"))
+    for target, result in ran:
+        cols, tagged = _tagged(target, result)
+        columns.extend(c for c in cols if c not in columns)
+        rows.extend(tagged)
+        notes.extend(result.notes)
+    for target, result in skipped_here:
+        notes.append(f"skipped for {target.label}: {'; '.join(result.notes) or result.error or 'no reason given'}")
+    stats = {"window": str(pc.window), "targets": f"{len(ran)} of {len(per_target)} ran"}
+    merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)))
+    if failed:
+        error = "; ".join(f"{t.label}: {r.error}" for t, r in failed)
+        return replace(merged, status=Status.ERROR, error=error)
+    if not ran and skipped_here:
+        return replace(merged, status=Status.SKIPPED, notes=tuple(dict.fromkeys(notes)))
+    return merged
+
+
+# --- cost and the per-target breakdown ------------------------------------------------------------------
+
+def with_cost(execution: Execution, pricing: PricingSettings, outcomes: Sequence[tuple[Target, Outcome]]) -> Execution:
+    """Add each check's Athena bytes and cost to its stats, and the run's totals and per-target breakdown to
+    the data-quality notes and counters."""
+    results = []
+    total_bytes = total_cost = 0.0
+    queries = 0
+    for result in execution.results:
+        athena = _athena_runs([result])
+        if athena:
+            scanned = sum(int(q.stats.bytes_scanned or 0) for q in athena)
+            cost = sum(_query_cost(q, pricing) for q in athena)
+            total_bytes += scanned
+            total_cost += cost
+            queries += len(athena)
+            result = replace(result, stats={**result.stats, "athena_queries": len(athena),
+                                            "bytes_scanned": show_bytes(scanned), "estimated_cost": show_usd(cost)})
+        results.append(result)
+    notes: list[str] = []
+    counters: dict[str, int] = {}
+    if queries:
+        notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {show_bytes(int(total_bytes))}; "
+                     f"estimated cost {show_usd(total_cost)} at ${pricing.athena_usd_per_tb:g}/TB with "
+                     f"{show_bytes(pricing.athena_min_bytes)} minimum per query")
+        counters = {"athena_queries": queries, "athena_bytes_scanned": int(total_bytes)}
+    for target, outcome in outcomes:
+        notes.append(_breakdown(target, outcome, pricing))
+    quality = execution.data_quality.merge(DataQuality(notes=tuple(notes), counters=counters))
+    return replace(execution, results=tuple(results), data_quality=quality)
+
+
+def _athena_runs(results: Iterable[CheckResult]) -> list[QueryRun]:
+    return [q for r in results for q in r.queries if q.engine == "athena" and q.stats.bytes_scanned is not None]
+
+
+def _query_cost(run: QueryRun, pricing: PricingSettings) -> float:
+    """The cost the engine estimated, else one from the bytes it reports."""
+    if run.stats.cost_usd is not None:
+        return float(run.stats.cost_usd)
+    return cost_usd(int(run.stats.bytes_scanned or 0), pricing)
+
+
+def _breakdown(target: Target, outcome: Outcome, pricing: PricingSettings) -> str:
+    if isinstance(outcome, BaseException):
+        return f"{target.label}: failed, no check ran ({outcome})"
+    ran = [r for r in outcome.results if r.status in (Status.PASS, Status.FAIL)]
+    errors = sum(1 for r in outcome.results if r.status is Status.ERROR)
+    findings = sum(len(r.findings) for r in outcome.results)
+    athena = _athena_runs(outcome.results)
+    scanned = sum(int(q.stats.bytes_scanned or 0) for q in athena)
+    cost = sum(_query_cost(q, pricing) for q in athena)
+    text = f"{target.label}: {len(ran)} checks ran, {findings} findings, {errors} errors"
+    if athena:
+        text += f", Athena scanned {show_bytes(scanned)} (estimated {show_usd(cost)})"
+    return text
