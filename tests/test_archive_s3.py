@@ -20,7 +20,7 @@ from auditor.archive.s3 import S3Store
 from auditor.archive.signing import Keyring
 from auditor.archive.verify import verify_archive
 from auditor.cli import main
-from auditor.commands.verify import run_verify
+from auditor.cli.verify import run_verify
 from auditor.config import load_config
 from auditor.pipeline import run_audit
 from tests.support.flowdata import write_config

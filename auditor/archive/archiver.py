@@ -60,6 +60,16 @@ class ArchiveResult:
         return not self.errors
 
 
+def require_archive(loaded: Any) -> None:
+    """Fail before the run, not after it, when archiving cannot work: no ``archive:`` in the config, or a
+    signing key missing from the environment."""
+    settings = loaded.config.archive
+    if settings is None:
+        raise UsageError("--archive needs an `archive:` section in the config (archive.dir and/or archive.s3)")
+    if settings.signing.method in ("ed25519", "hmac"):
+        make_signer(settings.signing, os.environ)
+
+
 def archive_run(outcome: Any, loaded: Any, *, suite: str = DEFAULT_SUITE, inputs: Sequence[Any] | None = None,
                 clock: Callable[[], datetime] = _utcnow, s3_client: Any = None, kms_client: Any = None,
                 env: Mapping[str, str] | None = None) -> ArchiveResult:

@@ -15,8 +15,16 @@ from decimal import Decimal
 from typing import Any, Sequence
 
 import click
+from rich.table import Table
 
-from auditor.commands import guarded
+from auditor.cli.app import guard, out, window, window_options
+from auditor.clock import utcnow
+from auditor.config import load_config
+from auditor.engines import local
+from auditor.engines.embedded import Workspace
+from auditor.engines.insights.local import run_insights
+from auditor.engines.sql import window_params
+from auditor.errors import UsageError
 
 
 @click.command("query")
@@ -27,32 +35,18 @@ from auditor.commands import guarded
               help="The table to read.")
 @click.option("--config", "config_path", default="config.yaml", show_default=True, type=click.Path(dir_okay=False),
               help="The config file (its sources say where the files are).")
-@click.option("--since", help="Window start: ISO 8601, a date or relative (7d).")
-@click.option("--until", help="Window end (exclusive), in the same forms.")
+@window_options
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "table"]), default="table", show_default=True,
               help="json: an array of objects keyed by the output fields, with typed values.")
-@guarded
+@guard
 def query(insights_text: str | None, sql_text: str | None, source: str, config_path: str, since: str | None,
           until: str | None, fmt: str) -> int:
     """Run a Logs Insights (--insights) or SQL (--sql) query over local flow logs or CloudTrail."""
-    from auditor.config import load_config
-    from auditor.engines import local
-    from auditor.engines.embedded import Workspace
-    from auditor.engines.insights.local import run_insights
-    from auditor.engines.sql import window_params
-    from auditor.errors import UsageError
-    from auditor.pipeline import utcnow
-    from auditor.timeparse import resolve_window
-
     if (insights_text is None) == (sql_text is None):
         raise UsageError("give exactly one of --insights 'QUERY' and --sql 'QUERY'")
     loaded = load_config(config_path)
     config = loaded.config
-    configured = (config.window.since, config.window.until) if config.window else None
-    try:
-        window = resolve_window(since, until, utcnow(), configured)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    span = window(loaded, since, until, utcnow())
     spec = getattr(config.sources, source)
     if spec is None:
         raise UsageError(f"{loaded.path.name} sets no sources.{source}")
@@ -61,11 +55,11 @@ def query(insights_text: str | None, sql_text: str | None, source: str, config_p
     workspace = Workspace(config.duckdb)
     try:
         engine = local.create(workspace, config.sources, config.delivery_lag_td, loaded.resolve)
-        engine.prepare({source: window})
+        engine.prepare({source: span})
         if insights_text is not None:
-            result = run_insights(workspace.con, insights_text, source, window)
+            result = run_insights(workspace.con, insights_text, source, span)
         else:
-            result = workspace.execute(sql_text or "", window_params(window), name="query", engine="local")
+            result = workspace.execute(sql_text or "", window_params(span), name="query", engine="local")
     finally:
         workspace.close()
     _print(fmt, result.columns, result.rows)
@@ -84,9 +78,6 @@ def _print(fmt: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> N
             writer.writerow([_cell(v) for v in row])
         click.echo(buf.getvalue(), nl=False)
     else:
-        from rich.table import Table
-
-        from auditor.cli import out
         table = Table()
         for c in columns:
             table.add_column(c, overflow="fold")

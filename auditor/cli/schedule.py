@@ -7,25 +7,25 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from auditor.cli import EXIT_OK, _guard, err, out
+from auditor.cli.app import EXIT_OK, config_option, err, guard, out
+from auditor.clock import utcnow
+from auditor.config import load_config
+from auditor.schedule import Daemon, SuiteListing, list_suites
+from auditor.suites import SuiteRun
 
 
 @click.command("schedule")
-@click.option("--config", "config_path", default="config.yaml", show_default=True, type=click.Path(dir_okay=False),
-              help="The config file.")
+@config_option
 @click.option("--list", "list_only", is_flag=True, help="Print each suite's next fire times and last success, and exit.")
-@_guard
+@guard
 def schedule(config_path: str, list_only: bool) -> int:
     """Run the report suites on their schedules (until SIGTERM), mailing each report."""
-    from auditor.config import load_config
-    from auditor.schedule import Daemon, list_suites, utcnow
-
     loaded = load_config(config_path)
     if list_only:
         _print_listing(list_suites(loaded, utcnow()))
         return EXIT_OK
 
-    def on_run(suite: str, result, error: str | None) -> None:
+    def on_run(suite: str, result: SuiteRun | None, error: str | None) -> None:
         if result is None:
             err.print(f"[bold red]suite {suite}:[/] {error}", markup=True, soft_wrap=True)
             return
@@ -41,7 +41,7 @@ def schedule(config_path: str, list_only: bool) -> int:
     return daemon.serve()
 
 
-def _print_listing(listings) -> None:
+def _print_listing(listings: list[SuiteListing]) -> None:
     if not listings:
         out.print("no suites in this config")
         return

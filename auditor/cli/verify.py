@@ -1,4 +1,4 @@
-"""``auditor verify PATH|s3://bucket/prefix`` and the ``--archive`` step of ``auditor run``.
+"""``auditor verify PATH|s3://bucket/prefix``.
 
 Exit codes of verify: 0 the archive is intact; 1 it failed verification (altered, missing or extra files,
 broken links, a truncated chain, a head that disagrees or is absent, bad or uncheckable signatures);
@@ -15,50 +15,19 @@ from typing import Any, Mapping
 
 import click
 
-from auditor.commands import guarded
+from auditor.archive.archiver import arn_region
+from auditor.archive.chain import StateHeads, parse_head
+from auditor.archive.local import LocalStore
+from auditor.archive.s3 import S3Store, parse_s3_url
+from auditor.archive.signing import SIG_SUFFIX, Keyring, load_ed25519_private, load_ed25519_public
+from auditor.archive.verify import HeadFile, VerifyReport, verify_archive, verify_bundle
+from auditor.aws import AwsSessions, is_client_error
+from auditor.cli.app import err, guard, out
+from auditor.config import AwsSettings, LoadedConfig, load_config
+from auditor.errors import InputError, UsageError
 
 EXIT_INTACT, EXIT_FAILED = 0, 1
 
-
-# --- auditor run --archive ----------------------------------------------------------------------------
-
-def require_archive(loaded: Any) -> None:
-    """Fail before the run, not after it, when ``--archive`` cannot work: no ``archive:`` in the config, or a
-    signing key missing from the environment."""
-    from auditor.archive.signing import make_signer
-    from auditor.errors import UsageError
-
-    settings = loaded.config.archive
-    if settings is None:
-        raise UsageError("--archive needs an `archive:` section in the config (archive.dir and/or archive.s3)")
-    if settings.signing.method in ("ed25519", "hmac"):
-        make_signer(settings.signing, os.environ)
-
-
-def archive_after_run(outcome: Any, loaded: Any, *, out: Any, err: Any, suite: str | None = None,
-                      s3_client: Any = None) -> set[int]:
-    """Archive a finished run and print where it went; the exit codes it adds (4 when delivery failed)."""
-    from auditor.archive.archiver import DEFAULT_SUITE, archive_run
-    from auditor.errors import AuditorError, DeliveryError
-
-    try:
-        result = archive_run(outcome, loaded, suite=suite or DEFAULT_SUITE, s3_client=s3_client)
-    except AuditorError as exc:
-        err.print(f"[bold red]error:[/] archive: {exc}", markup=True, soft_wrap=True)
-        return {exc.exit_code}
-    for w in result.warnings:
-        err.print(f"[yellow]warning:[/] archive: {w}", markup=True, soft_wrap=True)
-    for e in result.errors:
-        err.print(f"[bold red]error:[/] archive: {e}", markup=True, soft_wrap=True)
-    if result.sequence is not None:
-        where = ", ".join(str(p) for p in (result.local_path, result.s3_url) if p)
-        pruned = f"; pruned runs {', '.join(map(str, result.pruned))} behind {result.checkpoint}" if result.pruned else ""
-        out.print(f"archived: suite {result.suite} run {result.sequence} -> {where}{pruned}", markup=False,
-                  soft_wrap=True)
-    return {DeliveryError.exit_code} if result.errors else set()
-
-
-# --- auditor verify -----------------------------------------------------------------------------------
 
 @click.command("verify")
 @click.argument("target")
@@ -70,12 +39,10 @@ def archive_after_run(outcome: Any, loaded: Any, *, out: Any, err: Any, suite: s
 @click.option("--public-key", help="The Ed25519 public key to trust: base64 of its 32 bytes, or a PEM file.")
 @click.option("--key-env", help="An environment variable holding the HMAC secret or the Ed25519 private key.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@guarded
+@guard
 def verify(target: str, config_path: str | None, head_files: tuple[str, ...], public_key: str | None,
            key_env: str | None, as_json: bool) -> int:
     """Verify an evidence archive: every hash, signature, chain link and head. Exit 1 when anything is off."""
-    from auditor.config import load_config
-
     if config_path is None and Path("config.yaml").is_file():
         config_path = "config.yaml"
     loaded = load_config(config_path) if config_path else None
@@ -85,15 +52,9 @@ def verify(target: str, config_path: str | None, head_files: tuple[str, ...], pu
     return EXIT_INTACT if report.ok else EXIT_FAILED
 
 
-def run_verify(target: str, *, loaded: Any, keyring: Any, head_files: tuple[str, ...] = (), s3_client: Any = None) -> Any:
+def run_verify(target: str, *, loaded: LoadedConfig | None, keyring: Keyring, head_files: tuple[str, ...] = (),
+               s3_client: Any = None) -> VerifyReport:
     """Open ``target`` (a local archive, suite or bundle folder, or an s3:// URL) and verify it."""
-    from auditor.archive.chain import StateHeads
-    from auditor.archive.local import LocalStore
-    from auditor.archive.s3 import S3Store, parse_s3_url
-    from auditor.aws import AwsSessions, is_client_error
-    from auditor.config import AwsSettings
-    from auditor.archive.verify import verify_archive, verify_bundle
-    from auditor.errors import InputError
 
     is_s3 = target.startswith("s3://")
     heads = _heads(head_files, StateHeads(loaded.resolve(loaded.config.state_dir)) if loaded else None,
@@ -123,11 +84,7 @@ def run_verify(target: str, *, loaded: Any, keyring: Any, head_files: tuple[str,
     return verify_archive(LocalStore(path), keyring=keyring, heads=heads)
 
 
-def _heads(head_files: tuple[str, ...], state: Any, *, checks_checkpoint: bool) -> Mapping[str, list[Any]]:
-    from auditor.archive.chain import parse_head
-    from auditor.archive.signing import SIG_SUFFIX
-    from auditor.archive.verify import HeadFile
-    from auditor.errors import UsageError
+def _heads(head_files: tuple[str, ...], state: StateHeads | None, *, checks_checkpoint: bool) -> Mapping[str, list[HeadFile]]:
 
     heads: dict[str, list[HeadFile]] = {}
     if head_files:
@@ -150,12 +107,7 @@ def _heads(head_files: tuple[str, ...], state: Any, *, checks_checkpoint: bool) 
     return heads
 
 
-def _keyring(loaded: Any, public_key: str | None, key_env: str | None) -> Any:
-    from auditor.archive.archiver import arn_region
-    from auditor.aws import AwsSessions
-    from auditor.config import AwsSettings
-    from auditor.archive.signing import Keyring, load_ed25519_private, load_ed25519_public
-    from auditor.errors import UsageError
+def _keyring(loaded: LoadedConfig | None, public_key: str | None, key_env: str | None) -> Keyring:
 
     sessions = AwsSessions(loaded.config.aws if loaded else AwsSettings())
     keyring = Keyring(kms_factory=lambda key_id: sessions.client("kms", arn_region(key_id)))
@@ -184,8 +136,7 @@ def _keyring(loaded: Any, public_key: str | None, key_env: str | None) -> Any:
     return keyring
 
 
-def _print(report: Any, as_json: bool) -> None:
-    from auditor.cli import err, out
+def _print(report: VerifyReport, as_json: bool) -> None:
 
     if as_json:
         out.print_json(json.dumps(report.to_json()))

@@ -7,21 +7,14 @@ from pathlib import Path
 
 import click
 
-from auditor.commands import guarded
-
-
-def _echo(text: str) -> None:
-    from auditor.cli import out
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _note(text: str) -> None:
-    from auditor.cli import err
-    err.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-_CONFIG = click.option("--config", "config_path", default="config.yaml", show_default=True,
-                       type=click.Path(dir_okay=False), help="The config file.")
+from auditor.aws import AwsSessions, plan_targets
+from auditor.builtins import builtins
+from auditor.cli.app import config_option, echo, guard, note
+from auditor.config import load_config
+from auditor.engines.athena import ddl as ddl_module
+from auditor.engines.sources.aws_inventory import collect, write_snapshot
+from auditor.errors import AuditorError, UsageError
+from auditor.iam import policy_documents
 
 
 @click.group("athena")
@@ -30,42 +23,34 @@ def athena() -> None:
 
 
 @athena.command("ddl")
-@_CONFIG
+@config_option
 @click.option("--apply", "apply_", is_flag=True, help="Run the statements in Athena instead of printing them.")
-@guarded
+@guard
 def ddl(config_path: str, apply_: bool) -> int:
     """Print (or run) CREATE TABLE statements with partition projection for the configured Athena sources."""
-    from auditor.config import load_config
-    from auditor.engines.athena import ddl as ddl_module
-    from auditor.aws import AwsSessions
-
     loaded = load_config(config_path)
     items = ddl_module.statements(loaded.config)
     if not apply_:
-        _echo(";\n\n".join(sql for _, sql in items) + ";")
+        echo(";\n\n".join(sql for _, sql in items) + ";")
         return 0
     sessions = AwsSessions(loaded.config.aws)
     ids = ddl_module.apply(items, lambda source: sessions.client("athena", source.region or sessions.default_region()))
     for (source, sql), query_id in zip(items, ids[-len(items):]):
         name = sql.split("EXISTS ", 1)[1].split(" (", 1)[0]
-        _echo(f"created {name} in workgroup {source.workgroup} (query {query_id})")
+        echo(f"created {name} in workgroup {source.workgroup} (query {query_id})")
     return 0
 
 
 @click.command("iam-policy")
-@_CONFIG
-@guarded
+@config_option
+@guard
 def iam_policy(config_path: str) -> int:
     """Print the least-privilege IAM policy the configured checks and sources need."""
-    from auditor.builtins import builtins
-    from auditor.config import load_config
-    from auditor.iam import policy_documents
-
     loaded = load_config(config_path)
     docs = policy_documents(loaded, builtins().checks)
     if not docs["runner"]["Statement"] and len(docs) == 1:
-        _note("no source is read through AWS: the run needs no AWS permission")
-    _echo(json.dumps(docs["runner"] if len(docs) == 1 else docs, indent=2))
+        note("no source is read through AWS: the run needs no AWS permission")
+    echo(json.dumps(docs["runner"] if len(docs) == 1 else docs, indent=2))
     return 0
 
 
@@ -75,17 +60,12 @@ def inventory() -> None:
 
 
 @inventory.command("snapshot")
-@_CONFIG
+@config_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Write DIR/<account>/<region>/describe-*.json.")
-@guarded
+@guard
 def snapshot(config_path: str, out_dir: str) -> int:
     """Save the live inventory of every configured account and region as AWS CLI JSON, with captured_at."""
-    from auditor.config import load_config
-    from auditor.aws import AwsSessions, plan_targets
-    from auditor.engines.sources.aws_inventory import collect, write_snapshot
-    from auditor.errors import UsageError
-
     loaded = load_config(config_path)
     sessions = AwsSessions(loaded.config.aws)
     failures = 0
@@ -95,14 +75,11 @@ def snapshot(config_path: str, out_dir: str) -> int:
         try:
             account = sessions.caller_account(target.account)
             docs = collect(sessions.client("ec2", target.region, target.account), account, target.region)
-        except Exception as exc:  # one account's failure does not stop the others; it is reported
-            from auditor.errors import AuditorError
-            if not isinstance(exc, AuditorError):
-                raise
+        except AuditorError as exc:  # one account's failure does not stop the others; it is reported
             failures += 1
-            _note(f"error: {target.label}: {exc}")
+            note(f"error: {target.label}: {exc}")
             continue
         files = write_snapshot(Path(out_dir), docs)
         counts = ", ".join(f"{len(items)} {stem.removeprefix('describe-')}" for stem, items in docs.items.items())
-        _echo(f"{account}/{target.region}: {counts} -> {files[0].parent}")
+        echo(f"{account}/{target.region}: {counts} -> {files[0].parent}")
     return 3 if failures else 0

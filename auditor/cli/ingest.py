@@ -12,27 +12,23 @@ from pathlib import Path
 
 import click
 
-from auditor.commands import guarded
+from auditor.cli.app import EXIT_OK, config_option, err, guard, out, window, window_options
+from auditor.clock import utcnow
+from auditor.config import load_config
+from auditor.engines import local
+from auditor.engines.embedded import Workspace
+from auditor.errors import UsageError
 
 
 @click.command("ingest")
-@click.option("--config", "config_path", default="config.yaml", show_default=True, type=click.Path(dir_okay=False),
-              help="The config file.")
-@click.option("--since", help="Window start: ISO 8601 (2026-11-09T00:00:00Z), a date (2026-11-09) or relative (7d).")
-@click.option("--until", help="Window end (exclusive), in the same forms. --since alone means until now.")
-@guarded
+@config_option
+@window_options
+@guard
 def ingest(config_path: str, since: str | None, until: str | None) -> int:
     """Parse the window's raw flow logs into the Parquet cache, once; later runs read the cache."""
-    from auditor.cli import EXIT_OK, _window, err, out
-    from auditor.config import load_config
-    from auditor.engines import local
-    from auditor.engines.embedded import Workspace
-    from auditor.errors import UsageError
-    from auditor.pipeline import utcnow
-
     loaded = load_config(config_path)
     config = loaded.config
-    window = _window(loaded, since, until, utcnow())
+    span = window(loaded, since, until, utcnow())
     spec = config.sources.flow_logs
     if spec is None:
         raise UsageError(f"{loaded.path.name} sets no sources.flow_logs: there is nothing to ingest")
@@ -45,13 +41,13 @@ def ingest(config_path: str, since: str | None, until: str | None) -> int:
     try:
         engine = local.create(workspace, config.sources, config.delivery_lag_td, loaded.resolve, cache_dir=cache_dir,
                               scratch_dir=settings["scratch_dir"])
-        present, kept, prepared = engine.ingest(window)
+        present, kept, prepared = engine.ingest(span)
         engine.close()
     finally:
         workspace.close()
     records = sum(q.records + q.nodata for q in prepared.quality)
     malformed = sum(q.malformed for q in prepared.quality)
-    out.print(f"cache {cache_dir}: window {window}: {prepared.reused + prepared.built} delivery folders "
+    out.print(f"cache {cache_dir}: window {span}: {prepared.reused + prepared.built} delivery folders "
               f"({prepared.reused} already cached, {prepared.built} parsed), {len(kept)} of {len(present)} files, "
               f"{prepared.raw_files_read} read raw; {records:,} records, {malformed:,} malformed lines; "
               f"{time.perf_counter() - started:.1f}s", soft_wrap=True)

@@ -1,0 +1,28 @@
+"""``auditor demo``: the deterministic demo data."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from auditor.cli.app import EXIT_OK, guard, out
+from auditor.demo import generate
+from auditor.errors import UsageError
+
+
+@click.command()
+@click.option("--out", "out_dir", default="examples/demo-data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--anchor", help="The last day of the data (YYYY-MM-DD, UTC). Default: today.")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(7, 366))
+@guard
+def demo(out_dir: str, anchor: str | None, days: int) -> int:
+    """Generate the deterministic demo data (flow logs, CloudTrail, inventory) in the S3 layout."""
+    try:
+        anchor_date = date.fromisoformat(anchor) if anchor else None
+    except ValueError:
+        raise UsageError(f"--anchor {anchor!r} is not a date like 2026-11-09") from None
+    generate(Path(out_dir), anchor_date, days=days)
+    out.print(f"demo data written to {out_dir}")
+    return EXIT_OK
