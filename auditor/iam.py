@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from auditor.engines.athena.settings import AthenaSourceSpec
+from auditor.config import AthenaSourceSpec
 
 POLICY_VERSION = "2012-10-17"
 ATHENA_ACTIONS = ["athena:GetQueryExecution", "athena:GetQueryResults", "athena:StartQueryExecution",

@@ -35,7 +35,7 @@ from apscheduler.triggers.cron import CronTrigger
 from auditor.builtins import Registries, builtins
 from auditor.config import LoadedConfig
 from auditor.deliver.email import Transport
-from auditor.deliver.settings import SuiteSpec
+from auditor.config import SuiteSpec
 from auditor.models import iso_z
 from auditor.suites import HttpGet, SuiteRun, last_runs, notify_failure, resolve_suite, run_suite
 from auditor.timeparse import parse_duration

@@ -36,7 +36,7 @@ from auditor.deliver.email import (
     send_with_retry,
     transport_from_settings,
 )
-from auditor.deliver.settings import SuiteSpec
+from auditor.config import SuiteSpec
 from auditor.errors import AuditorError
 from auditor.formats import DEFAULT_FORMATS
 from auditor.history import History

@@ -304,7 +304,7 @@ def test_archive_config_errors_name_the_line(tmp_path, archive_yaml, message):
 
 
 def test_s3_prefix_is_a_folder():
-    from auditor.archive.settings import S3ArchiveSettings
+    from auditor.config import S3ArchiveSettings
     assert S3ArchiveSettings(bucket="evidence-bucket", prefix="/audit").prefix == "audit/"
 
 

@@ -14,7 +14,7 @@ from auditor.config import load_config
 from auditor.engines.athena.cost import Budget, billed_bytes, cost_usd
 from auditor.engines.athena.engine import AthenaEngine, convert
 from auditor.engines.athena.querymap import Scope
-from auditor.engines.athena.settings import AthenaSettings, AthenaSourceSpec, PricingSettings
+from auditor.config import AthenaSettings, AthenaSourceSpec, PricingSettings
 from auditor.aws import AwsSessions
 from auditor.errors import CheckSkipped, EngineError
 from auditor.models import Query, Status, TimeWindow

@@ -10,7 +10,7 @@ import sqlglot
 from auditor.builtins import builtins
 from auditor.engines.athena.querymap import (Scope, check_source, compile_query, execution_parameter, literal_node,
                                              partition_days)
-from auditor.engines.athena.settings import AthenaSourceSpec, parse_size
+from auditor.config import AthenaSourceSpec, parse_size
 from auditor.errors import CheckDefinitionError, ConfigError
 from auditor.models import TimeWindow
 

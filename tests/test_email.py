@@ -30,7 +30,7 @@ from auditor.deliver.email import (
     subject_fields,
     transport_from_settings,
 )
-from auditor.deliver.settings import EmailSettings, SmtpSettings
+from auditor.config import EmailSettings, SmtpSettings
 from auditor.errors import ConfigError, DeliveryError
 from auditor.render import template_dirs
 from auditor.render.view import build_view

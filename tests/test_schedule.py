@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from auditor.cli import main
 from auditor.config import load_config
-from auditor.deliver.settings import SuiteSpec
+from auditor.config import SuiteSpec
 from auditor.schedule import JOB_FUNC, Daemon, job_id, open_store, reconcile, store_url
 from auditor.suites import SuiteState, run_suite
 from tests.support.smtp import smtp_server, suite_config

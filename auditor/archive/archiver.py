@@ -25,7 +25,7 @@ from auditor.archive.chain import (HEAD, Head, StateHeads, checkpoint_document, 
 from auditor.archive.local import LocalTarget
 from auditor.archive.s3 import S3Target
 from auditor.aws import AwsSessions, is_client_error
-from auditor.archive.settings import SUITE_NAME, ArchiveSettings
+from auditor.config import SUITE_NAME, ArchiveSettings
 from auditor.archive.signing import SIG_SUFFIX, Ed25519Signer, Signer, make_signer, public_pem, public_raw
 from auditor.errors import DeliveryError, EngineError, UsageError
 

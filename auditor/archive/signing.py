@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
-from auditor.archive.settings import SigningSettings
+from auditor.config import SigningSettings
 from auditor.errors import ConfigError, DeliveryError
 
 SIG_SUFFIX = ".sig"

@@ -27,7 +27,7 @@ import jinja2
 
 from auditor.aws import AwsSessions
 from auditor.config import AwsSettings
-from auditor.deliver.settings import EmailSettings, SmtpSettings
+from auditor.config import EmailSettings, SmtpSettings
 from auditor.errors import DeliveryError
 from auditor.models import RunRecord, Severity, iso_z, utc
 

@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any, Iterable, Iterator
 
 from auditor.engines.athena.querymap import PartitionScan
-from auditor.engines.athena.settings import PricingSettings
+from auditor.config import PricingSettings
 from auditor.errors import EngineError
 
 MB = 1000**2

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from sqlglot import exp
 
 from auditor.aws import describe_error
-from auditor.engines.athena.settings import AthenaSourceSpec, AthenaTableSpec
+from auditor.config import AthenaSourceSpec, AthenaTableSpec
 from auditor.engines.sources import cloudtrail as ct_source
 from auditor.engines.sources import flowlogs
 from auditor.errors import EngineError, UsageError

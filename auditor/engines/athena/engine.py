@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 from auditor.aws import THROTTLING_CODES, describe_error, error_code
 from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan, show_bytes
 from auditor.engines.athena.querymap import AthenaQuery, Scope, check_source, compile_query
-from auditor.engines.athena.settings import AthenaSettings, AthenaSourceSpec, PricingSettings
+from auditor.config import AthenaSettings, AthenaSourceSpec, PricingSettings
 from auditor.engines.base import EngineContext
 from auditor.errors import CheckSkipped, EngineError
 from auditor.models import DataQuality, Query, QueryResult, QueryStats, TimeWindow, iso_z

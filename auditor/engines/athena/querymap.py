@@ -32,7 +32,7 @@ from sqlglot import exp
 from sqlglot.dialects.trino import Trino
 from sqlglot.tokens import TokenType
 
-from auditor.engines.athena.settings import AthenaSourceSpec, AthenaTableSpec, ProjectionSpec
+from auditor.config import AthenaSourceSpec, AthenaTableSpec, ProjectionSpec
 from auditor.engines.sources import cloudtrail as ct_source
 from auditor.engines.sources import flowlogs
 from auditor.engines.sql import bind, parse, window_params

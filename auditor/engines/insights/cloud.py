@@ -46,7 +46,7 @@ from auditor.engines.insights.parse_clause import needs_parse, parse_command
 from auditor.engines.insights.parser import (Binary, Command, Field, Filter, Literal, Pipeline, Program, bind, parse,
                                              render)
 from auditor.engines.base import EngineContext
-from auditor.engines.insights.settings import InsightsSettings, InsightsSourceSpec
+from auditor.config import InsightsSettings, InsightsSourceSpec
 from auditor.engines.sources import cloudtrail as cloudtrail_source
 from auditor.engines.sources import flowlogs
 from auditor.errors import EngineError
