@@ -19,7 +19,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from auditor.config import AthenaSourceSpec
+from auditor.checks import CheckSpec
+from auditor.config import AthenaSourceSpec, LoadedConfig
+from auditor.plan import ENGINE_TABLES, select_checks
+from auditor.registry import Registry
 
 POLICY_VERSION = "2012-10-17"
 ATHENA_ACTIONS = ["athena:GetQueryExecution", "athena:GetQueryResults", "athena:StartQueryExecution",
@@ -75,21 +78,16 @@ def _merge_statements(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def needed_tables(loaded: Any, library: Any) -> set[str]:
+def needed_tables(loaded: LoadedConfig, library: Registry[CheckSpec]) -> set[str]:
     """The engine tables (flow_logs, cloudtrail) that the enabled checks read."""
-    from auditor.plan import ENGINE_TABLES
-
-    configured = loaded.config.checks
-    selected = {spec.id: {} for spec in library} if configured is None else configured
     tables: set[str] = set()
-    for check_id, raw in selected.items():
-        if check_id not in library or not (raw or {}).get("enabled", True):
-            continue
-        tables |= {t for t in library.get(check_id).meta.needs if t in ENGINE_TABLES}
+    for check_id, raw in select_checks(loaded, library):
+        if raw.get("enabled", True):
+            tables |= {t for t in library.get(check_id).meta.needs if t in ENGINE_TABLES}
     return tables
 
 
-def policy_documents(loaded: Any, library: Any) -> Mapping[str, dict[str, Any]]:
+def policy_documents(loaded: LoadedConfig, library: Registry[CheckSpec]) -> Mapping[str, dict[str, Any]]:
     """``{"runner": policy}``, plus ``"audited_role"`` when ``accounts:`` are configured."""
     config = loaded.config
     runner: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -68,7 +68,7 @@ def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWin
     dialects = dict(dialects or {"local": "trino"})
     validate_exceptions(loaded, {spec.id: spec.key for spec in library})
     engines_of = table_engines(loaded)
-    selected = _selected(loaded, library)
+    selected = select_checks(loaded, library)
     global_params = {"sensitive_ports": tuple(config.sensitive_ports)}
     planned: list[PlannedCheck] = []
     for check_id, raw in selected:
@@ -98,17 +98,31 @@ def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWin
                 table_engines=engines_of)
 
 
-def _selected(loaded: LoadedConfig, library: Registry[CheckSpec]) -> list[tuple[str, Mapping[str, Any]]]:
-    checks = loaded.config.checks
-    if checks is None:
-        return [(spec.id, {}) for spec in library]
+def select_checks(loaded: LoadedConfig, library: Registry[CheckSpec], ids: Sequence[str] | None = None,
+                  where: tuple[str | int, ...] = ()) -> list[tuple[str, Mapping[str, Any]]]:
+    """The checks a run selects, in order, each with its raw parameters from ``checks:``.
+
+    ``ids`` (a suite's list, found at ``where`` in the file) picks them; else the config's ``checks:``; else every
+    check in the library. An unknown ID is a config error at its line, with a did-you-mean.
+    """
+    configured = loaded.config.checks
+    if ids is None:
+        if configured is None:
+            return [(spec.id, {}) for spec in library]
+        ids, locs, key = list(configured), [("checks", c) for c in configured], True
+    else:
+        locs, key = [(*where, i) for i in range(len(ids))], False
     out = []
-    for check_id, raw in checks.items():
+    for check_id, loc in zip(ids, locs):
         if check_id not in library:
-            raise loaded.error(f"unknown check '{check_id}'{did_you_mean(check_id, library.names())}; "
-                               f"run `auditor checks` for the list", ("checks", check_id), key=True)
-        out.append((check_id, raw or {}))
-    return out
+            raise loaded.error(f"{_prefix(where)}unknown check '{check_id}'{did_you_mean(check_id, library.names())}; "
+                               "run `auditor checks` for the list", loc, key=key)
+        out.append((check_id, (configured or {}).get(check_id) or {}))
+    return list(dict(out).items())
+
+
+def _prefix(where: tuple[str | int, ...]) -> str:
+    return f"suite '{where[1]}': " if where[:1] == ("suites",) and len(where) > 1 else ""
 
 
 def _engine_for(spec: CheckSpec, params: Mapping[str, Any], loaded: LoadedConfig, engines_of: Mapping[str, str],

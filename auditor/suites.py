@@ -42,6 +42,7 @@ from auditor.formats import DEFAULT_FORMATS
 from auditor.history import History
 from auditor.models import Change, RunRecord, TimeWindow, iso_z
 from auditor.pipeline import RunOutcome, run_audit
+from auditor.plan import select_checks
 from auditor.registry import did_you_mean
 from auditor.timeparse import default_window, parse_duration
 
@@ -102,22 +103,16 @@ def resolve_suite(loaded: LoadedConfig, name: str, now: datetime, *, registries:
     """The suite's checks (validated against the library), its window (the last ``window_days`` whole UTC days
     before ``now``, unless one is given) and its recipients. With ``deliver``, mail must be configured."""
     spec = suite_spec(loaded, name)
-    reg = registries or builtins()
-    library = reg.checks
+    library = (registries or builtins()).checks
     if spec.checks is None:
         configured = loaded.config.checks
         checks = tuple(configured) if configured is not None else tuple(library.names())
         view = loaded
     else:
-        for i, check_id in enumerate(spec.checks):
-            if check_id not in library:
-                raise loaded.error(f"suite '{name}': unknown check '{check_id}'{did_you_mean(check_id, library.names())}; "
-                                   "run `auditor checks` for the list", ("suites", name, "checks", i))
-        checks = tuple(dict.fromkeys(spec.checks))
-        configured = loaded.config.checks or {}
         # The suite's view of the config: only its checks, each with the parameters `checks:` gives it. The
         # planner then reads only the sources those checks need.
-        subset = {c: (configured.get(c) or {}) for c in checks}
+        subset = dict(select_checks(loaded, library, spec.checks, ("suites", name, "checks")))
+        checks = tuple(subset)
         view = loaded.model_copy(update={"config": loaded.config.model_copy(update={"checks": subset})})
     if deliver:
         if loaded.config.email is None:
