@@ -1,4 +1,4 @@
-"""APScheduler 3 wiring, and nothing else: which suite fires when. What a run does is ``suites.run_suite``.
+"""APScheduler 3 wiring, and nothing else: which suite fires when. What a run does is ``deliver.suite.run_suite``.
 
 - One job per suite, id ``suite:<name>``, in a persistent SQLAlchemy job store (SQLite in the state dir).
   A job names its function as text (``auditor.schedule:fire``) so the store never holds pickled code.
@@ -6,7 +6,7 @@
   change keeps its stored next fire time, so a run missed while the host was down is still due.
 - ``coalesce=True`` runs a run missed several times once; ``misfire_grace_time`` runs it on restart only
   within the grace time. Later than that, APScheduler reports it missed and the recipients get a notice.
-- ``max_instances=1``: a suite never overlaps itself (suites.SuiteState also locks across processes).
+- ``max_instances=1``: a suite never overlaps itself (deliver.suite.SuiteState also locks across processes).
   One worker thread: suites run one at a time, so two runs never compete for DuckDB's memory limit.
 - SIGTERM/SIGINT: no new run starts; the current one finishes and its report appears whole (outputs are
   staged and renamed, auditor.output), then the daemon exits 0.
@@ -33,11 +33,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from auditor.builtins import Registries, builtins
+from auditor.clock import utcnow
 from auditor.config import LoadedConfig
 from auditor.deliver.email import Transport
 from auditor.config import SuiteSpec
 from auditor.models import iso_z
-from auditor.suites import HttpGet, SuiteRun, last_runs, notify_failure, resolve_suite, run_suite
+from auditor.deliver.suite import HttpGet, SuiteRun, SuiteState, last_runs, notify_failure, resolve_suite, run_suite
 from auditor.timeparse import parse_duration
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ JOB_PREFIX = "suite:"
 STORE_FILE = "schedule.sqlite"
 
 _active: "Daemon | None" = None  # the daemon of this process: a stored job names a function, not an object
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def job_id(suite: str) -> str:
@@ -251,8 +248,6 @@ class Daemon:
         self._report(suite, None, headline)
 
     def _notify_interrupted(self) -> None:
-        from auditor.suites import SuiteState
-
         for name in self.loaded.config.suites:
             state = SuiteState(self.loaded, name)
             marker = state.interrupted()

@@ -34,7 +34,7 @@ from auditor.config import EmailSettings, SmtpSettings
 from auditor.errors import ConfigError, DeliveryError
 from auditor.render import template_dirs
 from auditor.render.view import build_view
-from auditor.suites import run_suite
+from auditor.deliver.suite import run_suite
 from tests.support.flowdata import write_config
 from tests.support.smtp import PASSWORD, USER, smtp_server, suite_config
 

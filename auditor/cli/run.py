@@ -7,16 +7,16 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from auditor.archive.archiver import DEFAULT_SUITE, archive_run, require_archive
+from auditor.archive.archiver import require_archive
 from auditor.cli.app import (EXIT_CHECK_ERROR, EXIT_DELIVERY, EXIT_FINDINGS, EXIT_INTERNAL, config_option, err,
                              exit_code, guard, out, window, window_options)
 from auditor.clock import utcnow
-from auditor.config import LoadedConfig, load_config
-from auditor.errors import AuditorError, DeliveryError, UsageError
+from auditor.config import load_config
+from auditor.errors import DeliveryError, UsageError
 from auditor.evaluate import meets
 from auditor.models import RunRecord, Severity, Status
-from auditor.pipeline import RunOutcome, run_audit
-from auditor.suites import run_suite
+from auditor.deliver.suite import Archived, archive_outcome, run_suite
+from auditor.pipeline import run_audit
 
 _SEVERITIES = click.Choice([s.value for s in Severity], case_sensitive=False)
 
@@ -40,17 +40,18 @@ def run(config_path: str, since: str | None, until: str | None, out_dir: str | N
     if archive:
         require_archive(loaded)
     chosen = tuple(dict.fromkeys(f.strip() for f in formats.split(",") if f.strip()))
-    suite_run = None
+    suite_run, archived = None, None
     if suite is not None:  # the scheduler's job calls this same run_suite
         given = window(loaded, since, until, utcnow()) if since or until else None
         suite_run = run_suite(loaded, suite, deliver=deliver, window=given, out_dir=Path(out_dir) if out_dir else None,
-                              force=force, formats=chosen)
-        outcome = suite_run.outcome
+                              force=force, formats=chosen, archive=archive)
+        outcome, archived = suite_run.outcome, suite_run.archived
     else:
         if deliver:
             raise UsageError("--deliver needs --suite NAME: the suite names the recipients")
         outcome = run_audit(loaded, window(loaded, since, until, utcnow()), out_dir=Path(out_dir) if out_dir else None,
                             force=force, formats=chosen)
+        archived = archive_outcome(outcome, loaded) if archive else None
     record = outcome.record
     for w in record.warnings:
         err.print(f"[yellow]warning:[/] {w}", markup=True, soft_wrap=True)
@@ -72,18 +73,17 @@ def run(config_path: str, since: str | None, until: str | None, out_dir: str | N
             codes.add(EXIT_DELIVERY)
         else:
             out.print(f"mail: {d.status}" + (f" ({d.reason})" if d.reason else f" to {', '.join(d.recipients)}"))
-    if archive:
-        codes |= _archive(outcome, loaded)
+    if archived is not None:
+        codes |= _print_archived(archived)
     return exit_code(codes)
 
 
-def _archive(outcome: RunOutcome, loaded: LoadedConfig) -> set[int]:
-    """Archive a finished run and print where it went; the exit codes it adds (4 when delivery failed)."""
-    try:
-        result = archive_run(outcome, loaded, suite=DEFAULT_SUITE)
-    except AuditorError as exc:
-        err.print(f"[bold red]error:[/] archive: {exc}", markup=True, soft_wrap=True)
-        return {exc.exit_code}
+def _print_archived(archived: Archived) -> set[int]:
+    """Print where the run was archived; the exit codes it adds (4 when delivery failed)."""
+    if archived.error is not None or archived.result is None:
+        err.print(f"[bold red]error:[/] archive: {archived.error}", markup=True, soft_wrap=True)
+        return {archived.error.exit_code if archived.error is not None else DeliveryError.exit_code}
+    result = archived.result
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] archive: {w}", markup=True, soft_wrap=True)
     for e in result.errors:

@@ -11,7 +11,7 @@ from auditor.cli.app import EXIT_OK, config_option, err, guard, out
 from auditor.clock import utcnow
 from auditor.config import load_config
 from auditor.schedule import Daemon, SuiteListing, list_suites
-from auditor.suites import SuiteRun
+from auditor.deliver.suite import SuiteRun
 
 
 @click.command("schedule")

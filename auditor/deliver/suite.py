@@ -1,7 +1,7 @@
 """Report suites: a named subset of checks, a window, recipients, and the one function that runs one.
 
-``run_suite`` is what both the scheduler's job and ``auditor run --suite NAME [--deliver]`` call: it resolves
-the suite, calls ``pipeline.run_audit`` and, when asked, mails the report. The report is written before any
+``run_suite`` is what both the scheduler's job and ``auditor run --suite NAME [--deliver] [--archive]`` call: a
+suite run is ``run_audit`` -> archive -> mail -> heartbeat, in that order, so the two paths cannot drift apart. The report is written before any
 mail is tried, so mail failing never loses it; the failure is retried, recorded in the stored run record
 (the next report shows it) and in the suite's state, and the CLI turns it into exit code 4.
 
@@ -41,6 +41,7 @@ from auditor.errors import AuditorError
 from auditor.formats import DEFAULT_FORMATS
 from auditor.history import History
 from auditor.models import Change, RunRecord, TimeWindow, iso_z
+from auditor.archive.archiver import DEFAULT_SUITE, ArchiveResult, archive_run
 from auditor.pipeline import RunOutcome, run_audit
 from auditor.plan import select_checks
 from auditor.registry import did_you_mean
@@ -82,10 +83,28 @@ class SuiteRun:
     outcome: RunOutcome
     delivery: DeliveryResult | None = None
     heartbeat_error: str | None = None
+    archived: Archived | None = None  # None when archiving was not asked for
 
     @property
     def delivery_failed(self) -> bool:
         return self.delivery is not None and self.delivery.failed
+
+
+@dataclass(frozen=True)
+class Archived:
+    """How archiving one run fared: the archive's result, or the error that stopped it."""
+
+    result: ArchiveResult | None
+    error: AuditorError | None = None
+
+
+def archive_outcome(outcome: RunOutcome, loaded: LoadedConfig, *, suite: str = DEFAULT_SUITE) -> Archived:
+    """Archive a finished run as evidence. Never raises for an archive problem: it is returned, and the report
+    (already written) is kept."""
+    try:
+        return Archived(archive_run(outcome, loaded, suite=suite))
+    except AuditorError as exc:
+        return Archived(None, exc)
 
 
 def suite_spec(loaded: LoadedConfig, name: str) -> SuiteSpec:
@@ -214,8 +233,9 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
               window: TimeWindow | None = None, out_dir: Path | None = None, force: bool = False,
               formats: Sequence[str] = DEFAULT_FORMATS, sleep: Callable[[float], None] = time.sleep,
               http_get: HttpGet | None = None, pdf_link: Callable[[RunOutcome], PdfLink | None] | None = None,
-              environ: Mapping[str, str] | None = None) -> SuiteRun:
-    """Run one suite through ``run_audit`` and, with ``deliver``, mail the report per the suite's ``send``.
+              environ: Mapping[str, str] | None = None, archive: bool = False) -> SuiteRun:
+    """Run one suite through ``run_audit``; with ``archive``, archive the run (the config's ``archive:``); with
+    ``deliver``, mail the report per the suite's ``send``.
 
     A run that raises sends a failure notice (with ``deliver``) and re-raises. After a successful delivered
     run the heartbeat URL is pinged. ``transport`` defaults to the configured one, built when first needed.
@@ -235,6 +255,7 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
                                [("Window", str(suite.window)), ("Checks", ", ".join(suite.checks))],
                                clock=clock, transport=transport, sleep=sleep, environ=environ)
             raise
+        archived = archive_outcome(outcome, loaded) if archive else None
         delivery = None
         if deliver:
             delivery = deliver_report(suite, outcome, clock=clock, transport=transport, registries=reg, sleep=sleep,
@@ -253,7 +274,8 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
             url = loaded.config.schedule.heartbeat_url
             if deliver and url:
                 heartbeat_error = ping_heartbeat(url, http_get)
-    return SuiteRun(suite=name, outcome=outcome, delivery=delivery, heartbeat_error=heartbeat_error)
+    return SuiteRun(suite=name, outcome=outcome, delivery=delivery, heartbeat_error=heartbeat_error,
+                    archived=archived)
 
 
 def deliver_report(suite: Suite, outcome: RunOutcome, *, clock: Callable[[], datetime], transport: Transport | None,
