@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from auditor.checks import CheckSpec
 from auditor.models import RunRecord
 from auditor.output import FINDINGS_FILE, RESULTS_DIR, Artifact, csv_text, findings_document, json_bytes
 
@@ -20,9 +21,10 @@ class RenderContext:
     """What every format may use; the HTML is rendered once and shared by html and pdf."""
 
     record: RunRecord
-    specs: Mapping[str, Any]
+    specs: Mapping[str, CheckSpec]
     template_dirs: tuple[Path, ...]
     table_limit: int
+    engines: Mapping[str, str] = field(default_factory=dict)  # engine name -> query dialect
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def findings_json(self) -> bytes:
@@ -40,7 +42,7 @@ class RenderContext:
         if "html" not in self._cache:
             from auditor.render.html import render_html
             from auditor.render.view import build_view
-            view = build_view(self.record, self.specs, table_limit=self.table_limit)
+            view = build_view(self.record, self.specs, table_limit=self.table_limit, engines=self.engines)
             self._cache["html"] = render_html(view, dirs=self.template_dirs)
         return self._cache["html"]
 

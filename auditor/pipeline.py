@@ -14,7 +14,6 @@ from typing import Any, Callable, Sequence
 from auditor import __version__, suppress
 from auditor.aws import AwsSessions
 from auditor.builtins import Registries, builtins
-from auditor.checks import CheckSpec
 from auditor.config import LoadedConfig
 from auditor.execute import execute
 from auditor.formats import DEFAULT_FORMATS, RenderContext
@@ -22,6 +21,7 @@ from auditor.history import History, compare, sources_key
 from auditor.models import RunRecord, TimeWindow
 from auditor.output import Artifact, check_out_dir, default_out_dir, findings_document, write_atomically
 from auditor.plan import plan_run
+from auditor.render import template_dirs
 
 
 def utcnow() -> datetime:
@@ -79,24 +79,11 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
                       inputs=executed.inputs, inventory=executed.inventory)
 
 
-class _ReportSpec:
-    """A check's metadata as the report shows it: the spec plus the engines that can run it."""
-
-    def __init__(self, spec: CheckSpec, reg: Registries) -> None:
-        self._spec = spec
-        self.engines = tuple(e.name for e in reg.engines if spec.runs_on(e.dialect))
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._spec, name)
-
-
 def _artifacts(record: RunRecord, reg: Registries, loaded: LoadedConfig, formats: Sequence[str]) -> list[Artifact]:
-    from auditor.render import template_dirs
-
     config = loaded.config
-    specs = {c.check_id: _ReportSpec(reg.checks.get(c.check_id), reg) for c in record.checks}
+    specs = {c.check_id: reg.checks.get(c.check_id) for c in record.checks}
     user_templates = loaded.resolve(config.templates_dir) if config.templates_dir else None
     ctx = RenderContext(record=record, specs=specs, template_dirs=template_dirs(user_templates),
-                        table_limit=config.table_limit)
+                        table_limit=config.table_limit, engines={e.name: e.dialect for e in reg.engines})
     names = ["json"] + [f for f in formats if f != "json"]  # findings.json is always written
     return [art for name in names for art in reg.formats.get(name).artifacts(ctx)]

@@ -49,17 +49,6 @@ sources:
 """
 
 
-class _Spec:
-    """A check's metadata plus the engines that can run it, as the pipeline hands it to the renderer."""
-
-    def __init__(self, spec, engines) -> None:
-        self._spec = spec
-        self.engines = tuple(e.name for e in engines if spec.runs_on(e.dialect))
-
-    def __getattr__(self, name):
-        return getattr(self._spec, name)
-
-
 def demo_record(root: Path, anchor: date):
     generate(root / "demo", anchor)
     (root / "config.yaml").write_text(CONFIG)
@@ -90,14 +79,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         record = demo_record(Path(tmp), args.anchor)
     reg = builtins()
-    specs = {c.check_id: _Spec(reg.checks.get(c.check_id), reg.engines) for c in record.checks}
+    specs = {c.check_id: reg.checks.get(c.check_id) for c in record.checks}
+    engines = {e.name: e.dialect for e in reg.engines}
     attachments = {"findings.json": json_bytes(findings_document(record))}
     for check in record.checks:
         if check.columns:
             attachments[f"results/{check.check_id}.csv"] = csv_text(check).encode("utf-8")
     dirs = template_dirs()
 
-    view_walls, _, view = timed(lambda: build_view(record, specs, attachments=attachments), 3)
+    view_walls, _, view = timed(lambda: build_view(record, specs, attachments=attachments, engines=engines), 3)
     html_walls, _, html = timed(lambda: render_html(view, dirs=dirs), 3)
     load_before = os.getloadavg()
     pdf_walls, pdf_cpus, pdf = timed(

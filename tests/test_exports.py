@@ -183,7 +183,8 @@ def test_asff_cuts_long_text_to_the_documented_limits():
     long_title = "T" * 300
     check = replace(rec.checks[0], findings=(replace(rec.checks[0].findings[0], title=long_title),), resolved=())
     specs = specs_for(rec)
-    specs["exposed"] = replace(specs["exposed"], description="D" * 2000, remediation="R" * 900)
+    old = specs["exposed"]
+    specs["exposed"] = replace(old, meta=old.meta.model_copy(update={"description": "D" * 2000, "remediation": "R" * 900}))
     [finding] = to_asff(replace(rec, checks=(check,)), specs, product_arn="arn:aws-cn:securityhub:cn-north-1:"
                         f"{ACCOUNT}:product/{ACCOUNT}/default", aws_account_id=ACCOUNT, region="cn-north-1")
     assert len(finding["Title"]) == 256 and finding["Title"].endswith("\u2026")

@@ -12,13 +12,16 @@ import io
 import logging
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from markupsafe import escape
 from pypdf import PdfReader
 
+from auditor.checks import CheckSpec
+from auditor.checks.library import CheckMeta, ControlMeta
 from auditor.errors import RenderError
 from auditor.models import (
     Change,
@@ -46,40 +49,18 @@ WINDOW = TimeWindow(datetime(2024, 5, 6, tzinfo=timezone.utc), datetime(2024, 5,
 METADATA = "http://169.254.169.254/latest/meta-data/"
 
 
-@dataclass(frozen=True)
-class Control:
-    framework: str
-    version: str
-    control: str
-    title: str = ""
+CONTROLS = (ControlMeta(framework="NIST SP 800-53", version="r5", control="SC-7", title="Boundary Protection"),
+            ControlMeta(framework="PCI DSS", version="4.0", control="1.3.1",
+                        title="Inbound traffic to the CDE is restricted"))
 
 
-@dataclass(frozen=True)
-class Meta:
-    compliance: tuple[Control, ...] = ()
-    needs: tuple[str, ...] = ("flow_logs",)
-
-
-@dataclass(frozen=True)
-class Spec:
-    id: str
-    title: str
-    description: str
-    risk: str
-    remediation: str
-    severity: Severity
-    engines: tuple[str, ...] = ("local", "athena")
-    key: tuple[str, ...] = ("srcaddr", "dstport")
-    meta: Meta = field(default_factory=Meta)
-
-
-CONTROLS = (Control("NIST SP 800-53", "r5", "SC-7", "Boundary Protection"),
-            Control("PCI DSS", "4.0", "1.3.1", "Inbound traffic to the CDE is restricted"))
-
-
-def spec(check_id: str, title: str) -> Spec:
-    return Spec(check_id, title, f"Description of {title}.", f"Risk of {title}.",
-                f"Remediation for {title}. Then more detail.", Severity.HIGH, meta=Meta(CONTROLS))
+def spec(check_id: str, title: str) -> CheckSpec:
+    """The metadata of a test check, in the one shape the library gives every check."""
+    meta = CheckMeta(id=check_id, title=title, severity=Severity.HIGH, description=f"Description of {title}.",
+                     risk=f"Risk of {title}.", remediation=f"Remediation for {title}. Then more detail.",
+                     needs=("flow_logs",), key=("srcaddr", "dstport"), finding_title="{srcaddr}", compliance=CONTROLS,
+                     chart="rejected_flows")
+    return CheckSpec(meta=meta, folder=Path("."), queries={"query.sql": "SELECT 1"})
 
 
 def flow_rows(n: int, *, tag: str = "r") -> tuple[dict, ...]:
@@ -105,7 +86,7 @@ def record(*checks: CheckResult, quality: DataQuality = DataQuality(), warnings:
                      datetime(2024, 5, 13, 6, 2, tzinfo=timezone.utc), "0.1.0", checks, quality, warnings, **extra)
 
 
-def specs_for(rec: RunRecord) -> dict[str, Spec]:
+def specs_for(rec: RunRecord) -> dict[str, CheckSpec]:
     return {c.check_id: spec(c.check_id, c.title) for c in rec.checks}
 
 

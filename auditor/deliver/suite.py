@@ -39,21 +39,20 @@ from auditor.deliver.email import (
 from auditor.config import SuiteSpec
 from auditor.errors import AuditorError
 from auditor.formats import DEFAULT_FORMATS
+from auditor.clock import utcnow
 from auditor.history import History
 from auditor.models import Change, RunRecord, TimeWindow, iso_z
 from auditor.archive.archiver import DEFAULT_SUITE, ArchiveResult, archive_run
 from auditor.pipeline import RunOutcome, run_audit
 from auditor.plan import select_checks
+from auditor.render import template_dirs
+from auditor.render.view import build_view
 from auditor.registry import did_you_mean
 from auditor.timeparse import default_window, parse_duration
 
 log = logging.getLogger(__name__)
 
 HttpGet = Callable[[str], Any]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class SuiteBusy(AuditorError):
@@ -305,14 +304,13 @@ def deliver_report(suite: Suite, outcome: RunOutcome, *, clock: Callable[[], dat
 
 def _report_message(suite: Suite, outcome: RunOutcome, registries: Registries, now: datetime,
                     pdf_link: Callable[[RunOutcome], PdfLink | None] | None) -> BuiltMessage:
-    from auditor.render.view import build_view
-
     loaded = suite.loaded
     config = loaded.config
     assert config.email is not None
     record = outcome.record
     specs = {c.check_id: registries.checks.get(c.check_id) for c in record.checks if c.check_id in registries.checks}
-    view = build_view(record, specs, table_limit=config.table_limit, title=suite.title, charts=False)
+    view = build_view(record, specs, table_limit=config.table_limit, title=suite.title, charts=False,
+                      engines={e.name: e.dialect for e in registries.engines})
     pdf_path = outcome.out_dir / "report.pdf"
     pdf = pdf_path.read_bytes() if pdf_path in outcome.artifacts else None
     link = pdf_link(outcome) if (pdf_link is not None and pdf is not None) else None
@@ -322,8 +320,6 @@ def _report_message(suite: Suite, outcome: RunOutcome, registries: Registries, n
 
 
 def _template_dirs(loaded: LoadedConfig) -> tuple[Path, ...]:
-    from auditor.render import template_dirs
-
     user = loaded.config.templates_dir
     return template_dirs(loaded.resolve(user) if user else None)
 

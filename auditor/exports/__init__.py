@@ -1,17 +1,17 @@
 """Findings in other tools' formats: OCSF Detection Finding (ocsf.py) and AWS Security Hub ASFF (asff.py).
 
 Both are pure functions of the run record and the check specs, like the report. What they share
-lives here: which AWS resource a finding's key names, and a fingerprint for findings that the history
-stage has not fingerprinted.
+lives here: which AWS resource a finding's key names, the check's metadata as text, and the finding's
+fingerprint (the evaluate stage's, computed the same way when a finding lacks one).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Literal, Mapping
 
+from auditor.checks import CheckSpec
+from auditor.evaluate import fingerprint as finding_fingerprint
 from auditor.models import Finding
 
 TOOL = "auditor"
@@ -61,29 +61,24 @@ def resources(finding: Finding, *, partition: str = "aws", account_id: str | Non
 
 
 def fingerprint(finding: Finding) -> str:
-    """The finding's fingerprint, or one computed the same way (check, account, region, key) when missing."""
-    if finding.fingerprint:
-        return finding.fingerprint
-    material = json.dumps([finding.check_id, finding.account_id, finding.region, sorted(finding.key.items())],
-                          default=str, separators=(",", ":"))
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+    """The finding's fingerprint, or the evaluate stage's for it (check, account, region, key) when missing."""
+    return finding.fingerprint or finding_fingerprint(finding.check_id, finding.account_id, finding.region,
+                                                      finding.key)
 
 
-def spec_text(spec: Any, name: str) -> str:
-    return " ".join(str(getattr(spec, name, "") or "").split()) if spec is not None else ""
+def spec_text(spec: CheckSpec | None, name: Literal["title", "description", "remediation"]) -> str:
+    """A metadata text on one line; '' for a check without metadata."""
+    return " ".join(str(getattr(spec.meta, name)).split()) if spec is not None else ""
 
 
-def controls(spec: Any) -> list[Mapping[str, str]]:
-    meta = getattr(spec, "meta", None)
-    found = getattr(meta, "compliance", None) or getattr(spec, "compliance", None) or ()
-    return [{"framework": str(c.framework), "version": str(c.version), "control": str(c.control),
-             "title": str(getattr(c, "title", "") or "")} for c in found]
+def controls(spec: CheckSpec | None) -> list[Mapping[str, str]]:
+    found = spec.meta.compliance if spec is not None else ()
+    return [{"framework": c.framework, "version": c.version, "control": c.control, "title": c.title} for c in found]
 
 
-def data_sources(spec: Any) -> list[str]:
+def data_sources(spec: CheckSpec | None) -> list[str]:
     names = {"flow_logs": "VPC Flow Logs", "cloudtrail": "AWS CloudTrail", "inventory": "EC2 inventory"}
-    needs = getattr(getattr(spec, "meta", None), "needs", ()) or ()
-    return [names.get(n, n) for n in needs]
+    return [names.get(n, n) for n in (spec.meta.needs if spec is not None else ())]
 
 
 def cut(text: str, limit: int) -> str:

@@ -20,24 +20,19 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from auditor.checks import CheckSpec
+from auditor.checks.library import DEFAULT_ASFF_TYPE
+
 from auditor.exports import TOOL, controls, cut, fingerprint, resources, spec_text
 from auditor.models import Finding, ResolvedFinding, RunRecord, Severity, iso_z
 
 SCHEMA_VERSION = "2018-10-08"
 _LABEL = {Severity.INFO: "INFORMATIONAL", Severity.LOW: "LOW", Severity.MEDIUM: "MEDIUM", Severity.HIGH: "HIGH",
           Severity.CRITICAL: "CRITICAL"}
-# ASFF finding types, namespace/category/classifier:
-# https://docs.aws.amazon.com/securityhub/latest/userguide/asff-type-taxonomy.html
-DEFAULT_TYPE = "Software and Configuration Checks/AWS Security Best Practices"
-_TYPES = {
-    "exposed_well_known_ports": "Software and Configuration Checks/AWS Security Best Practices/Network Reachability",
-    "top_rejected_sources": "TTPs/Discovery",
-    "sg_changes": "Software and Configuration Checks/Industry and Regulatory Standards",
-}
 _MAX_REQUIREMENTS = 32  # Compliance.RelatedRequirements holds at most 32 entries
 
 
-def to_asff(record: RunRecord, specs: Mapping[str, Any], *, product_arn: str, aws_account_id: str,
+def to_asff(record: RunRecord, specs: Mapping[str, CheckSpec], *, product_arn: str, aws_account_id: str,
             region: str) -> list[dict[str, Any]]:
     """Every finding of the run, and every resolved one (archived), as ASFF findings.
 
@@ -56,7 +51,7 @@ def to_asff(record: RunRecord, specs: Mapping[str, Any], *, product_arn: str, aw
     return out
 
 
-def _active(record: RunRecord, spec: Any, finding: Finding, product_arn: str, partition: str,
+def _active(record: RunRecord, spec: CheckSpec | None, finding: Finding, product_arn: str, partition: str,
             account_id: str, region: str) -> dict[str, Any]:
     account = finding.account_id or account_id
     where = finding.region or region
@@ -82,7 +77,7 @@ def _active(record: RunRecord, spec: Any, finding: Finding, product_arn: str, pa
     return doc
 
 
-def _archived(record: RunRecord, spec: Any, check_id: str, gone: ResolvedFinding, product_arn: str,
+def _archived(record: RunRecord, spec: CheckSpec | None, check_id: str, gone: ResolvedFinding, product_arn: str,
               partition: str, account_id: str, region: str) -> dict[str, Any]:
     doc = _common(record, spec, check_id, gone.fingerprint, gone.severity, gone.title, product_arn, account_id, region)
     doc["Resources"] = [{"Type": "Other", "Id": f"{TOOL}:finding/{gone.fingerprint}", "Partition": partition,
@@ -94,7 +89,7 @@ def _archived(record: RunRecord, spec: Any, check_id: str, gone: ResolvedFinding
     return doc
 
 
-def _common(record: RunRecord, spec: Any, check_id: str, fp: str, severity: Severity, title: str,
+def _common(record: RunRecord, spec: CheckSpec | None, check_id: str, fp: str, severity: Severity, title: str,
             product_arn: str, account: str, region: str) -> dict[str, Any]:
     description = spec_text(spec, "description") or title
     doc: dict[str, Any] = {
@@ -104,7 +99,7 @@ def _common(record: RunRecord, spec: Any, check_id: str, fp: str, severity: Seve
         "GeneratorId": f"{TOOL}/{check_id}",
         "AwsAccountId": account,
         "Region": region,
-        "Types": [_TYPES.get(check_id, DEFAULT_TYPE)],
+        "Types": [spec.meta.asff_type if spec is not None else DEFAULT_ASFF_TYPE],
         "FirstObservedAt": iso_z(record.window.since),
         "LastObservedAt": iso_z(record.window.until),
         # The finding as of this run; Security Hub keeps its own first-import time.

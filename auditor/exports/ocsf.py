@@ -21,6 +21,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from auditor.checks import CheckSpec
+
 from auditor.exports import TOOL, controls, data_sources, fingerprint, resources, spec_text
 from auditor.models import Change, Finding, ResolvedFinding, RunRecord, Severity, utc
 
@@ -34,7 +36,7 @@ _STATUS = {1: "New", 3: "Suppressed", 4: "Resolved"}
 _AWS_ACCOUNT = 10  # OCSF account type_id "AWS Account"
 
 
-def to_ocsf(record: RunRecord, specs: Mapping[str, Any]) -> list[dict[str, Any]]:
+def to_ocsf(record: RunRecord, specs: Mapping[str, CheckSpec]) -> list[dict[str, Any]]:
     """Every finding of the run, and every resolved one, as an OCSF Detection Finding event."""
     events: list[dict[str, Any]] = []
     for check in record.checks:
@@ -46,7 +48,7 @@ def to_ocsf(record: RunRecord, specs: Mapping[str, Any]) -> list[dict[str, Any]]
     return events
 
 
-def _finding_event(record: RunRecord, spec: Any, finding: Finding, check_title: str) -> dict[str, Any]:
+def _finding_event(record: RunRecord, spec: CheckSpec | None, finding: Finding, check_title: str) -> dict[str, Any]:
     activity = 2 if finding.change is Change.PERSISTING else 1
     status = 3 if finding.suppressed else 1
     account = finding.account_id or _only(record.accounts)
@@ -69,7 +71,7 @@ def _finding_event(record: RunRecord, spec: Any, finding: Finding, check_title: 
     return event
 
 
-def _closed_event(record: RunRecord, spec: Any, check_id: str, check_title: str,
+def _closed_event(record: RunRecord, spec: CheckSpec | None, check_id: str, check_title: str,
                   gone: ResolvedFinding) -> dict[str, Any]:
     event = _base(record, spec, check_id, check_title, 3, 4, gone.severity, gone.fingerprint, gone.title,
                   _only(record.accounts), _only(record.regions))
@@ -77,7 +79,7 @@ def _closed_event(record: RunRecord, spec: Any, check_id: str, check_title: str,
     return event
 
 
-def _base(record: RunRecord, spec: Any, check_id: str, check_title: str, activity: int, status: int,
+def _base(record: RunRecord, spec: CheckSpec | None, check_id: str, check_title: str, activity: int, status: int,
           severity: Severity, uid: str, title: str, account: str | None, region: str | None) -> dict[str, Any]:
     severity_id = _SEVERITY_ID[severity]
     cloud: dict[str, Any] = {"provider": "AWS"}

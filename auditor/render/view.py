@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+from auditor.checks import CheckSpec
 
 from auditor.models import (
     Change,
@@ -48,29 +50,6 @@ _SEVERITIES = sorted(Severity, key=lambda s: -s.rank)
 _STATUS_WORDS = {Status.FAIL: "failed", Status.ERROR: "errored", Status.PASS: "passed", Status.SKIPPED: "skipped"}
 _STATUS_TEXT = {Status.FAIL: "Fail", Status.ERROR: "Error", Status.PASS: "Pass", Status.SKIPPED: "Skipped"}
 _CHANGE_ORDER = {Change.NEW: 0, None: 1, Change.PERSISTING: 2}
-
-
-class CheckSpec(Protocol):
-    """What the renderer needs from a check's metadata (the check library's spec satisfies this).
-
-    Also read when present: ``engines`` (names of the engines that can run the check) and
-    ``meta.compliance`` (controls with ``framework``, ``version``, ``control`` and ``title``).
-    """
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def description(self) -> str: ...
-    @property
-    def risk(self) -> str: ...
-    @property
-    def remediation(self) -> str: ...
-    @property
-    def severity(self) -> Severity: ...
-    @property
-    def key(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -346,11 +325,13 @@ class ReportView:
 
 def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit: int = 50,
                title: str = DEFAULT_TITLE, generated_at: datetime | None = None,
-               attachments: Mapping[str, bytes] | None = None, charts: bool = True) -> ReportView:
+               attachments: Mapping[str, bytes] | None = None, charts: bool = True,
+               engines: Mapping[str, str] | None = None) -> ReportView:
     """Turn a run record into the report's view model.
 
     ``specs`` maps check IDs to their metadata; a check without a spec still renders, from its result
-    alone. ``generated_at`` defaults to the run's end, so the same record always renders the same report.
+    alone. ``engines`` maps each registered engine to its query dialect, to name the engines that can run
+    each check. ``generated_at`` defaults to the run's end, so the same record always renders the same report.
     ``attachments`` (name -> bytes) are the files the PDF will embed: they are listed with their
     SHA-256, and bounded tables name them. ``charts=False`` leaves the charts out (they cost about
     0.1 s each to draw).
@@ -361,8 +342,9 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
     results = [record.checks[i] for i in order]
     generated = generated_at if generated_at is not None else record.finished_at
     attached = frozenset(attachments or ())
-    checks = tuple(_check_view(r, specs.get(r.check_id), table_limit, record, utc(generated).date(), attached, charts)
-                   for r in results)
+    dialects = dict(engines or {})
+    checks = tuple(_check_view(r, specs.get(r.check_id), table_limit, record, utc(generated).date(), attached, charts,
+                               dialects) for r in results)
     window = record.window
     status_counts = {s: sum(1 for r in results if r.status is s) for s in sorted(Status, key=_STATUS_ORDER.get)}
     worst = record.worst_severity()
@@ -434,7 +416,7 @@ def _change(change: Change | None) -> Label | None:
 
 
 def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, record: RunRecord,
-                today: date, attached: frozenset[str], draw: bool) -> CheckView:
+                today: date, attached: frozenset[str], draw: bool, dialects: Mapping[str, str]) -> CheckView:
     key = tuple(spec.key) if spec is not None else ()
     columns = result.columns or _columns_of(result.rows)
     csv_path = f"results/{result.check_id}.csv"
@@ -464,7 +446,7 @@ def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, r
         description=_paragraphs(spec.description if spec is not None else ""),
         risk=_paragraphs(spec.risk if spec is not None else ""),
         remediation=_paragraphs(spec.remediation if spec is not None else ""),
-        engines=", ".join(getattr(spec, "engines", ()) or ()),
+        engines=", ".join(name for name, dialect in dialects.items() if spec is not None and spec.runs_on(dialect)),
         findings=tuple(_finding_view(f, today) for f in shown),
         findings_have_where=any(f.account_id or f.region for f in shown + suppressed[:table_limit]),
         findings_total=len(active),
@@ -481,7 +463,7 @@ def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, r
         resolved_heading=_resolved_heading(labels),
         resolved_note=_bounded_note(min(len(resolved), table_limit), len(resolved), "",
                                     "every one is in findings.json"),
-        charts=_charts(result, record) if draw and ran else (),
+        charts=_charts(result, record, spec.meta.chart if spec is not None else None) if draw and ran else (),
         trend=_trend(result.trend, result.metric, draw) if ran or result.trend else None,
         controls=_controls(spec),
         table=_table(columns, result.rows, key, table_limit,
@@ -525,17 +507,17 @@ def _short_fingerprint(fingerprint: str) -> str:
     return fingerprint[:12]
 
 
-def _charts(result: CheckResult, record: RunRecord) -> tuple[ChartView, ...]:
-    """The charts a check's data supports: recognised by the columns present, not by the check's ID."""
+def _charts(result: CheckResult, record: RunRecord, chart: str | None) -> tuple[ChartView, ...]:
+    """The chart a check's ``check.yaml`` names (``chart:``), drawn from its rows or its chart query's rows."""
     out: list[ChartView] = []
-    chart_rows = tuple(getattr(result, "chart", ()) or ())
-    if chart_rows and {"bucket", "flows"} <= set(chart_rows[0]) and {"srcaddr", "source"} & set(chart_rows[0]):
+    chart_rows = result.chart
+    if chart == "rejected_flows" and chart_rows:
         hourly = record.window.duration <= chartlib.HOURLY_MAX
         chart = _drawn(result.check_id, chartlib.rejected_flows_chart, chart_rows, record.window)
         if chart is not None:
             out.append(_chart_view(f"Rejected flows per {'hour' if hourly else 'day'}, "
                                    f"top {chartlib.TOP_SOURCES} sources stacked", chart))
-    if {"dstport", "protocol", "public_sources"} <= set(result.columns):
+    if chart == "exposed_ports" and result.rows:
         chart = _drawn(result.check_id, chartlib.exposed_ports_chart, result.rows)
         if chart is not None:
             out.append(_chart_view("Exposed ports: distinct public sources per port, shaded by severity", chart))
@@ -574,10 +556,8 @@ def _trend(points: Sequence[TrendPoint], metric: str, draw: bool) -> TrendView |
 
 
 def _controls(spec: CheckSpec | None) -> tuple[ControlView, ...]:
-    meta = getattr(spec, "meta", None)
-    controls = getattr(meta, "compliance", None) or getattr(spec, "compliance", None) or ()
-    return tuple(ControlView(str(c.framework), str(c.version), str(c.control), str(getattr(c, "title", "") or ""))
-                 for c in controls)
+    controls = spec.meta.compliance if spec is not None else ()
+    return tuple(ControlView(c.framework, c.version, c.control, c.title) for c in controls)
 
 
 def _change_summary(record: RunRecord, results: Sequence[CheckResult]) -> ChangeSummary:
