@@ -23,7 +23,7 @@ from auditor.aws import AwsSessions, Target, plan_targets, uses_aws
 from auditor.builtins import Registries
 from auditor.checks import CheckSpec, HookContext
 from auditor.config import LoadedConfig, PricingSettings
-from auditor.engines.athena.cost import Budget, cost_usd, show_bytes, show_usd
+from auditor.engines.athena.cost import Budget, cost_usd
 from auditor.engines.base import Engine, EngineContext
 from auditor.engines.embedded import Workspace
 from auditor.engines.sources import aws_inventory
@@ -33,6 +33,7 @@ from auditor.errors import AuditorError, CheckSkipped, EngineError
 from auditor.evaluate import check_result, errored, skipped
 from auditor.models import CheckResult, DataQuality, InputFile, Query, QueryRun, Status, iso_z
 from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck
+from auditor.render import formatting as fmt
 
 log = logging.getLogger(__name__)
 
@@ -300,14 +301,14 @@ def with_cost(execution: Execution, pricing: PricingSettings, outcomes: Sequence
             total_cost += cost
             queries += len(athena)
             result = replace(result, stats={**result.stats, "athena_queries": len(athena),
-                                            "bytes_scanned": show_bytes(scanned), "estimated_cost": show_usd(cost)})
+                                            "bytes_scanned": fmt.size(scanned), "estimated_cost": fmt.usd(cost)})
         results.append(result)
     notes: list[str] = []
     counters: dict[str, int] = {}
     if queries:
-        notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {show_bytes(int(total_bytes))}; "
-                     f"estimated cost {show_usd(total_cost)} at ${pricing.athena_usd_per_tb:g}/TB with "
-                     f"{show_bytes(pricing.athena_min_bytes)} minimum per query")
+        notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {fmt.size(int(total_bytes))}; "
+                     f"estimated cost {fmt.usd(total_cost)} at ${pricing.athena_usd_per_tb:g}/TB with "
+                     f"{fmt.size(pricing.athena_min_bytes)} minimum per query")
         counters = {"athena_queries": queries, "athena_bytes_scanned": int(total_bytes)}
     for target, outcome in outcomes:
         notes.append(_breakdown(target, outcome, pricing))
@@ -337,5 +338,5 @@ def _breakdown(target: Target, outcome: Outcome, pricing: PricingSettings) -> st
     cost = sum(_query_cost(q, pricing) for q in athena)
     text = f"{target.label}: {len(ran)} checks ran, {findings} findings, {errors} errors"
     if athena:
-        text += f", Athena scanned {show_bytes(scanned)} (estimated {show_usd(cost)})"
+        text += f", Athena scanned {fmt.size(scanned)} (estimated {fmt.usd(cost)})"
     return text

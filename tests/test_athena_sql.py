@@ -60,7 +60,7 @@ def test_every_builtin_check_compiles_and_binds_in_order():
             q = compiled(spec.queries[name])
             assert q.text.count("?") == len(q.parameters), spec.id
             assert ":" + "since" not in q.text and ":until" not in q.text
-            assert q.text.startswith(f"-- auditor probe/query 111122223333/us-east-1\n")
+            assert q.text.startswith("-- auditor probe/query 111122223333/us-east-1\n")
 
 
 def test_lists_limits_and_enums_become_typed_literals():

@@ -16,7 +16,7 @@ from auditor.cli import main
 from auditor.config import FlowLogSourceSpec
 from auditor.engines.embedded import Workspace
 from auditor.engines.local import LocalEngine
-from auditor.engines.sources.flowlogs import TABLE_COLUMNS
+from auditor.logformat import TABLE_COLUMNS
 from auditor.models import TimeWindow
 from tests.support.flowdata import ACCOUNT, REGION, record, ts, write_config, write_flow_log
 from tests.support.opens import count_opens

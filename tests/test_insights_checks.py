@@ -19,6 +19,7 @@ from auditor.engines.insights.compiler import compile_program
 from auditor.engines.insights.local import LocalInsightsEngine
 from auditor.engines.insights.parse_clause import format_fields, needs_parse, parse_clause, parse_command
 from auditor.engines.insights.parser import Display, Field, Pipeline, Program, parse
+from auditor import logformat
 from auditor.engines.sources import files, flowlogs
 from auditor.models import Query, TimeWindow
 from tests.support.flowdata import write_config
@@ -88,7 +89,7 @@ def test_the_twins_run_the_report_phase_to_the_same_rows(engines):
 # ------------------------------------------------------------------------------------------------ parse clause
 
 def test_insights_names_follow_cloudwatch_for_the_default_format():
-    assert [insights_name(f.name) for f in flowlogs.FIELDS if f.version == 2] == [
+    assert [insights_name(f.name) for f in logformat.FIELDS if f.version == 2] == [
         "version", "accountId", "interfaceId", "srcAddr", "dstAddr", "srcPort", "dstPort", "protocol", "packets",
         "bytes", "startTime", "endTime", "action", "logStatus"]
     assert insights_name("pkt-srcaddr") == "pktSrcAddr" and insights_name("flow-direction") == "flowDirection"
@@ -96,7 +97,7 @@ def test_insights_names_follow_cloudwatch_for_the_default_format():
 
 
 def test_parse_clause_text():
-    assert not needs_parse(None) and not needs_parse(flowlogs.DEFAULT_FORMAT)
+    assert not needs_parse(None) and not needs_parse(logformat.DEFAULT_FORMAT)
     assert needs_parse("${version} ${vpc-id} ${srcaddr}")
     assert parse_clause("${version} ${vpc-id} ${srcaddr}") == \
         r"parse @message /^\s*(?<version>\S+)\s+(?<vpcId>\S+)\s+(?<srcAddr>\S+)\s*$/"
@@ -116,7 +117,7 @@ def test_generated_parse_clause_reads_custom_lines_like_the_reader(corpus, name)
         # The reader's view of the file ...
         flowlogs.load_flow_logs(ws.con, files.discover(path, ("text",)), window=TimeWindow(
             datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)))
-        columns = [flowlogs.parse_log_format(log_format)]
+        columns = [logformat.parse_log_format(log_format)]
         cur = ws.con.execute("SELECT * FROM flow_logs")
         names = [d[0] for d in cur.description]
         expected = [[None if r[names.index(c)] is None else str(r[names.index(c)]) for c in columns[0]]

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from auditor.logformat import parse_log_format
-from auditor.models import Severity
 from auditor.registry import did_you_mean
 from auditor.timeparse import parse_duration
 
@@ -92,7 +91,6 @@ class AthenaTableSpec(Strict):
     @classmethod
     def _known_fields(cls, v: Optional[str]) -> Optional[str]:
         if v is not None:
-            from auditor.engines.sources.flowlogs import parse_log_format
             parse_log_format(v)  # raises ValueError with a did-you-mean
         return v
 

@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -26,10 +26,12 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import jinja2
 
 from auditor.aws import AwsSessions
+from auditor.clock import utcnow
 from auditor.config import AwsSettings
 from auditor.config import EmailSettings, SmtpSettings
 from auditor.errors import DeliveryError
 from auditor.models import RunRecord, Severity, iso_z, utc
+from auditor.render import formatting as fmt
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,6 @@ SES_MAX_BYTES = 10 * 1000**2
 PRESIGNED_MAX = timedelta(days=7)
 HTML_TEMPLATE, TEXT_TEMPLATE = "email.html", "email.txt"
 NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE = "notice.html", "notice.txt"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # ---------------------------------------------------------------------------------------------- the message
@@ -106,10 +104,6 @@ def render_subject(template: str, fields: Mapping[str, Any]) -> str:
     return " ".join(template.format_map(fields).split())
 
 
-def _size(n: int) -> str:
-    return f"{n / 1000**2:.1f} MB" if n >= 100_000 else f"{max(1, round(n / 1000))} kB"
-
-
 def _environments(dirs: Sequence[Path]) -> tuple[jinja2.Environment, jinja2.Environment]:
     """The HTML environment is the report's (autoescape always on: finding titles come from logs an
     attacker can write to); the plain-text one does not escape, because nothing interprets plain text."""
@@ -128,19 +122,19 @@ def _pdf_view(pdf: bytes | None, name: str, *, attach: bool, limit: int, link: P
         return PdfView(False, name, "", "This run has no PDF: it was not requested (--format), or it could not be "
                                         "written (see the run's errors).")
     if attach:
-        return PdfView(True, name, _size(len(pdf)), "")
-    note = (f"The PDF ({_size(len(pdf))}) is not attached: the message would exceed the {_size(limit)} limit "
+        return PdfView(True, name, fmt.size(len(pdf)), "")
+    note = (f"The PDF ({fmt.size(len(pdf))}) is not attached: the message would exceed the {fmt.size(limit)} limit "
             "(email.max_bytes).")
     if link is None:
         where = f" It is kept at {location}/{name} on the host that ran the audit." if location else ""
-        return PdfView(False, name, _size(len(pdf)), note + where)
+        return PdfView(False, name, fmt.size(len(pdf)), note + where)
     if link.presigned:
         until = f" It expires at {iso_z(link.expires_at)}" if link.expires_at else " It expires within 7 days"
         link_note = (f"This is a presigned S3 link.{until}, or earlier if it was signed with temporary credentials "
                      "(it lives no longer than the session that signed it); after that, fetch the PDF from the archive.")
     else:
         link_note = f"The link expires at {iso_z(link.expires_at)}." if link.expires_at else ""
-    return PdfView(False, name, _size(len(pdf)), note + " Download it from the archive:", link.url, link_note)
+    return PdfView(False, name, fmt.size(len(pdf)), note + " Download it from the archive:", link.url, link_note)
 
 
 def build_message(record: RunRecord, report_view: Any, *, settings: EmailSettings, suite: str, title: str,

@@ -32,6 +32,7 @@ from typing import Sequence
 
 import duckdb
 
+from auditor import logformat
 from auditor.engines.sources import flowlogs
 from auditor.errors import InputError
 from auditor.models import FileQuality, InputFile
@@ -174,7 +175,7 @@ class FlowLogCache:
                 shutil.rmtree(other, ignore_errors=True)
 
 
-_TABLE = {c for c, _ in flowlogs.TABLE_COLUMNS}
+_TABLE = {c for c, _ in logformat.TABLE_COLUMNS}
 
 
 def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import duckdb
 
+from auditor import logformat
 from auditor.config import FlowLogSourceSpec, SourceSpec
 from auditor.engines.cache import FlowLogCache, Prepared
 from auditor.engines.embedded import Workspace
@@ -95,7 +96,7 @@ class LocalEngine:
     def flow_log_store(self) -> FlowLogCache:
         """Where the flow logs' Parquet goes: the persistent cache, or this run's scratch folder."""
         assert self.flow_logs is not None
-        default_fields = flowlogs.parse_log_format(self.flow_logs.format) if self.flow_logs.format else None
+        default_fields = logformat.parse_log_format(self.flow_logs.format) if self.flow_logs.format else None
         if self.cache_dir is not None:
             return FlowLogCache(self.cache_dir, self.flow_logs.path, default_fields=default_fields)
         if self._scratch is None:
@@ -142,7 +143,7 @@ class LocalEngine:
 def serve_flow_logs(con: duckdb.DuckDBPyConnection, prepared: Prepared, window: TimeWindow,
                     name: str = FLOW_LOGS_VIEW) -> None:
     """Make ``name`` a view of the window's records in ``prepared``'s Parquet files, with every column of
-    :data:`~auditor.engines.sources.flowlogs.TABLE_COLUMNS` (NULL where no file holds it).
+    :data:`~auditor.engines.sources.logformat.TABLE_COLUMNS` (NULL where no file holds it).
 
     Malformed lines are left out. A record without a start (a format that omits ``${start}``) stays: its file
     was chosen by its delivery folder. The file list and the window go through DuckDB's relation API, never
@@ -159,7 +160,7 @@ def serve_flow_logs(con: duckdb.DuckDBPyConnection, prepared: Prepared, window: 
                                          & (start < duckdb.ConstantExpression(window.until_s))))
     columns = [(duckdb.ColumnExpression(column) if column in prepared.columns
                 else duckdb.ConstantExpression(None).cast(duckdb.sqltype(type_))).alias(column)
-               for column, type_ in flowlogs.TABLE_COLUMNS]
+               for column, type_ in logformat.TABLE_COLUMNS]
     rel.filter(keep).project(*columns).create_view(name, replace=True)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+from auditor.render import formatting as fmt
 from auditor.errors import RenderError
 from auditor.models import Severity, TimeWindow, utc
 
@@ -184,7 +185,7 @@ def sparkline(values: Sequence[float], *, runs: int = SPARKLINE_RUNS) -> Chart |
         ax.plot(xs, points, color=_INK, linewidth=0.7, solid_joinstyle="round")
     ax.plot([xs[-1]], [points[-1]], marker="o", markersize=2.2, color=_INK, linestyle="none")
     alt = f"Trend over the last {len(points)} run{'s' if len(points) != 1 else ''}: " + ", ".join(
-        _plain(v) for v in points) + " (this run last)."
+        fmt.plain(v) for v in points) + " (this run last)."
     return Chart(_svg(fig), alt, width, height)
 
 
@@ -374,7 +375,3 @@ def _severity(value: Any) -> Severity | None:
         return Severity.parse(str(value))
     except ValueError:
         return None
-
-
-def _plain(v: float) -> str:
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"

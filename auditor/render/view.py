@@ -1,25 +1,22 @@
-"""The report's view model: every formatting decision, made once, in plain frozen values.
+"""Building the report's view model (:mod:`auditor.render.model`) from a run record and the check specs.
 
 ``build_view`` is a pure function of the run record and the check specs. Templates only place the
 strings it produces; they never format a number, a date or a severity themselves, so a user who
-overrides a template cannot get those wrong. Charts are part of the view too: SVG images drawn from
-the record (auditor/render/charts.py), handed to the templates as ``data:`` URIs.
+overrides a template cannot get those wrong. Text goes through the one formatting layer
+(:mod:`auditor.render.formatting`), tables through :mod:`auditor.render.layout`. Charts are part of the view
+too: SVG images drawn from the record (:mod:`auditor.render.charts`), handed to the templates as ``data:`` URIs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
 from auditor.checks import CheckSpec
-
 from auditor.models import (
     Change,
     CheckResult,
@@ -35,11 +32,31 @@ from auditor.models import (
     utc,
 )
 from auditor.render import charts as chartlib
+from auditor.render import formatting as fmt
+from auditor.render import layout
+from auditor.render.model import (
+    ActionView,
+    AttachmentView,
+    ChangeSummary,
+    ChartView,
+    CheckView,
+    ControlView,
+    FileRow,
+    FindingView,
+    Label,
+    Problem,
+    QualityView,
+    QueryView,
+    ReportView,
+    ResolvedView,
+    SeverityTotal,
+    SummaryRow,
+    TrendView,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "Network security audit"
-MAX_CELL_CHARS = 240  # a cell longer than this (a policy document, a long user agent) is cut; the CSV has it whole
 LINE_CLASSES = ("records", "nodata", "headers", "blank", "malformed", "duplicates")
 TOP_ACTIONS = 5
 EXPIRY_NOTICE_DAYS = 14  # a suppression expiring this soon is flagged beside its finding
@@ -50,277 +67,6 @@ _SEVERITIES = sorted(Severity, key=lambda s: -s.rank)
 _STATUS_WORDS = {Status.FAIL: "failed", Status.ERROR: "errored", Status.PASS: "passed", Status.SKIPPED: "skipped"}
 _STATUS_TEXT = {Status.FAIL: "Fail", Status.ERROR: "Error", Status.PASS: "Pass", Status.SKIPPED: "Skipped"}
 _CHANGE_ORDER = {Change.NEW: 0, None: 1, Change.PERSISTING: 2}
-
-
-@dataclass(frozen=True)
-class Label:
-    """A status, severity or change as shown: ``value`` names the CSS class, ``text`` is what the reader sees."""
-
-    value: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    kind: str  # "text" | "num" | "null" | "json": picks alignment and style
-    full_length: int = 0  # the original length when ``text`` was cut, else 0
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    is_key: bool  # one of the check's key columns (what identifies a finding)
-    width: str  # CSS width, e.g. "12.5%"
-    numeric: bool  # every value shown is a number: right-aligned, header too
-
-
-@dataclass(frozen=True)
-class Table:
-    """A bounded table: at most ``table_limit`` rows, with a note saying where the rest is."""
-
-    columns: tuple[Column, ...]
-    rows: tuple[tuple[Cell, ...], ...]
-    total: int
-    truncated: bool
-    note: str  # "" when every row is shown
-    wide: bool  # too wide for a portrait page: its section prints on landscape pages
-    dense: bool = False  # too wide even on its side: printed in a smaller font
-
-
-@dataclass(frozen=True)
-class ChartView:
-    """An SVG chart, embedded as a data: URI (it loads nothing), with its text equivalent."""
-
-    title: str
-    alt: str
-    src: str  # data:image/svg+xml;base64,...
-    width: str  # CSS length, e.g. "176mm"
-    height: str
-
-
-@dataclass(frozen=True)
-class TrendView:
-    metric: str  # "findings", "rejected flows"
-    text: str  # "4 this run, 6 the run before; 2 to 9 over the last 7 runs"
-    chart: ChartView | None  # None with fewer than two runs
-
-
-@dataclass(frozen=True)
-class FindingView:
-    severity: Label
-    title: str
-    key_text: str  # "srcaddr=203.0.113.9, dstport=22"
-    where: str  # "123456789012 / eu-west-1", "" when unknown
-    change: Label | None = None  # new / persisting; None when the run had nothing to compare with
-    fingerprint: str = ""  # shortened, for matching with findings.json and exports
-    suppressed: bool = False
-    owner: str = ""  # of the suppression
-    reason: str = ""
-    expires: str = ""  # "2026-12-01"
-    expiry_note: str = ""  # "expires in 9 days", "expired 3 days ago", "" when far off
-
-
-@dataclass(frozen=True)
-class ResolvedView:
-    severity: Label
-    title: str
-    fingerprint: str
-    label: Label  # resolved / aged out
-
-
-@dataclass(frozen=True)
-class ControlView:
-    framework: str
-    version: str
-    control: str
-    title: str
-
-
-@dataclass(frozen=True)
-class QueryView:
-    check_id: str
-    check_title: str
-    anchor: str  # of the query's block in the appendix
-    name: str
-    engine: str
-    duration: str
-    rows: str
-    bytes_scanned: str  # "" when the engine does not report it
-    records_scanned: str
-    query_id: str
-    params: tuple[tuple[str, str], ...]
-    truncated: bool
-    text: str
-
-
-@dataclass(frozen=True)
-class CheckView:
-    id: str
-    anchor: str
-    title: str
-    status: Label
-    severity: Label
-    actionable: bool  # failed or errored: worth a reader's attention
-    description: tuple[str, ...]  # paragraphs: what the check looks at
-    risk: tuple[str, ...]  # why it matters
-    remediation: tuple[str, ...]
-    engines: str
-    findings: tuple[FindingView, ...]  # active (unsuppressed) findings, worst first, bounded
-    findings_have_where: bool  # some finding names an account or region: show that column
-    findings_total: int  # active findings
-    findings_note: str
-    new_count: int
-    persisting_count: int
-    change_text: str  # "2 new, 1 persisting" or ""
-    suppressed: tuple[FindingView, ...]  # bounded
-    suppressed_total: int
-    suppressed_note: str
-    resolved: tuple[ResolvedView, ...]  # bounded
-    resolved_total: int
-    resolved_heading: str  # "Resolved since the previous run", "Aged out since the previous run", ...
-    resolved_note: str
-    charts: tuple[ChartView, ...]
-    trend: TrendView | None
-    controls: tuple[ControlView, ...]
-    table: Table
-    csv_path: str
-    error: str
-    skip_reason: str
-    notes: tuple[str, ...]
-    stats: tuple[tuple[str, str], ...]
-    queries: tuple[QueryView, ...]
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    id: str
-    anchor: str
-    title: str
-    status: Label
-    severity: Label
-    findings: int  # active
-    new: int
-    suppressed: int
-    resolved: int
-    rows: int
-    actionable: bool  # failed or errored: worth a reader's attention
-    trend: ChartView | None
-
-
-@dataclass(frozen=True)
-class SeverityTotal:
-    severity: Label
-    findings: int  # active findings
-    new: int  # active findings new since the previous run
-    checks: int  # failed checks whose worst finding has this severity
-
-
-@dataclass(frozen=True)
-class ChangeSummary:
-    new: int
-    persisting: int
-    resolved: int
-    aged_out: int
-    suppressed: int
-    previous_run_id: str
-    text: str  # one sentence for the summary
-
-
-@dataclass(frozen=True)
-class ActionView:
-    """One of the top things to act on: an active finding, worst and newest first."""
-
-    severity: Label
-    change: Label | None
-    title: str
-    where: str
-    check_id: str
-    check_title: str
-    anchor: str
-    step: str  # the first sentence of the check's remediation
-
-
-@dataclass(frozen=True)
-class Problem:
-    """An errored check (with its message) or a skipped one (with its reason)."""
-
-    id: str
-    anchor: str
-    title: str
-    message: str
-
-
-@dataclass(frozen=True)
-class FileRow:
-    path: str
-    counts: tuple[Cell, ...]  # one per line class, in LINE_CLASSES order
-    has_malformed: bool
-
-
-@dataclass(frozen=True)
-class QualityView:
-    files_text: str  # "Read 3 of 4 files present."
-    malformed_text: str  # "12 malformed lines could not be read." or "No malformed lines."
-    malformed: int
-    columns: tuple[str, ...]  # the line classes
-    path_prefix: str  # the folder every file path starts with, shown once; "" when there is none
-    files: tuple[FileRow, ...]  # files with skipped or repeated-header lines, worst first, bounded
-    files_total: int  # every file read
-    files_total_text: str  # "All 4 files"
-    note: str  # "" when every file is shown
-    totals: tuple[Cell, ...]  # one per line class, over every file (not only the shown ones)
-    notes: tuple[str, ...]
-    counters: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class AttachmentView:
-    name: str
-    size: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class ReportView:
-    title: str
-    run_id: str
-    engine: str
-    window_since: str
-    window_until: str
-    window_text: str
-    window_short: str  # for the running header: "2024-05-06 to 2024-05-13"
-    window_length: str
-    generated_at: str
-    generated_iso: str  # for the document's metadata
-    started_at: str
-    finished_at: str
-    duration: str
-    tool_version: str
-    schema_version: int
-    inventory_captured_at: str
-    accounts_text: str  # "111122223333, 444455556666" or "not recorded"
-    regions_text: str
-    previous_run_text: str  # "run 1a2b3c4d (2024-04-29 to 2024-05-06)" or a sentence saying there was none
-    status_text: str  # "9 checks: 2 failed, 1 errored, 5 passed, 1 skipped"
-    findings_text: str  # "12 active findings (2 suppressed)"
-    errors_text: str  # "1 check could not run"
-    incomplete: bool  # some check errored: the report does not cover everything it should
-    worst_severity: Label | None
-    summary: tuple[SummaryRow, ...]
-    severity_totals: tuple[SeverityTotal, ...]
-    findings_total: int  # active findings
-    change: ChangeSummary
-    top_actions: tuple[ActionView, ...]
-    warnings: tuple[str, ...]
-    errors: tuple[Problem, ...]
-    skipped: tuple[Problem, ...]
-    checks: tuple[CheckView, ...]
-    coverage: tuple[tuple[str, str], ...]  # what the run covered, as label/value pairs
-    quality: QualityView
-    queries: tuple[QueryView, ...]
-    attachments: tuple[AttachmentView, ...]  # files embedded in the PDF, with their SHA-256
-    table_limit: int
 
 
 def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit: int = 50,
@@ -354,29 +100,29 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
         title=title,
         run_id=record.id,
         engine=record.engine,
-        window_since=_when(window.since),
-        window_until=_when(window.until),
-        window_text=f"{_when(window.since)} \u2264 t < {_when(window.until)}",
-        window_short=f"{_short_when(window.since)} to {_short_when(window.until)}",
-        window_length=_span(window.duration.total_seconds()),
-        generated_at=_when(generated),
+        window_since=fmt.when(window.since),
+        window_until=fmt.when(window.until),
+        window_text=f"{fmt.when(window.since)} \u2264 t < {fmt.when(window.until)}",
+        window_short=f"{fmt.short_when(window.since)} to {fmt.short_when(window.until)}",
+        window_length=fmt.span(window.duration.total_seconds()),
+        generated_at=fmt.when(generated),
         generated_iso=iso_z(generated),
-        started_at=_when(record.started_at),
-        finished_at=_when(record.finished_at),
-        duration=_span((utc(record.finished_at) - utc(record.started_at)).total_seconds()),
+        started_at=fmt.when(record.started_at),
+        finished_at=fmt.when(record.finished_at),
+        duration=fmt.span((utc(record.finished_at) - utc(record.started_at)).total_seconds()),
         tool_version=record.tool_version,
         schema_version=record.schema_version,
-        inventory_captured_at=_when(record.inventory_captured_at) if record.inventory_captured_at else "",
-        accounts_text=_listing(record.accounts or _seen(results, "account_id")),
-        regions_text=_listing(record.regions or _seen(results, "region")),
+        inventory_captured_at=fmt.when(record.inventory_captured_at) if record.inventory_captured_at else "",
+        accounts_text=fmt.listing(record.accounts or _seen(results, "account_id")),
+        regions_text=fmt.listing(record.regions or _seen(results, "region")),
         previous_run_text=(f"run {record.previous_run_id}" if record.previous_run_id else
                            "none: this is the first run over these sources and window length"),
-        status_text=(f"{_count(len(results), 'check')}: "
+        status_text=(f"{fmt.count(len(results), 'check')}: "
                      + ", ".join(f"{n:,} {_STATUS_WORDS[s]}" for s, n in status_counts.items() if n)
                      if results else "No checks ran"),
-        findings_text=(_count(active_total, "active finding")
+        findings_text=(fmt.count(active_total, "active finding")
                        + (f" ({suppressed_total:,} more suppressed)" if suppressed_total else "")),
-        errors_text=f"{_count(status_counts[Status.ERROR], 'check')} could not run",
+        errors_text=f"{fmt.count(status_counts[Status.ERROR], 'check')} could not run",
         incomplete=record.errored,
         worst_severity=_severity(worst) if worst else None,
         summary=tuple(_summary_row(r, c) for r, c in zip(results, checks)),
@@ -391,7 +137,7 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
         coverage=_coverage(record, results),
         quality=_quality_view(record.data_quality, table_limit),
         queries=tuple(q for c in checks for q in c.queries),
-        attachments=tuple(AttachmentView(name, _bytes(len(data)), hashlib.sha256(data).hexdigest())
+        attachments=tuple(AttachmentView(name, fmt.size(len(data)), hashlib.sha256(data).hexdigest())
                           for name, data in (attachments or {}).items()),
         table_limit=table_limit,
     )
@@ -418,7 +164,7 @@ def _change(change: Change | None) -> Label | None:
 def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, record: RunRecord,
                 today: date, attached: frozenset[str], draw: bool, dialects: Mapping[str, str]) -> CheckView:
     key = tuple(spec.key) if spec is not None else ()
-    columns = result.columns or _columns_of(result.rows)
+    columns = result.columns or layout.columns_of(result.rows)
     csv_path = f"results/{result.check_id}.csv"
     where_csv = (f"the attachment {csv_path}" if csv_path in attached else csv_path)
 
@@ -466,14 +212,14 @@ def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, r
         charts=_charts(result, record, spec.meta.chart if spec is not None else None) if draw and ran else (),
         trend=_trend(result.trend, result.metric, draw) if ran or result.trend else None,
         controls=_controls(spec),
-        table=_table(columns, result.rows, key, table_limit,
+        table=layout.table(columns, result.rows, key, table_limit,
                      lambda n, total: f"showing {n:,} of {total:,} rows; all {total:,} are in {where_csv}"),
         csv_path=csv_path,
         error=error,
         skip_reason=skip_reason,
         # A skipped check's notes are its reason, shown once in that place.
         notes=() if result.status is Status.SKIPPED and not result.error else tuple(result.notes),
-        stats=tuple((str(k), _cell(v).text) for k, v in result.stats.items()),
+        stats=tuple((str(k), layout.cell(v).text) for k, v in result.stats.items()),
         queries=tuple(_query_view(result, q, i) for i, q in enumerate(result.queries)),
     )
 
@@ -545,9 +291,9 @@ def _trend(points: Sequence[TrendPoint], metric: str, draw: bool) -> TrendView |
     recent = list(points)[-chartlib.SPARKLINE_RUNS:]
     values = [p.value for p in recent]
     name = metric.replace("_", " ")
-    text = f"{_plain(values[-1])} this run"
+    text = f"{fmt.plain(values[-1])} this run"
     if len(values) > 1:
-        text += (f", {_plain(values[-2])} the run before; {_plain(min(values))} to {_plain(max(values))} "
+        text += (f", {fmt.plain(values[-2])} the run before; {fmt.plain(min(values))} to {fmt.plain(max(values))} "
                  f"over the last {len(values)} runs")
     else:
         text += "; earlier runs will show here"
@@ -575,7 +321,7 @@ def _change_summary(record: RunRecord, results: Sequence[CheckResult]) -> Change
     else:
         text = "There is no earlier comparable run, so nothing is marked resolved."
     if suppressed:
-        text += f" {_count(suppressed, 'finding')} {'is' if suppressed == 1 else 'are'} suppressed by exceptions."
+        text += f" {fmt.count(suppressed, 'finding')} {'is' if suppressed == 1 else 'are'} suppressed by exceptions."
     return ChangeSummary(new, persisting, resolved, aged, suppressed, record.previous_run_id or "", text)
 
 
@@ -601,15 +347,15 @@ def _first_sentence(text: str) -> str:
 def _coverage(record: RunRecord, results: Sequence[CheckResult]) -> tuple[tuple[str, str], ...]:
     ran = [r for r in results if r.status in (Status.PASS, Status.FAIL)]
     rows = [
-        ("Window", f"{_when(record.window.since)} to {_when(record.window.until)} ({_span(record.window.duration.total_seconds())})"),
-        ("Accounts", _listing(record.accounts or _seen(results, "account_id"))),
-        ("Regions", _listing(record.regions or _seen(results, "region"))),
+        ("Window", f"{fmt.when(record.window.since)} to {fmt.when(record.window.until)} ({fmt.span(record.window.duration.total_seconds())})"),
+        ("Accounts", fmt.listing(record.accounts or _seen(results, "account_id"))),
+        ("Regions", fmt.listing(record.regions or _seen(results, "region"))),
         ("Engine", record.engine),
         ("Checks", f"{len(ran):,} of {len(results):,} ran to completion"),
         ("Files", f"{record.data_quality.files_read:,} read of {record.data_quality.files_present:,} present"),
     ]
     if record.inventory_captured_at:
-        rows.append(("Inventory", f"captured {_when(record.inventory_captured_at)}"))
+        rows.append(("Inventory", f"captured {fmt.when(record.inventory_captured_at)}"))
     return tuple(rows)
 
 
@@ -618,158 +364,12 @@ def _seen(results: Sequence[CheckResult], attr: str) -> tuple[str, ...]:
     return tuple(sorted({v for r in results for f in r.findings if (v := getattr(f, attr))}))
 
 
-def _listing(values: Sequence[str]) -> str:
-    return ", ".join(values) if values else "not recorded"
-
-
 def _where(finding: Finding) -> str:
     return " / ".join(x for x in (finding.account_id, finding.region) if x)
 
 
-def _columns_of(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    return tuple(seen)
-
-
-def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], key: Sequence[str], limit: int,
-           note: Callable[[int, int], str]) -> Table:
-    shown = rows[:limit]
-    total = len(rows)
-    cells = tuple(tuple(_cell(row.get(c)) for c in columns) for row in shown)
-    natural = _natural_widths(columns, cells)
-    wide = sum(n for n, _ in natural) > _PORTRAIT_CHARS
-    dense = sum(f for _, f in natural) > _LANDSCAPE_CHARS
-    page = int(_LANDSCAPE_CHARS * _DENSE_SCALE) if dense else _LANDSCAPE_CHARS if wide else _PORTRAIT_CHARS
-    widths = _column_widths(natural, page)
-    return Table(
-        columns=tuple(Column(c, c in key, w, _numeric(cells, i)) for i, (c, w) in enumerate(zip(columns, widths))),
-        rows=cells,
-        total=total,
-        truncated=total > len(shown),
-        note=note(len(shown), total) if total > len(shown) else "",
-        wide=wide,
-        dense=dense,
-    )
-
-
-# Widths are counted in characters of the table font (7.5 pt): an A4 page less its margins holds
-# about 110 of them upright and 165 on its side. A cell's padding costs about 2.
-_PORTRAIT_CHARS = 110
-_LANDSCAPE_CHARS = 165
-_CELL_PADDING = 2
-_SHORT_COLUMN = 18  # headers longer than this may wrap
-_WORD_CAP = 26  # a value without spaces up to this long (IDs, addresses, timestamps) is never broken
-_BREAKABLE_FLOOR = 10  # the least a column of longer words (ARNs, user agents) gets; they break anyway
-_LONG_CAP = 50  # past this, a long column's share stops growing: it wraps instead
-_DENSE_SCALE = 7.5 / 6.5  # a table too wide even on its side prints at 6.5 pt instead of 7.5 pt
-
-
-def _numeric(cells: Sequence[Sequence[Cell]], i: int) -> bool:
-    kinds = {row[i].kind for row in cells} - {"null"}
-    return kinds == {"num"}
-
-
-def _natural_widths(columns: Sequence[str], cells: Sequence[Sequence[Cell]]) -> list[tuple[float, float]]:
-    """Per column, in characters: the width it would like (its longest value or its header), and the
-    least it should get: its longest word when every word is short (IDs, addresses, times, which
-    should never break), else a small floor, since long words (and JSON) break anyway."""
-    out = []
-    for i, name in enumerate(columns):
-        texts = [row[i].text for row in cells]
-        longest = max((_chars(t) for t in texts), default=0)
-        word = max((_chars(w) for t in texts for w in t.split()), default=0)
-        header = min(len(name), _SHORT_COLUMN) * 1.1  # bold header text is about 10% wider
-        natural = max(header, longest, 2) + _CELL_PADDING
-        atomic = word <= _WORD_CAP and not any(row[i].kind == "json" for row in cells)
-        floor = min(natural, max(min(header, 12.0), word if atomic else _BREAKABLE_FLOOR, 2) + _CELL_PADDING)
-        out.append((natural, floor))
-    return out
-
-
-def _chars(text: str) -> float:
-    # A digit is about 15% wider than the average character of DejaVu Sans (0.64 em against 0.55):
-    # without this, a 12-digit account ID breaks in a column sized for 12 characters.
-    return len(text) + 0.15 * sum(c.isdigit() for c in text)
-
-
-def _column_widths(widths: Sequence[tuple[float, float]], page: int) -> tuple[str, ...]:
-    """Column widths as percentages of the table.
-
-    The tables use fixed layout: WeasyPrint's automatic layout measures the narrowest possible width
-    of every cell, which with long unbreakable values (ARNs, user agents) made a 300-row report take
-    30 s. Every column first gets its floor (its longest word, capped), so IDs, addresses and times
-    never break mid-word, which also spares WeasyPrint many retries at breaking lines; long columns
-    then share what is left, and wrap at spaces.
-    """
-    if not widths:
-        return ()
-    natural = [n for n, _ in widths]
-    floors = [f for _, f in widths]
-    if sum(natural) <= page:
-        chosen = natural
-    elif sum(floors) <= page:
-        growth = [max(min(n, _LONG_CAP) - f, 0.0) for n, f in widths]
-        share = min(1.0, (page - sum(floors)) / sum(growth)) if sum(growth) else 0.0
-        chosen = [f + g * share for f, g in zip(floors, growth)]
-    else:  # too many columns to keep every word whole
-        chosen = floors
-    total = sum(chosen)
-    return tuple(f"{100 * w / total:.2f}%" for w in chosen)
-
-
-def _cell(value: Any) -> Cell:
-    if value is None:
-        return Cell("\u2014", "null")
-    if isinstance(value, bool):
-        return Cell("true" if value else "false", "text")
-    if isinstance(value, int):
-        # No thousands separators: most integers in these tables are ports, protocol numbers and IDs.
-        return Cell(str(value), "num")
-    if isinstance(value, (float, Decimal)):
-        return Cell(_number(value), "num")
-    if isinstance(value, datetime):
-        return Cell(utc(value).strftime("%Y-%m-%d %H:%M:%SZ"), "text")
-    if isinstance(value, date):
-        return Cell(value.isoformat(), "text")
-    if isinstance(value, (list, tuple, dict, set, frozenset)):
-        return _cut(_compact_json(sorted(value, key=str) if isinstance(value, (set, frozenset)) else value), "json")
-    if isinstance(value, bytes):
-        return _cut(value.hex(), "text")
-    text = str(value)
-    if text[:1] in ("[", "{") and text[-1:] in ("]", "}"):
-        try:
-            return _cut(_compact_json(json.loads(text)), "json")
-        except ValueError:
-            pass
-    return _cut(text, "text")
-
-
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
-
-
-def _cut(text: str, kind: str) -> Cell:
-    if len(text) <= MAX_CELL_CHARS:
-        return Cell(text, kind)
-    return Cell(text[: MAX_CELL_CHARS - 1] + "\u2026", kind, len(text))
-
-
-def _number(value: float | Decimal) -> str:
-    if value != value:  # NaN
-        return "NaN"
-    number = float(value)
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    if abs(number) >= 1:
-        # Counts, rates and averages: two decimals are plenty, and no scientific notation.
-        return f"{number:.2f}".rstrip("0").rstrip(".")
-    return f"{number:.4g}"
-
-
 def _finding_view(finding: Finding, today: date) -> FindingView:
-    key_text = ", ".join(f"{k}={_cell(v).text}" for k, v in finding.key.items())
+    key_text = ", ".join(f"{k}={layout.cell(v).text}" for k, v in finding.key.items())
     view = FindingView(_severity(finding.severity), finding.title, key_text, _where(finding), _change(finding.change),
                        _short_fingerprint(finding.fingerprint))
     s = finding.suppression
@@ -777,11 +377,11 @@ def _finding_view(finding: Finding, today: date) -> FindingView:
         return view
     days = (s.expires - today).days
     if days < 0:
-        note = f"expired {_count(-days, 'day')} ago"
+        note = f"expired {fmt.count(-days, 'day')} ago"
     elif days == 0:
         note = "expires today"
     elif days <= EXPIRY_NOTICE_DAYS:
-        note = f"expires in {_count(days, 'day')}"
+        note = f"expires in {fmt.count(days, 'day')}"
     else:
         note = ""
     return FindingView(view.severity, view.title, view.key_text, view.where, view.change, view.fingerprint,
@@ -796,9 +396,9 @@ def _query_view(result: CheckResult, run: QueryRun, index: int) -> QueryView:
         anchor=f"{_anchor(result.check_id)}-q{index + 1}",
         name=run.name,
         engine=run.engine or stats.engine,
-        duration=_seconds(stats.duration_s),
+        duration=fmt.seconds(stats.duration_s),
         rows=f"{run.rows:,}",
-        bytes_scanned=_bytes(stats.bytes_scanned) if stats.bytes_scanned is not None else "",
+        bytes_scanned=fmt.size(stats.bytes_scanned) if stats.bytes_scanned is not None else "",
         records_scanned=f"{stats.records_scanned:,}" if stats.records_scanned is not None else "",
         query_id=stats.query_id or "",
         params=tuple((str(k), _param(v)) for k, v in stats.params.items()),
@@ -811,7 +411,7 @@ def _query_view(result: CheckResult, run: QueryRun, index: int) -> QueryView:
 def _param(value: Any) -> str:
     if isinstance(value, datetime):
         return iso_z(value)
-    return _cell(value).text
+    return layout.cell(value).text
 
 
 def _summary_row(result: CheckResult, check: CheckView) -> SummaryRow:
@@ -846,7 +446,7 @@ def _warnings(record: RunRecord) -> tuple[str, ...]:
     malformed = record.data_quality.malformed
     if malformed:
         files = sum(1 for f in record.data_quality.files if f.malformed)
-        warnings.append(f"{_count(malformed, 'malformed line')} in {_count(files, 'file')} "
+        warnings.append(f"{fmt.count(malformed, 'malformed line')} in {fmt.count(files, 'file')} "
                         "could not be read and were skipped (see Data quality).")
     return tuple(dict.fromkeys(warnings))  # in order, without repeats
 
@@ -864,25 +464,25 @@ def _quality_view(quality: DataQuality, limit: int) -> QualityView:
     if len(files) > len(shown):
         parts.append(f"showing {len(shown):,} of the {len(files):,} files with skipped lines, worst first")
     if clean and files:
-        parts.append(f"{_count(clean, 'file')} with nothing skipped {'is' if clean == 1 else 'are'} not listed")
+        parts.append(f"{fmt.count(clean, 'file')} with nothing skipped {'is' if clean == 1 else 'are'} not listed")
     note = "; ".join(parts) + ("; every file is in findings.json" if parts else "")
     malformed = totals["malformed"]
     prefix = _common_folder([f.path for f in shown])
     total_files = len(quality.files)
     return QualityView(
-        files_text=f"Read {quality.files_read:,} of {_count(quality.files_present, 'file')} present.",
-        malformed_text=(f"{_count(malformed, 'malformed line')} could not be read and were skipped."
+        files_text=f"Read {quality.files_read:,} of {fmt.count(quality.files_present, 'file')} present.",
+        malformed_text=(f"{fmt.count(malformed, 'malformed line')} could not be read and were skipped."
                         if malformed else "No malformed lines."),
         malformed=malformed,
         columns=LINE_CLASSES,
         path_prefix=prefix,
-        files=tuple(FileRow(f.path[len(prefix):], tuple(_count_cell(getattr(f, c)) for c in LINE_CLASSES), f.malformed > 0)
+        files=tuple(FileRow(f.path[len(prefix):], tuple(layout.count_cell(getattr(f, c)) for c in LINE_CLASSES), f.malformed > 0)
                     for f in shown),
         files_total=total_files,
-        files_total_text=(f"All {_count(total_files, 'file')}" if files or not total_files else
-                          f"All {_count(total_files, 'file')} (none had a line skipped)"),
+        files_total_text=(f"All {fmt.count(total_files, 'file')}" if files or not total_files else
+                          f"All {fmt.count(total_files, 'file')} (none had a line skipped)"),
         note=note,
-        totals=tuple(_count_cell(totals[c]) for c in LINE_CLASSES),
+        totals=tuple(layout.count_cell(totals[c]) for c in LINE_CLASSES),
         notes=tuple(quality.notes),
         counters=tuple((k, f"{v:,}") for k, v in sorted(quality.counters.items())),
     )
@@ -896,14 +496,6 @@ def _common_folder(paths: Sequence[str]) -> str:
     return common[: common.rfind("/") + 1]
 
 
-def _count_cell(n: int) -> Cell:
-    return Cell(f"{n:,}", "num zero" if n == 0 else "num")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{_s(n)}"
-
-
 def _paragraphs(text: str) -> tuple[str, ...]:
     return tuple(" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip()) if p.strip())
 
@@ -911,49 +503,4 @@ def _paragraphs(text: str) -> tuple[str, ...]:
 def _anchor(check_id: str) -> str:
     return "check-" + re.sub(r"[^A-Za-z0-9_-]+", "-", check_id)
 
-
-def _when(dt: datetime) -> str:
-    return utc(dt).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _short_when(dt: datetime) -> str:
-    dt = utc(dt)
-    return dt.strftime("%Y-%m-%d") if (dt.hour, dt.minute, dt.second) == (0, 0, 0) else dt.strftime("%Y-%m-%d %H:%M")
-
-
-def _span(seconds: float) -> str:
-    seconds = int(round(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "day"), (hours, "hour"), (minutes, "minute"), (secs, "second")]
-    words = [f"{n} {unit}{_s(n)}" for n, unit in parts if n]
-    return " ".join(words[:2]) or "0 seconds"
-
-
-def _seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs} s"
-
-
-def _bytes(n: int) -> str:
-    # Decimal units, as Athena reports and bills data scanned.
-    if n < 1000:
-        return f"{n:,} B"
-    size, unit = float(n), "B"
-    for unit in ("KB", "MB", "GB", "TB"):
-        size /= 1000
-        if size < 1000:
-            break
-    return f"{size:.1f} {unit}"
-
-
-def _plain(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"
 

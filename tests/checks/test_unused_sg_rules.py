@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from auditor.models import Severity, Status, TimeWindow
+from auditor.models import Severity, Status
 from tests.support.flowdata import record, write_config, write_flow_log, write_inventory
-from tests.support.runner import NOW, WINDOW, results
+from tests.support.runner import WINDOW, results
 
 CONFIG = """
     sources:

@@ -37,20 +37,6 @@ def cost_usd(scanned: int, pricing: PricingSettings) -> float:
     return billed_bytes(scanned, pricing) * pricing.athena_usd_per_tb / TB
 
 
-def show_bytes(n: int) -> str:
-    """``1.5 GB`` (powers of 1000, as AWS bills)."""
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover - the loop always returns
-
-
-def show_usd(amount: float) -> str:
-    return f"${amount:,.4f}" if amount < 1 else f"${amount:,.2f}"
-
-
 class Budget:
     """The run's ``max_bytes_scanned``, shared by every Athena query of the run, across threads.
 

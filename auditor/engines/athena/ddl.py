@@ -25,10 +25,10 @@ from typing import Any, Callable, Sequence
 
 from sqlglot import exp
 
+from auditor import logformat
 from auditor.aws import describe_error
 from auditor.config import AthenaSourceSpec, AthenaTableSpec
 from auditor.engines.sources import cloudtrail as ct_source
-from auditor.engines.sources import flowlogs
 from auditor.errors import EngineError, UsageError
 
 HIVE = "hive"  # Athena DDL is Hive DDL
@@ -127,8 +127,8 @@ def _statement(database: str, table: str, columns: Sequence[tuple[str, str]], pa
 def flow_log_table(source: AthenaSourceSpec, table: AthenaTableSpec, accounts: Sequence[str],
                    regions: Sequence[str]) -> str:
     """The CREATE TABLE of one flow-log table: its format's fields, in order, with Athena's types."""
-    fields = flowlogs.parse_log_format(table.format or flowlogs.DEFAULT_FORMAT)
-    types = dict(flowlogs.TABLE_COLUMNS)
+    fields = logformat.parse_log_format(table.format or logformat.DEFAULT_FORMAT)
+    types = dict(logformat.TABLE_COLUMNS)
     columns = [(name, _type(types[name])) for name in fields]
     partitions, props, template = _partitions(source, "vpcflowlogs", accounts, regions)
     if table.file_format == "text":

@@ -27,11 +27,12 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from auditor.aws import THROTTLING_CODES, describe_error, error_code
-from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan, show_bytes
+from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan
 from auditor.engines.athena.querymap import AthenaQuery, Scope, check_source, compile_query
 from auditor.config import AthenaSettings, AthenaSourceSpec, PricingSettings
 from auditor.engines.base import EngineContext
 from auditor.errors import CheckSkipped, EngineError
+from auditor.render import formatting as fmt
 from auditor.models import DataQuality, Query, QueryResult, QueryStats, TimeWindow, iso_z
 from auditor.timeparse import parse_duration
 
@@ -184,10 +185,10 @@ class AthenaEngine:
         estimate = estimate_scan(self._client("s3", region), compiled.scans)
         fits, left = self.budget.reserve(estimate.bytes)
         if not fits:
-            raise CheckSkipped(f"{label}: skipped, the query would scan about {show_bytes(estimate.bytes)} "
+            raise CheckSkipped(f"{label}: skipped, the query would scan about {fmt.size(estimate.bytes)} "
                                f"({estimate.objects} objects under {estimate.prefixes} partitions) and only "
-                               f"{show_bytes(left)} of the run's max_bytes_scanned budget "
-                               f"({show_bytes(self.budget.limit)}) is left")
+                               f"{fmt.size(left)} of the run's max_bytes_scanned budget "
+                               f"({fmt.size(self.budget.limit)}) is left")
         return estimate.bytes
 
     def _call(self, label: str, fn: Callable[..., Any], query_id: str | None = None, **kwargs: Any) -> Any:

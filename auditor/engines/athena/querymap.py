@@ -32,9 +32,9 @@ from sqlglot import exp
 from sqlglot.dialects.trino import Trino
 from sqlglot.tokens import TokenType
 
+from auditor import logformat
 from auditor.config import AthenaSourceSpec, AthenaTableSpec, ProjectionSpec
 from auditor.engines.sources import cloudtrail as ct_source
-from auditor.engines.sources import flowlogs
 from auditor.engines.sql import bind, parse, window_params
 from auditor.errors import CheckDefinitionError, ConfigError
 from auditor.models import TimeWindow, utc
@@ -216,7 +216,7 @@ def _path_contains(fragment: str, params: _Params, label: str) -> exp.Expression
 # --- logical tables -----------------------------------------------------------------------------------
 
 def _flow_columns(table: AthenaTableSpec) -> tuple[str, ...]:
-    return flowlogs.parse_log_format(table.format or flowlogs.DEFAULT_FORMAT)
+    return logformat.parse_log_format(table.format or logformat.DEFAULT_FORMAT)
 
 
 def check_source(logical: str, source: AthenaSourceSpec) -> None:
@@ -240,7 +240,7 @@ def _flow_select(source: AthenaSourceSpec, table: AthenaTableSpec, wanted: set[s
     partition_of = {"account_id": p.account_column if p.layout != "day" else None,
                     "region": p.region_column if p.layout != "day" else None}
     projections = []
-    for column, type_ in flowlogs.TABLE_COLUMNS:
+    for column, type_ in logformat.TABLE_COLUMNS:
         if wanted is not None and column not in wanted:
             continue
         if column in present:

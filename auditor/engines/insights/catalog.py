@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 
 from sqlglot import exp
 
-from auditor.engines.sources.flowlogs import FIELDS as FLOW_FIELDS
+from auditor.logformat import FIELDS as FLOW_FIELDS
 
 # Static types the compiler reasons with: int, float, str, bool, ts (timestamp), obj (a whole JSON object, as text).
 NUMERIC = ("int", "float")

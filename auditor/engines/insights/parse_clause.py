@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from auditor.engines.insights.catalog import DEFAULT_V2, insights_name
 from auditor.engines.insights.parser import Field, Parse, Regex, render_command
-from auditor.engines.sources.flowlogs import FIELDS, parse_log_format
+from auditor.logformat import FIELDS, parse_log_format
 
 _BY_COLUMN = {f.column: f for f in FIELDS}
 

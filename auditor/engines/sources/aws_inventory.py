@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from auditor.engines.sources.inventory import (NETWORK_INTERFACES, SECURITY_GROUP_RULES, SECURITY_GROUPS,
                                                InventorySnapshot)
 from auditor.aws import describe_error
+from auditor.logformat import DEFAULT_FORMAT
 from auditor.engines.base import EngineContext
 from auditor.errors import AuditorError, ConfigError, EngineError
 from auditor.models import DataQuality, iso_z
@@ -141,7 +142,6 @@ def _athena_formats(loaded: Any) -> tuple[str, ...] | None:
     source = loaded.config.sources.flow_logs
     if source is None or source.engine != "athena":
         return None
-    from auditor.engines.sources.flowlogs import DEFAULT_FORMAT
     return tuple(_normal(t.format or DEFAULT_FORMAT) for t in source.tables)
 
 

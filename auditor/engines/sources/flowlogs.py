@@ -16,11 +16,8 @@ content, each file's field list comes from its own header lines, and lines are s
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections import Counter
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -31,8 +28,7 @@ import pyarrow.parquet as pq
 import sqlglot
 
 from auditor.errors import InputError
-from auditor.logformat import (DEFAULT_COLUMNS, DEFAULT_FORMAT, FIELDS, FIELDS_BY_COLUMN, FIELDS_BY_NAME, TABLE_COLUMNS,
-                               FieldSpec, parse_log_format)
+from auditor.logformat import (DEFAULT_COLUMNS, FIELDS_BY_COLUMN, FIELDS_BY_NAME, TABLE_COLUMNS)
 from auditor.models import FileQuality, InputFile, TimeWindow
 
 
