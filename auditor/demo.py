@@ -31,7 +31,6 @@ Resource IDs (ENIs, groups, subnets) do not depend on the anchor, so they are st
 
 from __future__ import annotations
 
-import argparse
 import base64
 import functools
 import gzip
@@ -41,8 +40,6 @@ import json
 import random
 import shutil
 import string
-import sys
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -50,7 +47,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
-from auditor.errors import AuditorError, UsageError
+from auditor.errors import UsageError
 
 ACCOUNT_ID = "111122223333"
 ORG_ID = "o-a1b2c3d4e5"
@@ -1381,32 +1378,3 @@ def generate(out: str | Path, anchor: date | None = None, days: int = 14) -> Dem
         counts=dict(sorted(counts.items())))
     (root / MARKER).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
     return manifest
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m auditor.demo --out DIR [--anchor YYYY-MM-DD] [--days N]``."""
-    parser = argparse.ArgumentParser(prog="python -m auditor.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="directory to write (new, empty, or an earlier demo)")
-    parser.add_argument("--anchor", help="UTC day whose midnight ends the data, YYYY-MM-DD (default: today)")
-    parser.add_argument("--days", type=int, default=14, help="days of data before the anchor (default: 14)")
-    args = parser.parse_args(argv)
-    try:
-        anchor = date.fromisoformat(args.anchor) if args.anchor else None
-    except ValueError:
-        parser.error(f"--anchor {args.anchor!r} is not a date like 2026-11-09")
-    started = time.perf_counter()
-    try:
-        m = generate(args.out, anchor, args.days)
-    except AuditorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    c = m.counts
-    print(f"wrote {len(m.flowlog_files)} flow-log files ({c['flow_records']} records, {c['flow_nodata']} NODATA, "
-          f"{c['flow_skipdata']} SKIPDATA), {len(m.cloudtrail_files)} CloudTrail files ({c['trail_events']} events), "
-          f"{len(m.inventory_files)} inventory files to {m.root} for {m.since:%Y-%m-%d}..{m.until:%Y-%m-%d} "
-          f"in {time.perf_counter() - started:.1f}s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

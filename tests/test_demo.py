@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from auditor.demo import (CUSTOM_FIELDS, FLOW_LAG_MAX, MARKER, TRAIL_LAG_MAX, V2_FIELDS, DemoManifest, generate,
-                          main)
+from click.testing import CliRunner
+
+from auditor.cli import main as cli_main
+from auditor.demo import CUSTOM_FIELDS, FLOW_LAG_MAX, MARKER, TRAIL_LAG_MAX, V2_FIELDS, DemoManifest, generate
 from auditor.engines.sources.files import describe, discover
 from auditor.errors import UsageError
 
@@ -563,10 +565,11 @@ def test_regenerates_its_own_folder_and_refuses_a_foreign_one(tmp_path: Path) ->
         generate(tmp_path / "none", ANCHOR, days=0)
 
 
-def test_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--out", str(tmp_path / "d"), "--anchor", "2026-11-09", "--days", "1"]) == 0
-    assert "flow-log files" in capsys.readouterr().out
+def test_the_demo_command(tmp_path: Path) -> None:
+    """``auditor demo`` is the one way to write the demo data from the command line (no second CLI)."""
+    result = CliRunner().invoke(cli_main, ["demo", "--out", str(tmp_path / "d"), "--anchor", "2026-11-09", "--days", "7"])
+    assert result.exit_code == 0, result.output
+    assert "flow-log files" in result.output
     assert json.loads((tmp_path / "d" / MARKER).read_text())["until"] == "2026-11-09T00:00:00Z"
-    with pytest.raises(SystemExit) as exc:
-        main(["--out", str(tmp_path / "e"), "--anchor", "9 Nov"])
-    assert exc.value.code == 2
+    bad = CliRunner().invoke(cli_main, ["demo", "--out", str(tmp_path / "e"), "--anchor", "9 Nov"])
+    assert bad.exit_code == 2 and "is not a date" in bad.output

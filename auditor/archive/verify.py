@@ -347,7 +347,7 @@ def _checkpoints(store: Any, suite: str, files: list[str], keyring: Keyring, sr:
             if doc.get("checkpoint_version") != CHECKPOINT_VERSION or doc.get("suite") != suite:
                 raise ValueError(f"not a version {CHECKPOINT_VERSION} checkpoint of suite {suite}")
             through = int(doc["through"])
-            entries = list(doc["pruned"])
+            list(doc["pruned"])  # raises when the checkpoint does not list the runs it pruned
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             sr.problems.append(Problem("unreadable", store.describe(full), str(exc)))
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +24,12 @@ def demo(out_dir: str, anchor: str | None, days: int) -> int:
         anchor_date = date.fromisoformat(anchor) if anchor else None
     except ValueError:
         raise UsageError(f"--anchor {anchor!r} is not a date like 2026-11-09") from None
-    generate(Path(out_dir), anchor_date, days=days)
-    out.print(f"demo data written to {out_dir}")
+    started = time.perf_counter()
+    m = generate(Path(out_dir), anchor_date, days=days)
+    c = m.counts
+    out.print(f"demo data written to {out_dir}: {len(m.flowlog_files)} flow-log files ({c['flow_records']} records, "
+              f"{c['flow_nodata']} NODATA, {c['flow_skipdata']} SKIPDATA), {len(m.cloudtrail_files)} CloudTrail files "
+              f"({c['trail_events']} events), {len(m.inventory_files)} inventory files for "
+              f"{m.since:%Y-%m-%d}..{m.until:%Y-%m-%d} in {time.perf_counter() - started:.1f}s", markup=False,
+              soft_wrap=True)
     return EXIT_OK

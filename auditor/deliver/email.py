@@ -35,9 +35,6 @@ from auditor.render import formatting as fmt
 
 log = logging.getLogger(__name__)
 
-# Amazon SES (SendRawEmail) accepts at most 10 MB per message *after* base64 encoding:
-# https://docs.aws.amazon.com/ses/latest/dg/quotas.html
-SES_MAX_BYTES = 10 * 1000**2
 # A SigV4 presigned URL lives at most 7 days, and no longer than the credentials that signed it (a role
 # session's URL dies with the session): https://docs.aws.amazon.com/AmazonS3/latest/userguide/ShareObjectPreSignedURL.html
 PRESIGNED_MAX = timedelta(days=7)

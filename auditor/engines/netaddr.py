@@ -57,17 +57,6 @@ def cidr_contains(cidr: str | None, addr: str | None) -> bool | None:
     return ip.version == net.version and ip in net
 
 
-_NON_PUBLIC = tuple(parse_network(c) for c in NON_PUBLIC_CIDRS)
-
-
-def is_public(addr: str | None) -> bool | None:
-    """Outside every range of NON_PUBLIC_CIDRS. None when unparsable."""
-    ip = parse_address(addr) if addr is not None else None
-    if ip is None:
-        return None
-    return not any(ip.version == n.version and ip in n for n in _NON_PUBLIC)
-
-
 def _cidr_contains_arrow(cidrs: pa.Array, addrs: pa.Array) -> pa.Array:
     return pa.array([cidr_contains(c, a) for c, a in zip(cidrs.to_pylist(), addrs.to_pylist())], type=pa.bool_())
 

@@ -41,7 +41,6 @@ POOLED = "other"  # the source name a chart query gives the flows of all but its
 
 _MM = 1 / 25.4  # inches per millimetre: matplotlib sizes figures in inches
 _INK = "#111111"
-_MUTED = "#555555"
 # Darkest at the bottom of the stack (the biggest source), lighter above; "other" is white, hatched.
 # Line hatches only: a dotted hatch is hundreds of little circles per tile, slow to print.
 _SERIES_FILLS = ("#1a1a1a", "#5c5c5c", "#9a9a9a", "#cfcfcf", "#ffffff")
