@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
+# The logical tables an engine serves; the inventory lives in the embedded database.
+ENGINE_TABLES = ("flow_logs", "cloudtrail")
 
 
 class Severity(str, enum.Enum):

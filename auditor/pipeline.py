@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from auditor import __version__, suppress
 from auditor.aws import AwsSessions
 from auditor.builtins import Registries, builtins
+from auditor.clock import utcnow
 from auditor.config import LoadedConfig
 from auditor.execute import execute
 from auditor.formats import DEFAULT_FORMATS, RenderContext
@@ -22,10 +23,6 @@ from auditor.models import RunRecord, TimeWindow
 from auditor.output import Artifact, check_out_dir, default_out_dir, findings_document, write_atomically
 from auditor.plan import plan_run
 from auditor.render import template_dirs
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)

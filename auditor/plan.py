@@ -10,10 +10,9 @@ from pydantic import ValidationError
 
 from auditor.checks import CheckSpec
 from auditor.config import LoadedConfig, validation_error
-from auditor.models import TimeWindow, iso_z
+from auditor.models import ENGINE_TABLES, TimeWindow, iso_z
 from auditor.registry import Registry, did_you_mean
 
-ENGINE_TABLES = ("flow_logs", "cloudtrail")  # the logical tables an engine serves; the inventory lives in the embedded DB
 
 
 @dataclass(frozen=True)

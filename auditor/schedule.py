@@ -157,7 +157,7 @@ class Daemon:
         reg = self.registries = self.registries or builtins()
         now = self.clock()
         for name in config.suites:
-            resolve_suite(self.loaded, name, now, registries=reg, deliver=True)  # config errors before anything runs
+            resolve_suite(self.loaded, name, now, reg.checks, deliver=True)  # config errors before anything runs
         if _active is not None and _active is not self:
             raise RuntimeError("another auditor scheduler is already running in this process")
         self.loaded.resolve(config.state_dir).mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from click.testing import CliRunner
 
+from auditor.builtins import builtins
 from auditor.cli import main
 from auditor.config import load_config
 from auditor.errors import ConfigError, UsageError
@@ -81,7 +82,7 @@ def test_unknown_time_zone_and_bad_recipient(tmp_path):
 
 def test_resolve_window_checks_and_recipients(tmp_path):
     loaded = load_config(suite_config(tmp_path, port=25))
-    suite = resolve_suite(loaded, "weekly", datetime(2026, 11, 16, 23, 59, tzinfo=timezone.utc))
+    suite = resolve_suite(loaded, "weekly", datetime(2026, 11, 16, 23, 59, tzinfo=timezone.utc), builtins().checks)
     assert suite.window == TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
     assert suite.checks == ("exposed_well_known_ports", "top_rejected_sources")
     assert suite.recipients == ("secops@example.com", "cto@example.com")
@@ -100,9 +101,9 @@ def test_unknown_suite_and_unknown_check_are_config_errors(tmp_path):
 """)
     loaded = load_config(path)
     with pytest.raises(ConfigError, match="unknown suite 'weeky' \\(did you mean 'weekly'\\?\\)"):
-        resolve_suite(loaded, "weeky", NOW)
+        resolve_suite(loaded, "weeky", NOW, builtins().checks)
     with pytest.raises(ConfigError) as exc:
-        resolve_suite(loaded, "daily", NOW)
+        resolve_suite(loaded, "daily", NOW, builtins().checks)
     assert "unknown check 'sg_change' (did you mean 'sg_changes'?)" in str(exc.value)
     text = path.read_text().splitlines()
     assert "sg_change" in text[exc.value.line - 1]
@@ -111,9 +112,9 @@ def test_unknown_suite_and_unknown_check_are_config_errors(tmp_path):
 def test_delivering_needs_email_settings_and_recipients(tmp_path):
     loaded = load_config(write_config(tmp_path, suite_yaml("0 6 * * mon").replace("recipients: [secops@example.com]",
                                                                                    "recipients: []")))
-    assert resolve_suite(loaded, "weekly", NOW).recipients == ()  # a hand run without mail is fine
+    assert resolve_suite(loaded, "weekly", NOW, builtins().checks).recipients == ()  # a hand run without mail is fine
     with pytest.raises(ConfigError, match="no email: section"):
-        resolve_suite(loaded, "weekly", NOW, deliver=True)
+        resolve_suite(loaded, "weekly", NOW, builtins().checks, deliver=True)
 
 
 @pytest.fixture(scope="module")

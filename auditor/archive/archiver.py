@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,6 +25,7 @@ from auditor.archive.chain import (HEAD, Head, StateHeads, checkpoint_document, 
 from auditor.archive.local import LocalTarget
 from auditor.archive.s3 import S3Target
 from auditor.aws import AwsSessions, is_client_error
+from auditor.clock import utcnow
 from auditor.config import SUITE_NAME, ArchiveSettings
 from auditor.archive.signing import SIG_SUFFIX, Ed25519Signer, Signer, make_signer, public_pem, public_raw
 from auditor.errors import DeliveryError, EngineError, UsageError
@@ -32,10 +33,6 @@ from auditor.errors import DeliveryError, EngineError, UsageError
 DEFAULT_SUITE = "manual"  # hand runs (`auditor run --archive` without a suite) chain here
 KEYS = "keys"
 README = "README.md"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ def require_archive(loaded: Any) -> None:
 
 
 def archive_run(outcome: Any, loaded: Any, *, suite: str = DEFAULT_SUITE, inputs: Sequence[Any] | None = None,
-                clock: Callable[[], datetime] = _utcnow, s3_client: Any = None, kms_client: Any = None,
+                clock: Callable[[], datetime] = utcnow, s3_client: Any = None, kms_client: Any = None,
                 env: Mapping[str, str] | None = None) -> ArchiveResult:
     """Archive one run (a pipeline ``RunOutcome``) as the next link of ``suite``'s chain.
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from auditor.builtins import Registries, builtins
+from auditor.checks import CheckSpec
 from auditor.config import LoadedConfig
 from auditor.deliver.email import (
     BuiltMessage,
@@ -47,7 +48,7 @@ from auditor.pipeline import RunOutcome, run_audit
 from auditor.plan import select_checks
 from auditor.render import template_dirs
 from auditor.render.view import build_view
-from auditor.registry import did_you_mean
+from auditor.registry import Registry, did_you_mean
 from auditor.timeparse import default_window, parse_duration
 
 log = logging.getLogger(__name__)
@@ -116,12 +117,11 @@ def suite_spec(loaded: LoadedConfig, name: str) -> SuiteSpec:
     return suites[name]
 
 
-def resolve_suite(loaded: LoadedConfig, name: str, now: datetime, *, registries: Registries | None = None,
+def resolve_suite(loaded: LoadedConfig, name: str, now: datetime, library: Registry[CheckSpec], *,
                   window: TimeWindow | None = None, deliver: bool = False) -> Suite:
     """The suite's checks (validated against the library), its window (the last ``window_days`` whole UTC days
     before ``now``, unless one is given) and its recipients. With ``deliver``, mail must be configured."""
     spec = suite_spec(loaded, name)
-    library = (registries or builtins()).checks
     if spec.checks is None:
         configured = loaded.config.checks
         checks = tuple(configured) if configured is not None else tuple(library.names())
@@ -240,7 +240,7 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
     run the heartbeat URL is pinged. ``transport`` defaults to the configured one, built when first needed.
     """
     reg = registries or builtins()
-    suite = resolve_suite(loaded, name, clock(), registries=reg, window=window, deliver=deliver)
+    suite = resolve_suite(loaded, name, clock(), reg.checks, window=window, deliver=deliver)
     state = SuiteState(loaded, name)
     with state.running(clock()):
         try:

@@ -41,7 +41,8 @@ from auditor.engines import netaddr
 from auditor.engines.insights import merge
 from auditor.engines.insights.catalog import Catalog, TableCatalog, catalog_for
 from auditor.engines.insights.compiler import CompiledQuery, compile_program
-from auditor.engines.insights.local import ENGINE_TABLES, source_table
+from auditor.engines.insights.local import source_table
+from auditor.models import ENGINE_TABLES
 from auditor.engines.insights.parse_clause import needs_parse, parse_command
 from auditor.engines.insights.parser import (Binary, Command, Field, Filter, Literal, Pipeline, Program, bind, parse,
                                              render)

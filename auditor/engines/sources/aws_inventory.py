@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from auditor.engines.sources.inventory import (NETWORK_INTERFACES, SECURITY_GROUP_RULES, SECURITY_GROUPS,
                                                InventorySnapshot)
 from auditor.aws import describe_error
+from auditor.clock import utcnow
 from auditor.logformat import DEFAULT_FORMAT
 from auditor.engines.base import EngineContext
 from auditor.errors import AuditorError, ConfigError, EngineError
@@ -62,7 +63,7 @@ class Documents:
 
 
 def collect(ec2: Any, account_id: str, region: str, *, coverage: bool = True,
-            clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Documents:
+            clock: Callable[[], datetime] = utcnow) -> Documents:
     """Call the describe APIs (every page) of one account and region."""
     items: dict[str, tuple[Mapping[str, Any], ...]] = {}
     captured_at = clock()
@@ -109,7 +110,7 @@ def write_snapshot(root: Path, docs: Documents) -> list[Path]:
 
 # --- loading into a run -----------------------------------------------------------------------------------
 
-def load(context: EngineContext, *, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+def load(context: EngineContext, *, clock: Callable[[], datetime] = utcnow
          ) -> tuple[InventorySnapshot, DataQuality]:
     """Load the live inventory of the run's target (one account and region) into the context's workspace.
 
