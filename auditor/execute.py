@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence, Union
 
+from auditor import formatting as fmt
 from auditor.aws import AwsSessions, Target, plan_targets, uses_aws
 from auditor.builtins import Registries
 from auditor.checks import CheckSpec, HookContext
@@ -31,9 +32,16 @@ from auditor.engines.sources.inventory import InventorySnapshot
 from auditor.engines.sql import window_params
 from auditor.errors import AuditorError, CheckSkipped, EngineError
 from auditor.evaluate import check_result, errored, skipped
-from auditor.models import CheckResult, DataQuality, InputFile, Query, QueryRun, Status, iso_z
+from auditor.models import (
+    CheckResult,
+    DataQuality,
+    InputFile,
+    Query,
+    QueryRun,
+    Status,
+    iso_z,
+)
 from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck
-from auditor.render import formatting as fmt
 
 log = logging.getLogger(__name__)
 

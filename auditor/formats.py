@@ -11,7 +11,14 @@ from typing import Any, Callable, Mapping
 
 from auditor.checks import CheckSpec
 from auditor.models import RunRecord
-from auditor.output import FINDINGS_FILE, RESULTS_DIR, Artifact, csv_text, findings_document, json_bytes
+from auditor.output import (
+    FINDINGS_FILE,
+    RESULTS_DIR,
+    Artifact,
+    csv_text,
+    findings_document,
+    json_bytes,
+)
 
 DEFAULT_FORMATS = ("html", "pdf", "json", "csv")
 

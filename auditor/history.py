@@ -19,7 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from auditor.models import Change, CheckResult, ResolvedFinding, RunRecord, Severity, Status, TrendPoint
+from auditor.models import (
+    Change,
+    CheckResult,
+    ResolvedFinding,
+    RunRecord,
+    Severity,
+    Status,
+    TrendPoint,
+)
 
 RECORD_VERSION = 1
 TREND_RUNS = 12

@@ -20,7 +20,13 @@ from auditor.execute import execute
 from auditor.formats import DEFAULT_FORMATS, RenderContext
 from auditor.history import History, compare, sources_key
 from auditor.models import RunRecord, TimeWindow
-from auditor.output import Artifact, check_out_dir, default_out_dir, findings_document, write_atomically
+from auditor.output import (
+    Artifact,
+    check_out_dir,
+    default_out_dir,
+    findings_document,
+    write_atomically,
+)
 from auditor.plan import plan_run
 from auditor.render import template_dirs
 

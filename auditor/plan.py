@@ -14,7 +14,6 @@ from auditor.models import ENGINE_TABLES, TimeWindow, iso_z
 from auditor.registry import Registry, did_you_mean
 
 
-
 @dataclass(frozen=True)
 class PlannedCheck:
     spec: CheckSpec

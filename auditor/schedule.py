@@ -34,11 +34,18 @@ from apscheduler.triggers.cron import CronTrigger
 
 from auditor.builtins import Registries, builtins
 from auditor.clock import utcnow
-from auditor.config import LoadedConfig
+from auditor.config import LoadedConfig, SuiteSpec
 from auditor.deliver.email import Transport
-from auditor.config import SuiteSpec
+from auditor.deliver.suite import (
+    HttpGet,
+    SuiteRun,
+    SuiteState,
+    last_runs,
+    notify_failure,
+    resolve_suite,
+    run_suite,
+)
 from auditor.models import iso_z
-from auditor.deliver.suite import HttpGet, SuiteRun, SuiteState, last_runs, notify_failure, resolve_suite, run_suite
 from auditor.timeparse import parse_duration
 
 log = logging.getLogger(__name__)

@@ -213,8 +213,9 @@ def test_pruning_writes_a_checkpoint_and_is_not_reported_as_tampering(tmp_path, 
 
 
 def test_pruning_never_vouches_for_a_run_that_was_already_missing(tmp_path):
-    from auditor.archive.local import make_writable
     import shutil
+
+    from auditor.archive.local import make_writable
 
     config = make_project(tmp_path, "  dir: archive\n      keep_runs: 3")
     first = run_and_archive(config, 3)

@@ -10,12 +10,16 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from auditor.config import load_config
+from auditor.aws import AwsSessions
+from auditor.config import (
+    AthenaSettings,
+    AthenaSourceSpec,
+    PricingSettings,
+    load_config,
+)
 from auditor.engines.athena.cost import Budget, billed_bytes, cost_usd
 from auditor.engines.athena.engine import AthenaEngine, convert
 from auditor.engines.athena.querymap import Scope
-from auditor.config import AthenaSettings, AthenaSourceSpec, PricingSettings
-from auditor.aws import AwsSessions
 from auditor.errors import CheckSkipped, EngineError
 from auditor.models import Query, Status, TimeWindow
 from auditor.pipeline import run_audit

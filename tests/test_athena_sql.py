@@ -8,9 +8,15 @@ import pytest
 import sqlglot
 
 from auditor.builtins import builtins
-from auditor.engines.athena.querymap import (Scope, check_source, compile_query, execution_parameter, literal_node,
-                                             partition_days)
 from auditor.config import AthenaSourceSpec, parse_size
+from auditor.engines.athena.querymap import (
+    Scope,
+    check_source,
+    compile_query,
+    execution_parameter,
+    literal_node,
+    partition_days,
+)
 from auditor.errors import CheckDefinitionError, ConfigError
 from auditor.models import TimeWindow
 

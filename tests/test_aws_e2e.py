@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from auditor.aws import AwsSessions
 from auditor.builtins import builtins
 from auditor.config import load_config
-from auditor.aws import AwsSessions
 from auditor.engines.embedded import Workspace
 from auditor.engines.local import LocalEngine
 from auditor.engines.sources.aws_inventory import collect, write_snapshot
@@ -28,8 +28,13 @@ from auditor.models import Query, Status, TimeWindow
 from auditor.pipeline import run_audit
 from auditor.plan import ENGINE_TABLES, plan_run
 from tests.support.flowdata import record, write_config
-from tests.support.moto_server import (FAKE_ENV, athena_result, enqueue_athena_results, moto_server,
-                                       reset)
+from tests.support.moto_server import (
+    FAKE_ENV,
+    athena_result,
+    enqueue_athena_results,
+    moto_server,
+    reset,
+)
 from tests.support.trail import event, ingress
 
 WINDOW = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
@@ -323,6 +328,7 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     # 2 queries and 2 charts, each billed at least 10 MB
     assert top.stats["athena_queries"] == 4 and top.stats["estimated_cost"] == "$0.0002"
     import jsonschema
+
     import auditor
     schema = json.loads((Path(auditor.__file__).parent / "schemas" / "findings.schema.json").read_text())
     jsonschema.validate(json.loads((outcome.out_dir / "findings.json").read_text()), schema)

@@ -11,10 +11,10 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
+from auditor.aws import AwsSessions, Target
 from auditor.cli import main
 from auditor.config import load_config
 from auditor.engines.athena.cost import Budget
-from auditor.aws import AwsSessions, Target
 from auditor.engines.base import EngineContext
 from auditor.engines.embedded import Workspace
 from auditor.engines.sources import aws_inventory

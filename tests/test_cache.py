@@ -18,7 +18,14 @@ from auditor.engines.embedded import Workspace
 from auditor.engines.local import LocalEngine
 from auditor.logformat import TABLE_COLUMNS
 from auditor.models import TimeWindow
-from tests.support.flowdata import ACCOUNT, REGION, record, ts, write_config, write_flow_log
+from tests.support.flowdata import (
+    ACCOUNT,
+    REGION,
+    record,
+    ts,
+    write_config,
+    write_flow_log,
+)
 from tests.support.opens import count_opens
 from tests.support.runner import results
 

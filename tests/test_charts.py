@@ -9,9 +9,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from auditor.errors import RenderError
-from auditor.render import charts
-from auditor.render.charts import _checked_svg, exposed_ports_chart, rejected_flows_chart, sparkline
 from auditor.models import TimeWindow
+from auditor.render import charts
+from auditor.render.charts import (
+    _checked_svg,
+    exposed_ports_chart,
+    rejected_flows_chart,
+    sparkline,
+)
 
 WEEK = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
 TWO_DAYS = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 11, tzinfo=timezone.utc))

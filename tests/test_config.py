@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,6 @@ from auditor.config import DEFAULT_SENSITIVE_PORTS, load_config
 from auditor.errors import ConfigError
 from auditor.plan import plan_run
 from auditor.timeparse import default_window
-
-from datetime import datetime, timezone
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)
 

@@ -18,11 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from click.testing import CliRunner
 
 from auditor.cli import main as cli_main
-from auditor.demo import CUSTOM_FIELDS, FLOW_LAG_MAX, MARKER, TRAIL_LAG_MAX, V2_FIELDS, DemoManifest, generate
+from auditor.demo import (
+    CUSTOM_FIELDS,
+    FLOW_LAG_MAX,
+    MARKER,
+    TRAIL_LAG_MAX,
+    V2_FIELDS,
+    DemoManifest,
+    generate,
+)
 from auditor.engines.sources.files import describe, discover
 from auditor.errors import UsageError
 

@@ -10,14 +10,14 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
 import boto3
-from botocore.config import Config
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from auditor.builtins import builtins
-from auditor.config import load_config
+from auditor.config import EmailSettings, SmtpSettings, load_config
 from auditor.deliver.email import (
     BuiltMessage,
     PdfLink,
@@ -30,11 +30,10 @@ from auditor.deliver.email import (
     subject_fields,
     transport_from_settings,
 )
-from auditor.config import EmailSettings, SmtpSettings
+from auditor.deliver.suite import run_suite
 from auditor.errors import ConfigError, DeliveryError
 from auditor.render import template_dirs
 from auditor.render.view import build_view
-from auditor.deliver.suite import run_suite
 from tests.support.flowdata import write_config
 from tests.support.smtp import PASSWORD, USER, smtp_server, suite_config
 

@@ -20,8 +20,8 @@ import pytest
 
 from auditor.engines.sources.files import describe, discover, may_hold, prune
 from auditor.engines.sources.flowlogs import create_table, load_flow_logs
-from auditor.logformat import DEFAULT_FORMAT, FIELDS, TABLE_COLUMNS, parse_log_format
 from auditor.errors import InputError
+from auditor.logformat import DEFAULT_FORMAT, FIELDS, TABLE_COLUMNS, parse_log_format
 from auditor.models import FileQuality, InputFile, TimeWindow
 from tests.support.opens import count_opens
 

@@ -14,7 +14,16 @@ from auditor.demo import generate
 from auditor.errors import ConfigError
 from auditor.evaluate import fingerprint
 from auditor.history import History, StoredCheck, StoredRun, compare
-from auditor.models import (Change, CheckResult, DataQuality, Finding, RunRecord, Severity, Status, TimeWindow)
+from auditor.models import (
+    Change,
+    CheckResult,
+    DataQuality,
+    Finding,
+    RunRecord,
+    Severity,
+    Status,
+    TimeWindow,
+)
 from auditor.pipeline import run_audit
 from tests.support.flowdata import write_config
 

@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
+from auditor import logformat
 from auditor.builtins import builtins
 from auditor.config import load_config
 from auditor.demo import generate
@@ -17,9 +18,13 @@ from auditor.engines.embedded import Workspace
 from auditor.engines.insights.catalog import TableCatalog, insights_name
 from auditor.engines.insights.compiler import compile_program
 from auditor.engines.insights.local import LocalInsightsEngine
-from auditor.engines.insights.parse_clause import format_fields, needs_parse, parse_clause, parse_command
+from auditor.engines.insights.parse_clause import (
+    format_fields,
+    needs_parse,
+    parse_clause,
+    parse_command,
+)
 from auditor.engines.insights.parser import Display, Field, Pipeline, Program, parse
-from auditor import logformat
 from auditor.engines.sources import files, flowlogs
 from auditor.models import Query, TimeWindow
 from tests.support.flowdata import write_config

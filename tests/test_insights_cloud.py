@@ -17,11 +17,11 @@ import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
+from auditor.config import InsightsSettings, InsightsSourceSpec
 from auditor.engines.embedded import Workspace
 from auditor.engines.insights.cloud import CloudInsightsEngine
 from auditor.engines.insights.local import run_insights
 from auditor.engines.insights.parser import InsightsUnsupportedError
-from auditor.config import InsightsSettings, InsightsSourceSpec
 from auditor.engines.sources import files, flowlogs
 from auditor.errors import EngineError
 from auditor.models import Query, TimeWindow

@@ -14,10 +14,36 @@ from hypothesis import strategies as st
 from auditor.engines import netaddr
 from auditor.engines.insights.catalog import FlowLogsCatalog
 from auditor.engines.insights.compiler import compile_program
-from auditor.engines.insights.parser import (Binary, Call, Dedup, Display, Field, Fields, Filter, In,
-                                             InsightsQueryError, InsightsUnsupportedError, Item, Like, Limit, Literal,
-                                             Param, Parse, Period, Pipeline, Program, Regex, Sort, SortKey, Stats,
-                                             Unary, bind, params_used, parse, render)
+from auditor.engines.insights.parser import (
+    Binary,
+    Call,
+    Dedup,
+    Display,
+    Field,
+    Fields,
+    Filter,
+    In,
+    InsightsQueryError,
+    InsightsUnsupportedError,
+    Item,
+    Like,
+    Limit,
+    Literal,
+    Param,
+    Parse,
+    Period,
+    Pipeline,
+    Program,
+    Regex,
+    Sort,
+    SortKey,
+    Stats,
+    Unary,
+    bind,
+    params_used,
+    parse,
+    render,
+)
 from auditor.engines.sources import cloudtrail, flowlogs
 from auditor.errors import CheckDefinitionError
 

@@ -15,7 +15,11 @@ import pytest
 
 from auditor.engines.sources import inventory
 from auditor.engines.sources.inventory import TABLES, InventorySnapshot, load_inventory
-from auditor.engines.sources.protocols import PROTOCOL_NAMES, protocol_name, protocol_number
+from auditor.engines.sources.protocols import (
+    PROTOCOL_NAMES,
+    protocol_name,
+    protocol_number,
+)
 from auditor.errors import InputError
 
 PLACEBO = "cloud-custodian/placebo"

@@ -17,10 +17,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
 
 from auditor.cli import main
-from auditor.config import load_config
-from auditor.config import SuiteSpec
-from auditor.schedule import JOB_FUNC, Daemon, job_id, open_store, reconcile, store_url
+from auditor.config import SuiteSpec, load_config
 from auditor.deliver.suite import SuiteState, run_suite
+from auditor.schedule import JOB_FUNC, Daemon, job_id, open_store, reconcile, store_url
 from tests.support.smtp import smtp_server, suite_config
 
 NOW = datetime(2026, 11, 16, 6, 0, tzinfo=timezone.utc)  # the clock the runs see (their window); APScheduler uses real time

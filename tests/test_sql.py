@@ -14,7 +14,15 @@ import pytest
 
 from auditor.builtins import builtins
 from auditor.engines import netaddr
-from auditor.engines.sql import bind, parse, placeholders, prepare_duckdb, prepare_fused, transpile, ungroup
+from auditor.engines.sql import (
+    bind,
+    parse,
+    placeholders,
+    prepare_duckdb,
+    prepare_fused,
+    transpile,
+    ungroup,
+)
 from auditor.errors import CheckDefinitionError
 
 GOLDEN = Path(__file__).parent / "golden" / "sql"

@@ -15,9 +15,15 @@ from click.testing import CliRunner
 from auditor.builtins import builtins
 from auditor.cli import main
 from auditor.config import load_config
+from auditor.deliver.suite import (
+    SuiteBusy,
+    SuiteState,
+    resolve_suite,
+    run_suite,
+    should_send,
+)
 from auditor.errors import ConfigError, UsageError
 from auditor.models import Change, TimeWindow
-from auditor.deliver.suite import SuiteBusy, SuiteState, resolve_suite, run_suite, should_send
 from tests.support.flowdata import write_config
 from tests.support.smtp import free_port, smtp_server, suite_config
 

@@ -19,15 +19,38 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from auditor.archive.bundle import MANIFEST, Bundle, assemble, json_doc, sequence_of, sha256_hex
-from auditor.archive.chain import (HEAD, Head, StateHeads, checkpoint_document, checkpoint_name, head_document,
-                                   parse_head, ref, signed_files)
+from auditor.archive.bundle import (
+    MANIFEST,
+    Bundle,
+    assemble,
+    json_doc,
+    sequence_of,
+    sha256_hex,
+)
+from auditor.archive.chain import (
+    HEAD,
+    Head,
+    StateHeads,
+    checkpoint_document,
+    checkpoint_name,
+    head_document,
+    parse_head,
+    ref,
+    signed_files,
+)
 from auditor.archive.local import LocalTarget
 from auditor.archive.s3 import S3Target
+from auditor.archive.signing import (
+    SIG_SUFFIX,
+    Ed25519Signer,
+    Signer,
+    make_signer,
+    public_pem,
+    public_raw,
+)
 from auditor.aws import AwsSessions, is_client_error
 from auditor.clock import utcnow
 from auditor.config import SUITE_NAME, ArchiveSettings
-from auditor.archive.signing import SIG_SUFFIX, Ed25519Signer, Signer, make_signer, public_pem, public_raw
 from auditor.errors import DeliveryError, EngineError, UsageError
 
 DEFAULT_SUITE = "manual"  # hand runs (`auditor run --archive` without a suite) chain here

@@ -24,7 +24,13 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from auditor.archive.bundle import MANIFEST, MANIFEST_VERSION, sequence_of, sha256_hex
-from auditor.archive.chain import CHECKPOINT_VERSION, CHECKPOINTS, HEAD, RUNS, parse_head
+from auditor.archive.chain import (
+    CHECKPOINT_VERSION,
+    CHECKPOINTS,
+    HEAD,
+    RUNS,
+    parse_head,
+)
 from auditor.archive.signing import SIG_SUFFIX, Keyring, load_ed25519_public
 from auditor.models import iso_z
 

@@ -3,6 +3,12 @@ loads them (:mod:`auditor.checks.library`)."""
 
 from __future__ import annotations
 
-from auditor.checks.library import CheckMeta, CheckSpec, HookContext, load_builtin_checks, load_check_dir
+from auditor.checks.library import (
+    CheckMeta,
+    CheckSpec,
+    HookContext,
+    load_builtin_checks,
+    load_check_dir,
+)
 
 __all__ = ["CheckMeta", "CheckSpec", "HookContext", "load_builtin_checks", "load_check_dir"]

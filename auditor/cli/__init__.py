@@ -3,7 +3,17 @@ codes (:mod:`auditor.cli.app`). Each command is a module of its own; this packag
 
 from __future__ import annotations
 
-from auditor.cli import aws, checks, demo, ingest, query, run, schedule, validate, verify
+from auditor.cli import (
+    aws,
+    checks,
+    demo,
+    ingest,
+    query,
+    run,
+    schedule,
+    validate,
+    verify,
+)
 from auditor.cli.app import EXIT_OK, exit_code, main
 
 for command in (run.run, validate.validate, checks.list_checks, demo.demo, aws.athena, aws.iam_policy, aws.inventory,

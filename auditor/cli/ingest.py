@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from auditor.cli.app import EXIT_OK, config_option, err, guard, out, window, window_options
+from auditor.cli.app import (
+    EXIT_OK,
+    config_option,
+    err,
+    guard,
+    out,
+    window,
+    window_options,
+)
 from auditor.clock import utcnow
 from auditor.config import load_config
 from auditor.engines import local

@@ -8,14 +8,25 @@ import click
 from rich.table import Table
 
 from auditor.archive.archiver import require_archive
-from auditor.cli.app import (EXIT_CHECK_ERROR, EXIT_DELIVERY, EXIT_FINDINGS, EXIT_INTERNAL, config_option, err,
-                             exit_code, guard, out, window, window_options)
+from auditor.cli.app import (
+    EXIT_CHECK_ERROR,
+    EXIT_DELIVERY,
+    EXIT_FINDINGS,
+    EXIT_INTERNAL,
+    config_option,
+    err,
+    exit_code,
+    guard,
+    out,
+    window,
+    window_options,
+)
 from auditor.clock import utcnow
 from auditor.config import load_config
+from auditor.deliver.suite import Archived, archive_outcome, run_suite
 from auditor.errors import DeliveryError, UsageError
 from auditor.evaluate import meets
 from auditor.models import RunRecord, Severity, Status
-from auditor.deliver.suite import Archived, archive_outcome, run_suite
 from auditor.pipeline import run_audit
 
 _SEVERITIES = click.Choice([s.value for s in Severity], case_sensitive=False)

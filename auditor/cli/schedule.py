@@ -10,8 +10,8 @@ import click
 from auditor.cli.app import EXIT_OK, config_option, err, guard, out
 from auditor.clock import utcnow
 from auditor.config import load_config
-from auditor.schedule import Daemon, SuiteListing, list_suites
 from auditor.deliver.suite import SuiteRun
+from auditor.schedule import Daemon, SuiteListing, list_suites
 
 
 @click.command("schedule")

@@ -19,7 +19,12 @@ from auditor.archive.archiver import arn_region
 from auditor.archive.chain import StateHeads, parse_head
 from auditor.archive.local import LocalStore
 from auditor.archive.s3 import S3Store, parse_s3_url
-from auditor.archive.signing import SIG_SUFFIX, Keyring, load_ed25519_private, load_ed25519_public
+from auditor.archive.signing import (
+    SIG_SUFFIX,
+    Keyring,
+    load_ed25519_private,
+    load_ed25519_public,
+)
 from auditor.archive.verify import HeadFile, VerifyReport, verify_archive, verify_bundle
 from auditor.aws import AwsSessions, is_client_error
 from auditor.cli.app import err, guard, out

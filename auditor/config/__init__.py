@@ -3,7 +3,13 @@ gets either."""
 
 from __future__ import annotations
 
-from auditor.config.loader import LoadedConfig, documented_keys, load_config, refuse_secrets, validation_error
+from auditor.config.loader import (
+    LoadedConfig,
+    documented_keys,
+    load_config,
+    refuse_secrets,
+    validation_error,
+)
 from auditor.config.schema import (
     DEFAULT_SENSITIVE_PORTS,
     DEFAULT_SUBJECT,
@@ -30,8 +36,8 @@ from auditor.config.schema import (
     ScheduleSettings,
     SigningSettings,
     SmtpSettings,
-    SourceSpec,
     Sources,
+    SourceSpec,
     Strict,
     SuiteSpec,
     WindowSpec,

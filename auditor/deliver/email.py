@@ -25,13 +25,12 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import jinja2
 
+from auditor import formatting as fmt
 from auditor.aws import AwsSessions
 from auditor.clock import utcnow
-from auditor.config import AwsSettings
-from auditor.config import EmailSettings, SmtpSettings
+from auditor.config import AwsSettings, EmailSettings, SmtpSettings
 from auditor.errors import DeliveryError
 from auditor.models import RunRecord, Severity, iso_z, utc
-from auditor.render import formatting as fmt
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +375,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, socket.timeout, TimeoutError, socket.gaierror)):
         return True
     try:
-        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError
+        from botocore.exceptions import ClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
     except ImportError:  # pragma: no cover - boto3 is a dependency
         return isinstance(exc, OSError)
     if isinstance(exc, ClientError):

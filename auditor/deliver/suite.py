@@ -23,9 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from auditor.archive.archiver import DEFAULT_SUITE, ArchiveResult, archive_run
 from auditor.builtins import Registries, builtins
 from auditor.checks import CheckSpec
-from auditor.config import LoadedConfig
+from auditor.clock import utcnow
+from auditor.config import LoadedConfig, SuiteSpec
 from auditor.deliver.email import (
     BuiltMessage,
     DeliveryResult,
@@ -37,18 +39,15 @@ from auditor.deliver.email import (
     send_with_retry,
     transport_from_settings,
 )
-from auditor.config import SuiteSpec
 from auditor.errors import AuditorError
 from auditor.formats import DEFAULT_FORMATS
-from auditor.clock import utcnow
 from auditor.history import History
 from auditor.models import Change, RunRecord, TimeWindow, iso_z
-from auditor.archive.archiver import DEFAULT_SUITE, ArchiveResult, archive_run
 from auditor.pipeline import RunOutcome, run_audit
 from auditor.plan import select_checks
+from auditor.registry import Registry, did_you_mean
 from auditor.render import template_dirs
 from auditor.render.view import build_view
-from auditor.registry import Registry, did_you_mean
 from auditor.timeparse import default_window, parse_duration
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ from typing import Any, Mapping
 
 from auditor.checks import CheckSpec
 from auditor.checks.library import DEFAULT_ASFF_TYPE
-
 from auditor.exports import TOOL, controls, cut, fingerprint, resources, spec_text
 from auditor.models import Finding, ResolvedFinding, RunRecord, Severity, iso_z
 

@@ -22,8 +22,14 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from auditor.checks import CheckSpec
-
-from auditor.exports import TOOL, controls, data_sources, fingerprint, resources, spec_text
+from auditor.exports import (
+    TOOL,
+    controls,
+    data_sources,
+    fingerprint,
+    resources,
+    spec_text,
+)
 from auditor.models import Change, Finding, ResolvedFinding, RunRecord, Severity, utc
 
 OCSF_VERSION = "1.1.0"

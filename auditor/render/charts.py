@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from auditor.render import formatting as fmt
+from auditor import formatting as fmt
 from auditor.errors import RenderError
 from auditor.models import Severity, TimeWindow, utc
 

@@ -8,8 +8,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
+from auditor import formatting as fmt
 from auditor.models import utc
-from auditor.render import formatting as fmt
 from auditor.render.model import Cell, Column, Table
 
 MAX_CELL_CHARS = 240  # a cell longer than this (a policy document, a long user agent) is cut; the CSV has it whole

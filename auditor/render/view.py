@@ -3,7 +3,7 @@
 ``build_view`` is a pure function of the run record and the check specs. Templates only place the
 strings it produces; they never format a number, a date or a severity themselves, so a user who
 overrides a template cannot get those wrong. Text goes through the one formatting layer
-(:mod:`auditor.render.formatting`), tables through :mod:`auditor.render.layout`. Charts are part of the view
+(:mod:`auditor.formatting`), tables through :mod:`auditor.render.layout`. Charts are part of the view
 too: SVG images drawn from the record (:mod:`auditor.render.charts`), handed to the templates as ``data:`` URIs.
 """
 
@@ -16,6 +16,7 @@ import re
 from datetime import date, datetime
 from typing import Any, Callable, Mapping, Sequence
 
+from auditor import formatting as fmt
 from auditor.checks import CheckSpec
 from auditor.models import (
     Change,
@@ -32,7 +33,6 @@ from auditor.models import (
     utc,
 )
 from auditor.render import charts as chartlib
-from auditor.render import formatting as fmt
 from auditor.render import layout
 from auditor.render.model import (
     ActionView,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable, Iterator
 
-from auditor.engines.athena.querymap import PartitionScan
 from auditor.config import PricingSettings
+from auditor.engines.athena.querymap import PartitionScan
 from auditor.errors import EngineError
 
 MB = 1000**2

@@ -26,14 +26,26 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
+from auditor import formatting as fmt
 from auditor.aws import THROTTLING_CODES, describe_error, error_code
-from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan
-from auditor.engines.athena.querymap import AthenaQuery, Scope, check_source, compile_query
 from auditor.config import AthenaSettings, AthenaSourceSpec, PricingSettings
+from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan
+from auditor.engines.athena.querymap import (
+    AthenaQuery,
+    Scope,
+    check_source,
+    compile_query,
+)
 from auditor.engines.base import EngineContext
 from auditor.errors import CheckSkipped, EngineError
-from auditor.render import formatting as fmt
-from auditor.models import DataQuality, Query, QueryResult, QueryStats, TimeWindow, iso_z
+from auditor.models import (
+    DataQuality,
+    Query,
+    QueryResult,
+    QueryStats,
+    TimeWindow,
+    iso_z,
+)
 from auditor.timeparse import parse_duration
 
 ClientFactory = Callable[[str, "str | None"], Any]  # (service, region) -> boto3 client

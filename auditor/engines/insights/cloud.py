@@ -37,21 +37,38 @@ import pyarrow as pa
 from sqlglot import exp
 
 from auditor.aws import describe_error, error_code
+from auditor.config import InsightsSettings, InsightsSourceSpec
 from auditor.engines import netaddr
+from auditor.engines.base import EngineContext
 from auditor.engines.insights import merge
 from auditor.engines.insights.catalog import Catalog, TableCatalog, catalog_for
 from auditor.engines.insights.compiler import CompiledQuery, compile_program
 from auditor.engines.insights.local import source_table
-from auditor.models import ENGINE_TABLES
 from auditor.engines.insights.parse_clause import needs_parse, parse_command
-from auditor.engines.insights.parser import (Binary, Command, Field, Filter, Literal, Pipeline, Program, bind, parse,
-                                             render)
-from auditor.engines.base import EngineContext
-from auditor.config import InsightsSettings, InsightsSourceSpec
+from auditor.engines.insights.parser import (
+    Binary,
+    Command,
+    Field,
+    Filter,
+    Literal,
+    Pipeline,
+    Program,
+    bind,
+    parse,
+    render,
+)
 from auditor.engines.sources import cloudtrail as cloudtrail_source
 from auditor.engines.sources import flowlogs
 from auditor.errors import EngineError
-from auditor.models import DataQuality, Query, QueryResult, QueryStats, TimeWindow, iso_z
+from auditor.models import (
+    ENGINE_TABLES,
+    DataQuality,
+    Query,
+    QueryResult,
+    QueryStats,
+    TimeWindow,
+    iso_z,
+)
 from auditor.timeparse import parse_duration
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,32 @@ import duckdb
 from sqlglot import exp
 
 from auditor.engines.insights.catalog import NUMERIC, Catalog, col, fn, lit
-from auditor.engines.insights.parser import (Binary, Call, Dedup, Display, Field, Fields, Filter, In,
-                                             InsightsQueryError, InsightsUnsupportedError, Like, Limit,
-                                             Literal, Param, Parse, Period, Pipeline, Program, Regex, Sort, Stats,
-                                             Unary, render_expr, walk)
+from auditor.engines.insights.parser import (
+    Binary,
+    Call,
+    Dedup,
+    Display,
+    Field,
+    Fields,
+    Filter,
+    In,
+    InsightsQueryError,
+    InsightsUnsupportedError,
+    Like,
+    Limit,
+    Literal,
+    Param,
+    Parse,
+    Period,
+    Pipeline,
+    Program,
+    Regex,
+    Sort,
+    Stats,
+    Unary,
+    render_expr,
+    walk,
+)
 from auditor.models import TimeWindow
 
 # Generated CloudWatch fields that the local tables cannot provide.

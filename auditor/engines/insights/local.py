@@ -17,8 +17,14 @@ from auditor.engines.insights.catalog import Catalog, catalog_for
 from auditor.engines.insights.compiler import CompiledQuery, compile_program
 from auditor.engines.insights.parser import Program, bind, parse
 from auditor.errors import EngineError
-from auditor.models import ENGINE_TABLES, DataQuality, Query, QueryResult, QueryStats, TimeWindow
-
+from auditor.models import (
+    ENGINE_TABLES,
+    DataQuality,
+    Query,
+    QueryResult,
+    QueryStats,
+    TimeWindow,
+)
 
 
 def source_table(tables: frozenset[str] | set[str] | tuple[str, ...], *, name: str = "query") -> str:

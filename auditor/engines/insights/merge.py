@@ -25,8 +25,23 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from auditor.engines.insights.compiler import AGGREGATES, item_name
-from auditor.engines.insights.parser import (Call, Command, Dedup, Display, Field, Fields, Item, Limit, Literal,
-                                             Pipeline, Program, Sort, Stats, render_expr, walk)
+from auditor.engines.insights.parser import (
+    Call,
+    Command,
+    Dedup,
+    Display,
+    Field,
+    Fields,
+    Item,
+    Limit,
+    Literal,
+    Pipeline,
+    Program,
+    Sort,
+    Stats,
+    render_expr,
+    walk,
+)
 
 
 @dataclass(frozen=True)

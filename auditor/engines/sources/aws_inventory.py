@@ -25,13 +25,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from auditor.engines.sources.inventory import (NETWORK_INTERFACES, SECURITY_GROUP_RULES, SECURITY_GROUPS,
-                                               InventorySnapshot)
 from auditor.aws import describe_error
 from auditor.clock import utcnow
-from auditor.logformat import DEFAULT_FORMAT
 from auditor.engines.base import EngineContext
+from auditor.engines.sources.inventory import (
+    NETWORK_INTERFACES,
+    SECURITY_GROUP_RULES,
+    SECURITY_GROUPS,
+    InventorySnapshot,
+)
 from auditor.errors import AuditorError, ConfigError, EngineError
+from auditor.logformat import DEFAULT_FORMAT
 from auditor.models import DataQuality, iso_z
 
 FLOW_LOGS = "describe-flow-logs"

@@ -28,10 +28,13 @@ import pyarrow.parquet as pq
 import sqlglot
 
 from auditor.errors import InputError
-from auditor.logformat import (DEFAULT_COLUMNS, FIELDS_BY_COLUMN, FIELDS_BY_NAME, TABLE_COLUMNS)
+from auditor.logformat import (
+    DEFAULT_COLUMNS,
+    FIELDS_BY_COLUMN,
+    FIELDS_BY_NAME,
+    TABLE_COLUMNS,
+)
 from auditor.models import FileQuality, InputFile, TimeWindow
-
-
 
 # The two columns that typed rows (and the Parquet files of :func:`write_parquet`) carry besides the table's:
 # each line's class (records 0, NODATA/SKIPDATA 1, malformed 2) and its file's position in its batch.
