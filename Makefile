@@ -7,7 +7,7 @@ DEMO   ?= examples/demo-data
 ANCHOR ?=
 N      ?= 1000000
 
-.PHONY: install install-test system-deps run demo test bench bench-render pdf-png clean
+.PHONY: install install-test system-deps run demo lint test bench bench-render pdf-png clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,12 @@ demo: $(DEMO)/.complete
 run: system-deps install demo
 	$(VENV)/bin/auditor run --config config.yaml
 
-test: system-deps install-test
+# The guards first (seconds): ruff, the import contracts (pyproject's [tool.importlinter]), then the tests.
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: system-deps install-test lint
 	$(PY) -m pytest -q
 
 bench: system-deps install

@@ -67,19 +67,19 @@ class AwsSessions:
     points every client at one endpoint (a test server). Thread-safe.
     """
 
-    def __init__(self, settings: AwsSettings, *, session: "boto3.Session | None" = None,
+    def __init__(self, settings: AwsSettings, *, session: boto3.Session | None = None,
                  endpoint_url: str | None = None, session_name: str = "auditor") -> None:
         self.settings = settings
         self.endpoint_url = endpoint_url
         self.session_name = session_name
         self._base = session
-        self._accounts: dict[str, "boto3.Session"] = {}
+        self._accounts: dict[str, boto3.Session] = {}
         self._lock = threading.Lock()
         # boto3 sessions are not thread-safe; clients are (https://boto3.amazonaws.com/v1/documentation/api/
         # latest/guide/clients.html#multithreading-or-multiprocessing-with-clients), so only creation is serialised.
         self._create = threading.Lock()
 
-    def base(self) -> "boto3.Session":
+    def base(self) -> boto3.Session:
         with self._lock:
             if self._base is None:
                 import boto3  # here, not at the top: boto3 costs start-up time that runs without AWS avoid
@@ -108,7 +108,7 @@ class AwsSessions:
         except Exception as exc:  # botocore NoRegionError and friends
             raise EngineError(f"cannot make an AWS {service} client: {describe_error(exc)}", engine="aws") from exc
 
-    def session_for(self, account: AccountSpec) -> "boto3.Session":
+    def session_for(self, account: AccountSpec) -> boto3.Session:
         """The session of ``account``'s role, assumed once and refreshed before it expires."""
         with self._lock:
             cached = self._accounts.get(account.id)
@@ -118,7 +118,7 @@ class AwsSessions:
         with self._lock:
             return self._accounts.setdefault(account.id, session)
 
-    def _assume(self, account: AccountSpec) -> "boto3.Session":
+    def _assume(self, account: AccountSpec) -> boto3.Session:
         import boto3
         from botocore.credentials import RefreshableCredentials
         from botocore.session import get_session
@@ -161,6 +161,35 @@ class AwsSessions:
         except Exception as exc:
             raise EngineError(f"cannot tell which account the credentials belong to: {describe_error(exc)}",
                               engine="aws") from exc
+
+
+class Budget:
+    """The run's Athena scan budget, ``athena.max_bytes_scanned``, shared by every Athena query of the run, across threads.
+
+    A query reserves its estimate before it starts and settles with the bytes Athena reports afterwards.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.reserved = 0
+        self.queries = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, estimate: int) -> tuple[bool, int]:
+        """Reserve ``estimate`` bytes; returns whether it fits, and what was left before it."""
+        with self._lock:
+            left = (self.limit - self.spent - self.reserved) if self.limit is not None else -1
+            if self.limit is not None and estimate > left:
+                return False, max(left, 0)
+            self.reserved += estimate
+            return True, left
+
+    def settle(self, estimate: int, scanned: int) -> None:
+        with self._lock:
+            self.reserved -= estimate
+            self.spent += max(scanned, 0)
+            self.queries += 1
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from auditor.checks import CheckSpec, load_builtin_checks
 from auditor.engines import local

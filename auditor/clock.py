@@ -3,8 +3,8 @@ tests (and the scheduler) inject their own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 Clock = Callable[[], datetime]
 

@@ -42,10 +42,11 @@ import shutil
 import string
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from auditor.errors import UsageError
 
@@ -181,7 +182,7 @@ class DemoManifest:
 
 # ---------------------------------------------------------------------------------------------- the network
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rid(prefix: str, name: str, width: int = 17) -> str:
     """A stable AWS-style ID: the same name always gives the same ID, whatever the anchor."""
     digest = hashlib.sha256(f"{prefix}:{name}".encode()).hexdigest()
@@ -767,10 +768,10 @@ _CUSTOM_VALUES = ("version", "account-id", "vpc-id", "subnet-id", "instance-id",
                   "start", "end", "log-status", "flow-direction", "type", "srcaddr", "dstaddr", "srcport", "dstport",
                   "pkt-srcaddr", "pkt-dstaddr", "protocol", "bytes", "packets", "action", "tcp-flags", "traffic-path",
                   "pkt-src-aws-service", "pkt-dst-aws-service", "sublocation-type", "sublocation-id")
-_CUSTOM_TEMPLATE = " ".join("{%d}" % _CUSTOM_VALUES.index(f) for f in CUSTOM_FIELDS)
+_CUSTOM_TEMPLATE = " ".join(f"{{{_CUSTOM_VALUES.index(f)}}}" for f in CUSTOM_FIELDS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _eni_columns(eni: _Eni) -> tuple[str, ...]:
     sub = eni.subnet
     return ("5", ACCOUNT_ID, sub.vpc_id, sub.subnet_id, eni.instance_id or "-", eni.eni_id, sub.az_id, sub.region)
@@ -1252,7 +1253,7 @@ def _inventory(region: str, captured: int) -> dict[str, dict[str, Any]]:
         dns_suffix = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
         pub_suffix = "compute-1.amazonaws.com" if region == "us-east-1" else f"{region}.compute.amazonaws.com"
 
-        def private_dns(ip: str) -> str:
+        def private_dns(ip: str, dns_suffix: str = dns_suffix) -> str:
             return f"ip-{ip.replace('.', '-')}.{dns_suffix}"
 
         association = None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from auditor.checks import CheckSpec
 from auditor.models import CheckResult, Finding, QueryRun, Severity, Status, iso_z

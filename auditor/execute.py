@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Union
 
 from auditor import formatting as fmt
-from auditor.aws import AwsSessions, Target, plan_targets, uses_aws
+from auditor.aws import AwsSessions, Budget, Target, plan_targets, uses_aws
 from auditor.builtins import Registries
 from auditor.checks import CheckSpec, HookContext
 from auditor.config import LoadedConfig, PricingSettings
-from auditor.engines.athena.cost import Budget, cost_usd
+from auditor.engines.athena.cost import cost_usd
 from auditor.engines.base import Engine, EngineContext
 from auditor.engines.embedded import Workspace
 from auditor.engines.sources import aws_inventory
@@ -110,7 +111,8 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         inventory = config.sources.inventory
         if inventory is not None:
             if inventory.engine == "aws_api":
-                snapshot, coverage = aws_inventory.load(context)
+                snapshot, coverage = aws_inventory.load(workspace.con, loaded, sessions, context.aws_target())
+                workspace.inventory = snapshot
                 data_quality = data_quality.merge(coverage)
             else:
                 snapshot = workspace.load_inventory(loaded.resolve(inventory.path))

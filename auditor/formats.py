@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from auditor.checks import CheckSpec
+from auditor.exports.asff import to_asff
+from auditor.exports.ocsf import to_ocsf
 from auditor.models import RunRecord
 from auditor.output import (
     FINDINGS_FILE,
@@ -19,6 +22,8 @@ from auditor.output import (
     findings_document,
     json_bytes,
 )
+from auditor.render.html import render_html
+from auditor.render.view import build_view
 
 DEFAULT_FORMATS = ("html", "pdf", "json", "csv")
 
@@ -47,8 +52,6 @@ class RenderContext:
 
     def html(self) -> str:
         if "html" not in self._cache:
-            from auditor.render.html import render_html
-            from auditor.render.view import build_view
             view = build_view(self.record, self.specs, table_limit=self.table_limit, engines=self.engines)
             self._cache["html"] = render_html(view, dirs=self.template_dirs)
         return self._cache["html"]
@@ -75,6 +78,7 @@ def _html(ctx: RenderContext) -> list[Artifact]:
 
 def _pdf(ctx: RenderContext) -> list[Artifact]:
     def produce() -> bytes:
+        # Imported here, not at the top: WeasyPrint costs start-up time that runs without a PDF avoid.
         from auditor.render.pdf import render_pdf
         # PDF/A-3b evidence: findings.json and every results CSV travel inside the PDF, byte for byte.
         attachments = {FINDINGS_FILE: ctx.findings_json(), **ctx.csvs()}
@@ -85,14 +89,12 @@ def _pdf(ctx: RenderContext) -> list[Artifact]:
 
 def _ocsf(ctx: RenderContext) -> list[Artifact]:
     def produce() -> bytes:
-        from auditor.exports.ocsf import to_ocsf
         return json_bytes({"findings": to_ocsf(ctx.record, ctx.specs)})
     return [Artifact("findings.ocsf.json", produce)]
 
 
 def _asff(ctx: RenderContext) -> list[Artifact]:
     def produce() -> bytes:
-        from auditor.exports.asff import to_asff
         account = ctx.record.accounts[0] if ctx.record.accounts else "000000000000"
         region = ctx.record.regions[0] if ctx.record.regions else "us-east-1"
         product = f"arn:aws:securityhub:{region}:{account}:product/{account}/default"

@@ -6,9 +6,9 @@ a size or a time reads the same everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Sequence
 
 from auditor.models import utc
 
@@ -43,12 +43,11 @@ def size(n: int) -> str:
     """``1.5 GB``: decimal units, as AWS reports and bills bytes (Athena's data scanned)."""
     if n < 1000:
         return f"{n:,} B"
-    size, unit = float(n), "B"
-    for unit in ("KB", "MB", "GB", "TB"):
-        size /= 1000
-        if size < 1000:
-            break
-    return f"{size:.1f} {unit}"
+    units = ("KB", "MB", "GB", "TB")
+    value, index = n / 1000, 0
+    while value >= 1000 and index < len(units) - 1:
+        value, index = value / 1000, index + 1
+    return f"{value:.1f} {units[index]}"
 
 
 def plain(value: float) -> str:

@@ -17,7 +17,8 @@ An account or region the config does not pin becomes ``*`` in an ARN; names stay
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from auditor.checks import CheckSpec
 from auditor.config import AthenaSourceSpec, LoadedConfig

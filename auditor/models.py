@@ -7,9 +7,10 @@ holds a connection, a client or a clock.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any
 
 SCHEMA_VERSION = 1
 # The logical tables an engine serves; the inventory lives in the embedded database.
@@ -30,7 +31,7 @@ class Severity(str, enum.Enum):
         return _SEVERITY_RANK[self]
 
     @classmethod
-    def parse(cls, value: str) -> "Severity":
+    def parse(cls, value: str) -> Severity:
         return cls(value.strip().lower())
 
 
@@ -86,7 +87,7 @@ class TimeWindow:
     def contains(self, t: datetime) -> bool:
         return self.since <= utc(t) < self.until
 
-    def union(self, other: "TimeWindow") -> "TimeWindow":
+    def union(self, other: TimeWindow) -> TimeWindow:
         return TimeWindow(min(self.since, other.since), max(self.until, other.until))
 
     def __str__(self) -> str:
@@ -133,7 +134,7 @@ class DataQuality:
     notes: tuple[str, ...] = ()  # human sentences, e.g. "412 records had no direction"
     counters: Mapping[str, int] = field(default_factory=dict)
 
-    def merge(self, other: "DataQuality") -> "DataQuality":
+    def merge(self, other: DataQuality) -> DataQuality:
         counters = dict(self.counters)
         for k, v in other.counters.items():
             counters[k] = counters.get(k, 0) + v

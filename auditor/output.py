@@ -11,10 +11,11 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from auditor.errors import UsageError
 from auditor.models import CheckResult, RunRecord, iso_z

@@ -6,10 +6,11 @@ config -> plan -> execute -> evaluate -> render -> write. The CLI (and later the
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from auditor import __version__, suppress
 from auditor.aws import AwsSessions

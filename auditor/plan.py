@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -12,6 +13,7 @@ from auditor.checks import CheckSpec
 from auditor.config import LoadedConfig, validation_error
 from auditor.models import ENGINE_TABLES, TimeWindow, iso_z
 from auditor.registry import Registry, did_you_mean
+from auditor.suppress import validate_exceptions
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,6 @@ def plan_run(loaded: LoadedConfig, library: Registry[CheckSpec], window: TimeWin
              dialects: Mapping[str, str] | None = None) -> Plan:
     """Decide which checks run, on which engine, with which parameters and windows, and what each engine
     table must cover. ``dialects`` maps each registered engine to the query dialect it runs."""
-    from auditor.suppress import validate_exceptions
 
     config = loaded.config
     dialects = dict(dialects or {"local": "trino"})

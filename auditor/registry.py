@@ -8,7 +8,8 @@ effect of importing a module.
 from __future__ import annotations
 
 import difflib
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from auditor.errors import AuditorError
 

@@ -21,10 +21,11 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -54,7 +55,7 @@ JOB_FUNC = "auditor.schedule:fire"
 JOB_PREFIX = "suite:"
 STORE_FILE = "schedule.sqlite"
 
-_active: "Daemon | None" = None  # the daemon of this process: a stored job names a function, not an object
+_active: Daemon | None = None  # the daemon of this process: a stored job names a function, not an object
 
 
 def job_id(suite: str) -> str:

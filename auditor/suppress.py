@@ -7,20 +7,21 @@ one that expires within 14 days.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from auditor.config import ExceptionSpec, LoadedConfig
 from auditor.evaluate import json_value, status_and_severity
 from auditor.models import CheckResult, Finding, Status, Suppression
+from auditor.registry import did_you_mean
 
 EXPIRY_WARNING = timedelta(days=14)
 
 
 def validate_exceptions(loaded: LoadedConfig, key_columns: Mapping[str, Sequence[str]]) -> None:
     """Each exception must name a known check and only its key columns (errors point into the config)."""
-    from auditor.registry import did_you_mean
 
     for i, exc in enumerate(loaded.config.exceptions):
         if exc.check not in key_columns:

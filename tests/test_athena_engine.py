@@ -10,14 +10,14 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from auditor.aws import AwsSessions
+from auditor.aws import AwsSessions, Budget
 from auditor.config import (
     AthenaSettings,
     AthenaSourceSpec,
     PricingSettings,
     load_config,
 )
-from auditor.engines.athena.cost import Budget, billed_bytes, cost_usd
+from auditor.engines.athena.cost import billed_bytes, cost_usd
 from auditor.engines.athena.engine import AthenaEngine, convert
 from auditor.engines.athena.querymap import Scope
 from auditor.errors import CheckSkipped, EngineError

@@ -263,7 +263,7 @@ def _run(world, server, tmp_path, config=CONFIG, **kw):
 def _local_findings(world):
     from tests.support.runner import run as local_run
     out = {}
-    for (account, region), cfg in world["local_configs"].items():
+    for (account, _region), cfg in world["local_configs"].items():
         record_ = local_run(cfg).record
         out[account] = sorted((c.check_id, f.severity.value, f.title, json.dumps(f.key, sort_keys=True))
                               for c in record_.checks for f in c.findings)

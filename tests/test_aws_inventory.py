@@ -14,8 +14,6 @@ from click.testing import CliRunner
 from auditor.aws import AwsSessions, Target
 from auditor.cli import main
 from auditor.config import load_config
-from auditor.engines.athena.cost import Budget
-from auditor.engines.base import EngineContext
 from auditor.engines.embedded import Workspace
 from auditor.engines.sources import aws_inventory
 from auditor.engines.sources.inventory import TABLES
@@ -85,8 +83,8 @@ def test_live_inventory_fills_the_same_tables_as_its_snapshot_from_files(server,
     loaded = _config(tmp_path)
     sessions = AwsSessions(loaded.config.aws, endpoint_url=server)
     live = Workspace()
-    part = EngineContext(live, loaded, sessions, Budget(None), Target(loaded.config.accounts[0], "us-east-1"))
-    snapshot, coverage = aws_inventory.load(part, clock=lambda: CAPTURED)
+    snapshot, coverage = aws_inventory.load(live.con, loaded, sessions, Target(loaded.config.accounts[0], "us-east-1"),
+                                            clock=lambda: CAPTURED)
     assert snapshot.captured_at == CAPTURED and snapshot.accounts == (A,) and snapshot.regions == ("us-east-1",)
     assert {f.path for f in snapshot.files} == {f"aws:{A}/us-east-1/describe-{k}.json" for k in
                                                  ("security-groups", "security-group-rules", "network-interfaces")}
@@ -125,8 +123,7 @@ def test_coverage_warns_when_no_athena_table_has_a_logs_format(server, account, 
     loaded = _config(tmp_path, 'flow_logs: {engine: athena, database: sec, tables: [vpc_v2], '
                                'location: "s3://org-logs/AWSLogs/"}')
     sessions = AwsSessions(loaded.config.aws, endpoint_url=server)
-    part = EngineContext(Workspace(), loaded, sessions, Budget(None), Target(loaded.config.accounts[0], "us-east-1"))
-    _, coverage = aws_inventory.load(part)
+    _, coverage = aws_inventory.load(Workspace().con, loaded, sessions, Target(loaded.config.accounts[0], "us-east-1"))
     odd = [n for n in coverage.notes if "writes a format no configured Athena flow-log table has" in n]
     assert len(odd) == 1  # the custom-format S3 log; the default-format one matches the v2 table
 

@@ -477,7 +477,7 @@ def test_each_week_has_every_security_group_change(events: list[tuple[Path, dict
     for w in manifest.weeks:
         week = [ev for ev in unique if w.since <= at(ev) < w.until and ev["eventSource"] == "ec2.amazonaws.com"]
 
-        def named(name: str) -> list[dict[str, Any]]:
+        def named(name: str, week: list[dict[str, Any]] = week) -> list[dict[str, Any]]:
             return [ev for ev in week if ev["eventName"] == name]
 
         opened = [ev for ev in named("AuthorizeSecurityGroupIngress") if "errorCode" not in ev

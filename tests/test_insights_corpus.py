@@ -9,9 +9,10 @@ import ipaddress
 import json
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -327,7 +328,7 @@ def test_corpus_queries_agree_with_plain_python(corpus, datasets, dataset):
     flows = [r for r in flows if r["start"] is not None and window.since_s <= r["start"] < window.until_s]
     assert flows and trail
     checked = nonempty = 0
-    for name, query in corpus_queries(corpus):
+    for _name, query in corpus_queries(corpus):
         table = "cloudtrail" if "event" in query or "CreateUser" in query else "flow_logs"
         variants = [query]
         if "x.x.x.x" in query and dataset == "demo":

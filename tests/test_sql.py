@@ -6,11 +6,14 @@ Regenerate the golden files after a deliberate change with UPDATE_GOLDEN=1.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.builtins import builtins
 from auditor.engines import netaddr
@@ -128,10 +131,7 @@ def test_syntax_error_names_the_query():
 
 # --- cidr_contains: the native IPv4 path of the macro must agree with the Python function everywhere ---------
 
-import ipaddress  # noqa: E402
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _octet_text = st.one_of(st.integers(0, 255).map(str), st.sampled_from(["00", "01", "256", "999", "-1", " 1", ""]))
 _ipv4ish = st.lists(_octet_text, min_size=3, max_size=5).map(".".join)

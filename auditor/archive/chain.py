@@ -16,10 +16,11 @@ import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from auditor.archive.bundle import json_doc, sha256_hex
 from auditor.archive.signing import SIG_SUFFIX, Signer, sig_bytes

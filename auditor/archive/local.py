@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from auditor.archive.chain import RUNS, write_atomic
 
@@ -90,7 +90,7 @@ class LocalTarget(LocalStore):
 
 
 def _read_only(folder: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
+    for dirpath, _dirnames, filenames in os.walk(folder, topdown=False):
         for name in filenames:
             os.chmod(Path(dirpath) / name, _READ_ONLY_FILE)
         os.chmod(dirpath, _READ_ONLY_DIR)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from auditor.aws import error_code, is_client_error
 from auditor.errors import UsageError
@@ -119,7 +120,7 @@ class S3Target(S3Store):
         self.kms_key_id, self.lock_mode, self.retain_until = kms_key_id, lock_mode, retain_until
 
     @classmethod
-    def configure(cls, client: Any, settings: Any, now: datetime) -> tuple["S3Target", list[str]]:
+    def configure(cls, client: Any, settings: Any, now: datetime) -> tuple[S3Target, list[str]]:
         """A target for ``archive.s3``; Object Lock retention only when the bucket has Object Lock enabled."""
         target = cls(client, settings.bucket, settings.prefix, kms_key_id=settings.kms_key_id)
         warnings = []

@@ -14,8 +14,9 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from auditor.config import SigningSettings
 from auditor.errors import ConfigError, DeliveryError

@@ -19,9 +19,10 @@ folder and S3 alike. What it reports (each is a :class:`Problem`; any problem fa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from auditor.archive.bundle import MANIFEST, MANIFEST_VERSION, sequence_of, sha256_hex
 from auditor.archive.chain import (

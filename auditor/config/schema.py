@@ -208,7 +208,7 @@ class AccountSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _role_in_account(self) -> "AccountSpec":
+    def _role_in_account(self) -> AccountSpec:
         if self.role_arn.split(":")[4] != self.id:
             raise ValueError(f"role_arn {self.role_arn} is not in account {self.id}")
         return self
@@ -295,7 +295,7 @@ class SigningSettings(Strict):
     kms_key_id: Optional[str] = Field(None, description="The asymmetric KMS key (SIGN_VERIFY) that signs (method: kms).")
 
     @model_validator(mode="after")
-    def _key_for_method(self) -> "SigningSettings":
+    def _key_for_method(self) -> SigningSettings:
         if self.method in ("ed25519", "hmac") and not self.key_env:
             raise ValueError(f"signing method {self.method} needs key_env: the environment variable holding the key")
         if self.method == "kms" and not self.kms_key_id:
@@ -311,7 +311,7 @@ class ArchiveSettings(Strict):
                                                              "older ones behind a signed checkpoint. S3 is never pruned.")
 
     @model_validator(mode="after")
-    def _a_target(self) -> "ArchiveSettings":
+    def _a_target(self) -> ArchiveSettings:
         if self.dir is None and self.s3 is None:
             raise ValueError("archive needs a target: dir (a local folder), s3 (a bucket), or both")
         return self
@@ -467,7 +467,7 @@ class SmtpSettings(Strict):
         return v
 
     @model_validator(mode="after")
-    def _credentials(self) -> "SmtpSettings":
+    def _credentials(self) -> SmtpSettings:
         if (self.username_env is None) != (self.password_env is None):
             raise ValueError("set both username_env and password_env, or neither")
         if self.username_env is not None and self.security == "none":
@@ -487,7 +487,7 @@ class EmailSettings(Strict):
     ses_region: Optional[str] = Field(None, description="The SES region (transport: ses); default: the boto3 "
                                                         "default region.")
     subject: str = Field(DEFAULT_SUBJECT, description="The subject template. Fields: "
-                                                      + ", ".join("{%s}" % f for f in SUBJECT_FIELDS) + ".")
+                                                      + ", ".join(f"{{{f}}}" for f in SUBJECT_FIELDS) + ".")
     max_bytes: int = Field(10 * 1000**2, ge=1000, description="Largest encoded message; over it the PDF is linked, "
                                                               "not attached. Default: SES's 10 MB limit.")
     attempts: int = Field(3, ge=1, le=10, description="Tries per message before the delivery counts as failed.")
@@ -524,7 +524,7 @@ class EmailSettings(Strict):
         return v
 
     @model_validator(mode="after")
-    def _transport_settings(self) -> "EmailSettings":
+    def _transport_settings(self) -> EmailSettings:
         if self.transport == "smtp" and self.smtp is None:
             raise ValueError("transport: smtp needs an smtp: {host: ...} section")
         return self

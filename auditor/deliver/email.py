@@ -16,12 +16,13 @@ import smtplib
 import socket
 import ssl
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import jinja2
 
@@ -29,8 +30,9 @@ from auditor import formatting as fmt
 from auditor.aws import AwsSessions
 from auditor.clock import utcnow
 from auditor.config import AwsSettings, EmailSettings, SmtpSettings
-from auditor.errors import DeliveryError
+from auditor.errors import DeliveryError, RenderError
 from auditor.models import RunRecord, Severity, iso_z, utc
+from auditor.render.html import make_environment
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,6 @@ def render_subject(template: str, fields: Mapping[str, Any]) -> str:
 def _environments(dirs: Sequence[Path]) -> tuple[jinja2.Environment, jinja2.Environment]:
     """The HTML environment is the report's (autoescape always on: finding titles come from logs an
     attacker can write to); the plain-text one does not escape, because nothing interprets plain text."""
-    from auditor.render.html import make_environment
 
     html_env = make_environment(dirs)
     text_env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]), autoescape=False,
@@ -208,7 +209,6 @@ def _envelope(sender: str, recipients: Sequence[str], subject: str, now: datetim
 
 def _bodies(msg: EmailMessage, view: Any, html_env: jinja2.Environment, text_env: jinja2.Environment,
             html_name: str, text_name: str) -> None:
-    from auditor.errors import RenderError
 
     try:
         text = text_env.get_template(text_name).render(mail=view)
@@ -257,7 +257,7 @@ class SmtpTransport:
 
     @classmethod
     def from_settings(cls, smtp: SmtpSettings, *, environ: Mapping[str, str] | None = None,
-                      ssl_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> "SmtpTransport":
+                      ssl_context: ssl.SSLContext | None = None, timeout: float = 30.0) -> SmtpTransport:
         """Credentials come from the environment variables the config names, read now (never stored in config)."""
         env = os.environ if environ is None else environ
         username = password = None

@@ -17,11 +17,12 @@ import logging
 import os
 import time
 import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from auditor.archive.archiver import DEFAULT_SUITE, ArchiveResult, archive_run
 from auditor.builtins import Registries, builtins

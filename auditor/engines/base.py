@@ -3,12 +3,12 @@ engine factory is given."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
-from auditor.aws import AwsSessions, Target, plan_targets
+from auditor.aws import AwsSessions, Budget, Target, plan_targets
 from auditor.config import LoadedConfig
-from auditor.engines.athena.cost import Budget
 from auditor.engines.embedded import Workspace
 from auditor.models import DataQuality, Query, QueryResult, TimeWindow
 

@@ -6,8 +6,9 @@ also keeps its flow-log and CloudTrail tables here.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 import pyarrow as pa

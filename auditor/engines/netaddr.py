@@ -8,8 +8,8 @@ Unparsable input gives NULL (Trino would fail the query; a report must not).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import duckdb
 import pyarrow as pa

@@ -7,8 +7,9 @@ as a diff instead of a wrong number in a report.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import sqlglot
 from sqlglot import exp

@@ -7,8 +7,9 @@ fingerprint (the evaluate stage's, computed the same way when a finding lacks on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 
 from auditor.checks import CheckSpec
 from auditor.evaluate import fingerprint as finding_fingerprint

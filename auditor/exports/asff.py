@@ -18,7 +18,8 @@ https://docs.aws.amazon.com/securityhub/latest/userguide/securityhub-findings-fo
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from auditor.checks import CheckSpec
 from auditor.checks.library import DEFAULT_ASFF_TYPE

@@ -18,8 +18,9 @@ Mapping (https://schema.ocsf.io/1.1.0/classes/detection_finding):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from auditor.checks import CheckSpec
 from auditor.exports import (

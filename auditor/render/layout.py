@@ -4,9 +4,10 @@ or a landscape A4 page (the PDF prints from the same HTML)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from auditor import formatting as fmt
 from auditor.models import utc

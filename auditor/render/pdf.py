@@ -11,9 +11,10 @@ import logging
 import mimetypes
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, NoReturn, Sequence
+from typing import NoReturn
 
 from weasyprint import HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration

@@ -13,8 +13,9 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from auditor import formatting as fmt
 from auditor.checks import CheckSpec

@@ -12,10 +12,11 @@ import logging
 import os
 import socket
 import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

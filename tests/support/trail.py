@@ -5,8 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from tests.support.flowdata import ACCOUNT, REGION
 

@@ -10,7 +10,8 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySecurityGroupRu
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from auditor.checks import HookContext
 from auditor.engines.netaddr import parse_network

@@ -14,10 +14,10 @@ BytesScannedCutoffPerQuery cancels any query that scans more
 from __future__ import annotations
 
 import math
-import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from auditor.config import PricingSettings
 from auditor.engines.athena.querymap import PartitionScan
@@ -35,35 +35,6 @@ def billed_bytes(scanned: int, pricing: PricingSettings) -> int:
 def cost_usd(scanned: int, pricing: PricingSettings) -> float:
     """The estimated cost of one query, in US dollars."""
     return billed_bytes(scanned, pricing) * pricing.athena_usd_per_tb / TB
-
-
-class Budget:
-    """The run's ``max_bytes_scanned``, shared by every Athena query of the run, across threads.
-
-    A query reserves its estimate before it starts and settles with the bytes Athena reports afterwards.
-    """
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.spent = 0
-        self.reserved = 0
-        self.queries = 0
-        self._lock = threading.Lock()
-
-    def reserve(self, estimate: int) -> tuple[bool, int]:
-        """Reserve ``estimate`` bytes; returns whether it fits, and what was left before it."""
-        with self._lock:
-            left = (self.limit - self.spent - self.reserved) if self.limit is not None else -1
-            if self.limit is not None and estimate > left:
-                return False, max(left, 0)
-            self.reserved += estimate
-            return True, left
-
-    def settle(self, estimate: int, scanned: int) -> None:
-        with self._lock:
-            self.reserved -= estimate
-            self.spent += max(scanned, 0)
-            self.queries += 1
 
 
 @dataclass(frozen=True)
@@ -84,8 +55,7 @@ def _list(s3: Any, bucket: str, prefix: str, delimiter: str | None = None) -> It
     if delimiter:
         kwargs["Delimiter"] = delimiter
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            yield page
+        yield from s3.get_paginator("list_objects_v2").paginate(**kwargs)
     except Exception as exc:  # botocore ClientError and friends; the message names the bucket
         raise EngineError(f"could not list s3://{bucket}/{prefix} to estimate the scan: {exc}", engine="athena") from exc
 

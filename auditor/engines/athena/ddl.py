@@ -21,7 +21,8 @@ sqlglot, and every string (location, property values) is a quoted sqlglot litera
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlglot import exp
 

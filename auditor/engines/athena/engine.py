@@ -22,14 +22,15 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from auditor import formatting as fmt
-from auditor.aws import THROTTLING_CODES, describe_error, error_code
+from auditor.aws import THROTTLING_CODES, Budget, describe_error, error_code
 from auditor.config import AthenaSettings, AthenaSourceSpec, PricingSettings
-from auditor.engines.athena.cost import Budget, cost_usd, estimate_scan
+from auditor.engines.athena.cost import cost_usd, estimate_scan
 from auditor.engines.athena.querymap import (
     AthenaQuery,
     Scope,

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.trino import Trino

@@ -24,8 +24,9 @@ from __future__ import annotations
 import difflib
 import re
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import duckdb
 from sqlglot import exp

@@ -9,7 +9,8 @@ logs before paying for a query, and the tests prove each check's ``query.insight
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import duckdb
 

@@ -21,8 +21,9 @@ Remote output names are letters and digits only (``auditorG0``), which Logs Insi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from auditor.engines.insights.compiler import AGGREGATES, item_name
 from auditor.engines.insights.parser import (

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Union
 
 from auditor.errors import CheckDefinitionError
 
@@ -90,7 +91,7 @@ class Param:
 class Call:
     pos: int = field(compare=False)
     name: str  # lower case
-    args: tuple["Expr", ...] = ()
+    args: tuple[Expr, ...] = ()
     star: bool = False  # count(*)
     spelled: str = ""  # the name as written, for messages and rendering
 
@@ -99,21 +100,21 @@ class Call:
 class Unary:
     pos: int = field(compare=False)
     op: str  # "-" or "not"
-    operand: "Expr"
+    operand: Expr
 
 
 @dataclass(frozen=True)
 class Binary:
     pos: int = field(compare=False)
     op: str  # + - * / % ^ = != < <= > >= and or
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
 
 
 @dataclass(frozen=True)
 class Like:
     pos: int = field(compare=False)
-    operand: "Expr"
+    operand: Expr
     pattern: Union[Literal, Regex]
     negated: bool = False
     op: str = "like"  # "like" or "=~"
@@ -122,8 +123,8 @@ class Like:
 @dataclass(frozen=True)
 class In:
     pos: int = field(compare=False)
-    operand: "Expr"
-    items: Union[tuple["Expr", ...], Param]
+    operand: Expr
+    items: Union[tuple[Expr, ...], Param]
     negated: bool = False
 
 

@@ -20,19 +20,23 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from auditor.aws import describe_error
+import duckdb
+
+from auditor.aws import AwsSessions, Target, describe_error
 from auditor.clock import utcnow
-from auditor.engines.base import EngineContext
+from auditor.config import LoadedConfig
 from auditor.engines.sources.inventory import (
     NETWORK_INTERFACES,
     SECURITY_GROUP_RULES,
     SECURITY_GROUPS,
     InventorySnapshot,
+    load_inventory,
 )
 from auditor.errors import AuditorError, ConfigError, EngineError
 from auditor.logformat import DEFAULT_FORMAT
@@ -114,28 +118,25 @@ def write_snapshot(root: Path, docs: Documents) -> list[Path]:
 
 # --- loading into a run -----------------------------------------------------------------------------------
 
-def load(context: EngineContext, *, clock: Callable[[], datetime] = utcnow
-         ) -> tuple[InventorySnapshot, DataQuality]:
-    """Load the live inventory of the run's target (one account and region) into the context's workspace.
+def load(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, sessions: AwsSessions, target: Target, *,
+         clock: Callable[[], datetime] = utcnow) -> tuple[InventorySnapshot, DataQuality]:
+    """Load the live inventory of one target (an account and a region) into the inventory tables of ``con``.
 
     Returns the snapshot (its files named ``aws:<account>/<region>/describe-*.json``) and the coverage.
     """
-    loaded, workspace = context.loaded, context.workspace
-    target = context.aws_target()
-    region = target.region or context.sessions.default_region()
+    region = target.region or sessions.default_region()
     if not region:
         raise ConfigError("sources.inventory (aws_api) needs a region: set aws.regions, or accounts[].regions")
-    account_id = context.sessions.caller_account(target.account)
-    ec2 = context.sessions.client("ec2", region, target.account)
+    account_id = sessions.caller_account(target.account)
+    ec2 = sessions.client("ec2", region, target.account)
     spec = loaded.config.sources.inventory
     docs = collect(ec2, account_id, region, coverage=spec.flow_log_coverage, clock=clock)
     with tempfile.TemporaryDirectory(prefix="auditor-inventory-") as tmp:
         write_snapshot(Path(tmp), docs)
-        snapshot = workspace.load_inventory(Path(tmp))
+        snapshot = load_inventory(con, Path(tmp))
         prefix = str(Path(tmp)) + "/"
         files = tuple(replace(f, path="aws:" + f.path.removeprefix(prefix)) for f in snapshot.files)
     snapshot = replace(snapshot, files=files)
-    workspace.inventory = snapshot
     quality = DataQuality()
     if spec.flow_log_coverage:
         quality = coverage(docs, athena_formats=_athena_formats(loaded))

@@ -50,9 +50,10 @@ import gzip
 import json
 import re
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, Union
+from typing import Any, Union
 
 import duckdb
 import pyarrow as pa

@@ -17,9 +17,9 @@ content, each file's field list comes from its own header lines, and lines are s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -116,7 +116,7 @@ def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], di
     return tuple(FileQuality(path=f.path, **counts[f.path]) for f in files), tuple(written)
 
 
-def _default_format(default_fields: tuple[str, ...] | None) -> "_Format":
+def _default_format(default_fields: tuple[str, ...] | None) -> _Format:
     default = tuple(default_fields) if default_fields else DEFAULT_COLUMNS
     unknown = [c for c in default if c not in FIELDS_BY_COLUMN]
     if unknown:
@@ -130,7 +130,7 @@ def _check_kinds(files: Sequence[InputFile]) -> None:
             raise ValueError(f"{f.path}: flow logs are text or Parquet files, not {f.kind}")
 
 
-def _typed_batches(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], default: "_Format", batch_bytes: int,
+def _typed_batches(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], default: _Format, batch_bytes: int,
                    counts: dict[str, Counter[str]]) -> Iterator[tuple[Sequence[InputFile], str]]:
     """Stage the files batch by batch; for each, yield the batch and a SELECT of its data lines typed in the
     table's schema plus the class and file columns. The staged objects live until the next batch."""

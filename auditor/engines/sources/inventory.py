@@ -100,10 +100,11 @@ import json
 import os
 import re
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -120,7 +121,7 @@ NETWORK_INTERFACES = "describe-network-interfaces"
 _TOP_KEY = {SECURITY_GROUPS: "SecurityGroups", SECURITY_GROUP_RULES: "SecurityGroupRules",
             NETWORK_INTERFACES: "NetworkInterfaces"}
 _ID_KEY = {SECURITY_GROUPS: "GroupId", SECURITY_GROUP_RULES: "GroupId", NETWORK_INTERFACES: "NetworkInterfaceId"}
-_FILE_NAME = re.compile(r"^(%s)\.json(?:\.gz)?$" % "|".join(map(re.escape, _TOP_KEY)))
+_FILE_NAME = re.compile(r"^(" + "|".join(map(re.escape, _TOP_KEY)) + r")\.json(?:\.gz)?$")
 
 _V, _I, _B = "VARCHAR", "INTEGER", "BOOLEAN"
 TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {

@@ -8,7 +8,7 @@ the number so that the two sides can be joined.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 ALL_PROTOCOLS = -1
 
