@@ -7,7 +7,7 @@ DEMO   ?= examples/demo-data
 ANCHOR ?=
 N      ?= 1000000
 
-.PHONY: install install-test system-deps run demo lint test bench bench-render pdf-png clean
+.PHONY: install install-test system-deps run demo lint docs test bench bench-render pdf-png clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -51,10 +51,17 @@ demo: $(DEMO)/.complete
 run: system-deps install demo
 	$(VENV)/bin/auditor run --config config.yaml
 
-# The guards first (seconds): ruff, the import contracts (pyproject's [tool.importlinter]), then the tests.
+# The guards first (seconds): ruff, the import contracts (pyproject's [tool.importlinter]), the docs (a broken
+# link fails), then the tests.
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# Regenerate docs/configuration.md and docs/checks.md from the schema and the check folders, and build the site.
+docs: install-test
+	$(PY) -m auditor.reference docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 test: system-deps install-test lint
 	$(PY) -m pytest -q
@@ -69,4 +76,4 @@ pdf-png:
 	@latest=$$(ls -td reports/*/ | head -1); pdftoppm -png -r 70 "$$latest/report.pdf" "$$latest/page" && ls "$$latest"/page*.png
 
 clean:
-	rm -rf $(VENV) $(DEMO) reports/*/ .pytest_cache
+	rm -rf $(VENV) $(DEMO) reports/*/ .pytest_cache site

@@ -161,7 +161,7 @@ class Daemon:
         global _active
         config = self.loaded.config
         if not config.suites:
-            raise self.loaded.error("there are no suites to schedule: add a suites: section (see README, Scheduling)")
+            raise self.loaded.error("there are no suites to schedule: add a suites: section (see docs/scheduling.md)")
         reg = self.registries = self.registries or builtins()
         now = self.clock()
         for name in config.suites:

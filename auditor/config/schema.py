@@ -558,7 +558,7 @@ SECURITY_HUB_EC2_19_PORTS = (20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434,
                              5432, 5500, 5601, 8080, 8088, 8888, 9200, 9300)
 # Ours, on top of EC2.19: NetBIOS 137-139 (in AWS Config's restricted-common-ports family), Oracle 1521,
 # the unauthenticated Docker API 2375, VNC 5900, Redis 6379, memcached 11211 and MongoDB 27017: services that
-# are routinely found open and abused on the internet. See README "Sensitive ports".
+# are routinely found open and abused on the internet. See docs/config-guide.md, "Sensitive ports".
 EXTRA_SENSITIVE_PORTS = (137, 138, 139, 1521, 2375, 5900, 6379, 11211, 27017)
 DEFAULT_SENSITIVE_PORTS = tuple(sorted(set(SECURITY_HUB_EC2_19_PORTS + EXTRA_SENSITIVE_PORTS)))
 

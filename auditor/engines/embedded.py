@@ -112,7 +112,7 @@ def query_error(con: duckdb.DuckDBPyConnection, name: str, exc: duckdb.Error, en
     reason = str(exc).strip().splitlines()[0]
     return EngineError(f"{name}: ran out of memory with duckdb.memory_limit at {limit} ({reason}). Raise "
                        "duckdb.memory_limit in the config (DuckDB spills to duckdb.temp_directory up to it) or run "
-                       "a shorter window; the Performance section of the README gives measured sizes.", engine=engine)
+                       "a shorter window; docs/performance.md gives measured sizes.", engine=engine)
 
 
 def _display_params(params: Mapping[str, Any]) -> dict[str, Any]:

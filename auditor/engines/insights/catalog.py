@@ -112,7 +112,7 @@ class FlowLogsCatalog(Catalog):
         # issue states it); the same to_timestamp() the checks' SQL uses, so the types agree.
         self._fields["@timestamp"] = FieldDef("@timestamp", fn("to_timestamp", col("start")), "ts")
         # @message: the original line. The reader keeps no raw line, so it is rebuilt from the columns in the
-        # default format's order, "-" for a missing value (see the README note: equal to the line for v2 files).
+        # default format's order, "-" for a missing value (see docs/insights.md: equal to the line for v2 files).
         parts = [exp.Coalesce(this=exp.cast(col(f.column), "VARCHAR"), expressions=[lit("-")]) for f in DEFAULT_V2]
         self._fields["@message"] = FieldDef("@message", fn("concat_ws", lit(" "), *parts), "str")
         # @logStream: VPC names a flow log's stream in CloudWatch Logs after the interface, "<eni>-all"
