@@ -68,7 +68,7 @@ class CheckMeta(Strict):
     reaggregates: bool = Field(
         False, description="report.sql gives the same rows whether the engine query's rows are grouped or not (it "
         "sums the counts or takes distinct keys), so where the engine query runs inside the report (local) it runs "
-        "without its GROUP BY and the data is aggregated once. tests/test_reaggregates.py proves it per check.")
+        "without its GROUP BY and the data is aggregated once. tests/engines/test_reaggregates.py proves it per check.")
     params: dict[str, ParamMeta] = Field(default_factory=dict)
     compliance: tuple[ControlMeta, ...] = ()
     chart: Optional[Literal["rejected_flows", "exposed_ports"]] = Field(

@@ -20,8 +20,8 @@ from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.errors import ConfigError
 from auditor.models import TimeWindow
 from auditor.pipeline import run_audit
+from tests.engines.insights.test_insights_cloud import LocalLogs
 from tests.support.flowdata import write_config
-from tests.test_insights_cloud import LocalLogs
 
 WINDOW = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)

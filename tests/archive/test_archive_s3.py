@@ -23,8 +23,8 @@ from auditor.cli import main
 from auditor.cli.verify import run_verify
 from auditor.config import load_config
 from auditor.pipeline import run_audit
+from tests.archive.test_archive import NOW, WINDOW, kinds, make_project, state_heads
 from tests.support.flowdata import write_config
-from tests.test_archive import NOW, WINDOW, kinds, make_project, state_heads
 
 BUCKET = "evidence-bucket"
 

@@ -19,7 +19,7 @@ from auditor.exports import fingerprint
 from auditor.exports.asff import to_asff
 from auditor.exports.ocsf import to_ocsf
 from auditor.models import Finding, Severity
-from tests.test_render import BASTION, changed_record, specs_for
+from tests.render.test_render import BASTION, changed_record, specs_for
 
 SCHEMAS = Path(auditor.__file__).parent / "schemas"
 OCSF = json.loads((SCHEMAS / "ocsf-1.1.0-detection_finding.required.json").read_text())

@@ -19,7 +19,7 @@ from auditor.render import template_dirs
 from auditor.render.html import render_html
 from auditor.render.pdf import render_pdf
 from auditor.render.view import build_view
-from tests.test_render import SCRIPT, WINDOW, changed_record, specs_for
+from tests.render.test_render import SCRIPT, WINDOW, changed_record, specs_for
 
 ATTACHED_AT = datetime(2024, 5, 13, 6, 2, tzinfo=timezone.utc)
 

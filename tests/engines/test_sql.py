@@ -28,7 +28,7 @@ from auditor.engines.sql import (
 )
 from auditor.errors import CheckDefinitionError
 
-GOLDEN = Path(__file__).parent / "golden" / "sql"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sql"
 CHECKS = builtins().checks
 
 

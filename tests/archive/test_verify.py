@@ -19,7 +19,7 @@ from auditor.archive.local import LocalStore, make_writable
 from auditor.archive.signing import Keyring, load_ed25519_public
 from auditor.archive.verify import verify_bundle
 from auditor.cli import main
-from tests.test_archive import (
+from tests.archive.test_archive import (
     ED25519_PUBLIC,
     ED25519_SEED,
     kinds,

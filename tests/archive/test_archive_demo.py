@@ -17,8 +17,8 @@ from moto import mock_aws
 from auditor.archive.local import make_writable
 from auditor.cli import main
 from auditor.demo import generate
+from tests.archive.test_archive import ED25519_PUBLIC, ED25519_SEED
 from tests.support.flowdata import write_config
-from tests.test_archive import ED25519_PUBLIC, ED25519_SEED
 
 BUCKET = "demo-evidence"
 
