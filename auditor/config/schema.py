@@ -99,9 +99,7 @@ class AthenaTableSpec(Strict):
     @field_validator("format")
     @classmethod
     def _known_fields(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None:
-            parse_log_format(v)  # raises ValueError with a did-you-mean
-        return v
+        return known_log_format(v)
 
     @field_validator("flow_log_ids")
     @classmethod
@@ -175,6 +173,14 @@ class AwsApiInventorySpec(Strict):
                                                       "subnets and VPCs that no flow log covers.")
 
 
+def region_names(regions: tuple[str, ...]) -> tuple[str, ...]:
+    """``regions`` without repeats; ValueError naming any that is not a region name."""
+    bad = [r for r in regions if not re.match(_REGION, r)]
+    if bad:
+        raise ValueError(f"not region names: {', '.join(bad)}")
+    return tuple(dict.fromkeys(regions))
+
+
 class AwsSettings(Strict):
     profile: Optional[str] = Field(None, description="A named AWS profile; otherwise the standard boto3 credential chain.")
     regions: tuple[str, ...] = Field((), description="Regions to audit.")
@@ -183,10 +189,7 @@ class AwsSettings(Strict):
     @field_validator("regions")
     @classmethod
     def _regions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [r for r in v if not re.match(_REGION, r)]
-        if bad:
-            raise ValueError(f"not region names: {', '.join(bad)}")
-        return tuple(dict.fromkeys(v))
+        return region_names(v)
 
 
 class AccountSpec(Strict):
@@ -200,12 +203,7 @@ class AccountSpec(Strict):
     @field_validator("regions")
     @classmethod
     def _regions(cls, v: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
-        if v is not None:
-            bad = [r for r in v if not re.match(_REGION, r)]
-            if bad:
-                raise ValueError(f"not region names: {', '.join(bad)}")
-            v = tuple(dict.fromkeys(v))
-        return v
+        return None if v is None else region_names(v)
 
     @model_validator(mode="after")
     def _role_in_account(self) -> AccountSpec:
