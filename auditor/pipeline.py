@@ -1,6 +1,8 @@
 """run_audit(): the stages in order, nothing else.
 
-config -> plan -> execute -> evaluate -> render -> write. The CLI (and later the scheduler) call this.
+plan -> execute (which evaluates each check's rows) -> suppress -> history -> render -> write. ``auditor run`` calls
+this; ``auditor run --suite`` and the scheduler call it through :func:`auditor.deliver.suite.run_suite`, which
+then archives, mails and pings the heartbeat. docs/architecture.md draws the whole.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from auditor import __version__, suppress
 from auditor.aws import AwsSessions
 from auditor.builtins import Registries, builtins
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig
+from auditor.engines.sources.inventory import InventorySnapshot
 from auditor.execute import execute
 from auditor.formats import DEFAULT_FORMATS, RenderContext
 from auditor.history import History, compare, sources_key
-from auditor.models import RunRecord, TimeWindow
+from auditor.models import InputFile, RunRecord, TimeWindow
 from auditor.output import (
     Artifact,
     check_out_dir,
@@ -38,8 +40,8 @@ class RunOutcome:
     out_dir: Path
     artifacts: tuple[Path, ...]
     artifact_errors: tuple[str, ...]
-    inputs: tuple[Any, ...] = ()  # every input file the engines read, for the evidence archive
-    inventory: Any = None  # the InventorySnapshot loaded (captured_at, files), for the evidence archive
+    inputs: tuple[InputFile, ...] = ()  # every input file the engines read, for the evidence archive
+    inventory: InventorySnapshot | None = None  # the inventory loaded (captured_at, files), for the evidence archive
 
 
 def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None = None, force: bool = False,
@@ -47,6 +49,8 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
               run_id: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
               aws_sessions: AwsSessions | None = None) -> RunOutcome:
     """Run every planned check over ``window`` and write the report. Check failures never stop the run.
+
+    ``registries`` defaults to the built-ins; ``clock`` is the one clock (:func:`auditor.clock.utcnow`).
 
     ``aws_sessions`` replaces the boto3 sessions the AWS sources use (default: the config's profile or the
     standard credential chain)."""
