@@ -19,26 +19,23 @@ import io
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pypdf import PdfReader
 
-from pypdf import PdfReader  # noqa: E402
-
-from auditor.builtins import builtins  # noqa: E402
-from auditor.config import load_config  # noqa: E402
-from auditor.demo import generate  # noqa: E402
-from auditor.models import TimeWindow  # noqa: E402
-from auditor.output import csv_text, findings_document, json_bytes  # noqa: E402
-from auditor.pipeline import run_audit  # noqa: E402
-from auditor.render import template_dirs  # noqa: E402
-from auditor.render.html import render_html  # noqa: E402
-from auditor.render.pdf import render_pdf  # noqa: E402
-from auditor.render.view import build_view  # noqa: E402
+from auditor.builtins import builtins
+from auditor.config import load_config
+from auditor.demo import generate
+from auditor.models import TimeWindow
+from auditor.output import csv_text, findings_document, json_bytes
+from auditor.pipeline import run_audit
+from auditor.render import template_dirs
+from auditor.render.html import render_html
+from auditor.render.pdf import render_pdf
+from auditor.render.view import build_view
 
 CONFIG = """\
 engine: local
