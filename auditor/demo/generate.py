@@ -40,6 +40,7 @@ from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from auditor.clock import utcnow
 from auditor.demo.flows import Flows, background, on_call_fixes, plan_week, scenarios, week_blocks, write_flow_files
 from auditor.demo.inventory import inventory_documents
 from auditor.demo.manifest import DemoManifest
@@ -88,7 +89,7 @@ def generate(out: str | Path, anchor: date | None = None, days: int = 14) -> Dem
     """
     if isinstance(anchor, datetime):
         anchor = (anchor if anchor.tzinfo is None else anchor.astimezone(timezone.utc)).date()
-    anchor = anchor or datetime.now(timezone.utc).date()
+    anchor = anchor or utcnow().date()
     if days < 1:
         raise UsageError(f"days must be at least 1, not {days}")
     root = Path(out)

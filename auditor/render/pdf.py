@@ -12,7 +12,7 @@ import mimetypes
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,6 +20,7 @@ from weasyprint import HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from auditor.clock import utcnow
 from auditor.errors import RenderError
 from auditor.models import utc
 
@@ -127,7 +128,7 @@ def render_pdf(html: str, *, dirs: Sequence[Path], url_fetcher: LocalFetcher | N
     fetcher = url_fetcher if url_fetcher is not None else make_url_fetcher(dirs)
     base_url = Path(dirs[0]).resolve().as_uri() + "/"
     # WeasyPrint writes these dates with a "Z": hand it UTC wall-clock time, not local time.
-    when = utc(attached_at or datetime.now(timezone.utc)).replace(tzinfo=None)
+    when = utc(attached_at or utcnow()).replace(tzinfo=None)
     files = [Attachment(string=bytes(data), name=name, description=_describe(name), created=when, modified=when,
                         relationship="Data", url_fetcher=fetcher)
              for name, data in (attachments or {}).items()]
