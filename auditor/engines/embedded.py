@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from auditor.config import DuckDBSettings
 from auditor.engines import netaddr
+from auditor.engines.connection import connect
 from auditor.engines.sources import inventory
 from auditor.engines.sql import prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
@@ -27,7 +28,7 @@ class Workspace:
     """One in-process DuckDB database for one run."""
 
     def __init__(self, settings: DuckDBSettings | None = None) -> None:
-        self.con = duckdb.connect(":memory:")
+        self.con = connect()
         if settings is not None:
             if settings.memory_limit:
                 self._set("memory_limit", settings.memory_limit)

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Mapping, Sequence
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from auditor.engines import netaddr
+from auditor.engines.connection import connect
 from auditor.engines.insights import merge
 from auditor.engines.insights.catalog import Catalog, TableCatalog, catalog_for
 from auditor.engines.insights.compiler import CompiledQuery, compile_program
@@ -99,8 +99,7 @@ class CloudInsightsEngine:
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
         self.row_cap = row_cap
-        self._con = duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone = 'UTC'")  # CloudWatch's timestamps are UTC without a zone suffix
+        self._con = connect()  # pinned to UTC: CloudWatch's timestamps are UTC without a zone suffix
         netaddr.register(self._con)
         flowlogs.create_table(self._con)
         cloudtrail_source.create_table(self._con)
