@@ -301,6 +301,7 @@ class CheckResult:
     metric: str = "findings"  # what trend counts
     default_severity: Severity | None = None  # the check's own severity, shown when no active finding sets one
     chart: tuple[Mapping[str, Any], ...] = ()  # rows of the check's chart query, if it has one
+    no_data_sources: tuple[str, ...] = ()  # status no_data: the sources that yielded no usable record
 
     @property
     def active_findings(self) -> tuple[Finding, ...]:

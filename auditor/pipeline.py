@@ -25,10 +25,11 @@ from auditor.engines.sql import window_params
 from auditor import suppress
 from auditor.errors import AuditorError, CheckSkipped
 from auditor.history import History, compare, sources_key
-from auditor.evaluate import check_result, errored, skipped
+from auditor.evaluate import check_result, errored, input_warnings, skipped
 from auditor.models import CheckResult, DataQuality, Query, QueryRun, RunRecord, TimeWindow, iso_z
-from auditor.formats import DEFAULT_FORMATS, RenderContext
-from auditor.output import Artifact, check_out_dir, default_out_dir, findings_document, write_atomically
+from auditor.formats import DEFAULT_FORMATS, WRITE_ORDER, RenderContext
+from auditor.output import (Artifact, check_out_dir, default_out_dir, findings_document, remove_stale_staging,
+                            write_atomically)
 from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck, plan_run
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     final_dir = out_dir if out_dir is not None else default_out_dir(loaded.resolve(config.output_dir), started, run_id)
     if out_dir is not None:
         check_out_dir(out_dir, force=force)
+    # A killed run's staging folder would stay forever: leftovers older than an hour that no run holds go now.
+    remove_stale_staging(final_dir if out_dir is not None else final_dir.parent)
 
     warnings = list(plan.warnings)
     # Once over the configured inputs, or once per AWS account and region, merged (auditor.engines.aws).
@@ -81,7 +84,8 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
                        inventory_captured_at=captured_at, sources_key=sources_key(config.sources),
                        accounts=tuple(sorted({a for a, _ in places if a})), regions=tuple(sorted({r for _, r in places if r})))
     record = compare(record, history.load(), {c.id: c.meta.event_like for c in reg.checks})
-    record = replace(record, warnings=tuple(warnings) + exception_warnings + tuple(history.warnings))
+    record = replace(record, warnings=(tuple(warnings) + input_warnings(data_quality) + exception_warnings
+                                       + tuple(history.warnings)))
     artifacts = _artifacts(record, reg, loaded, formats)
     written, errors = write_atomically(final_dir, artifacts, run_id=run_id, into_existing=out_dir is not None)
     history.save(record, findings_document(record))
@@ -189,7 +193,8 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
             columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
-        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes, chart=chart)
+        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes, chart=chart,
+                            no_data=_without_evidence(spec, pc, engine, workspace))
     except CheckSkipped as exc:
         return skipped(spec, str(exc))
     except AuditorError as exc:
@@ -200,6 +205,23 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
     finally:
         # An engine's rows registered for report.sql must not stay in memory while the next check runs.
         workspace.drop_result()
+
+
+def _without_evidence(spec: CheckSpec, pc: PlannedCheck, engine: Engine | None, workspace: Workspace) -> tuple[str, ...]:
+    """The sources a check reads that yielded no usable record in its window (see the README's data-quality
+    section for the threshold): flow logs without a traffic or NODATA record, CloudTrail without an event, an
+    inventory without a security group. An engine that cannot count its records cheaply (Athena, Logs Insights)
+    has no ``evidence`` method, and its sources are taken to hold some."""
+    missing = []
+    for source in spec.meta.needs:
+        if source in ENGINE_TABLES:
+            count = getattr(engine, "evidence", None)
+            found = count(source, pc.window) if count is not None else None
+        else:
+            found = workspace.security_groups() if workspace.inventory is not None else None
+        if found == 0:
+            missing.append(source)
+    return tuple(missing)
 
 
 def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
@@ -235,5 +257,8 @@ def _artifacts(record: RunRecord, reg: Registries, loaded: LoadedConfig, formats
     user_templates = loaded.resolve(config.templates_dir) if config.templates_dir else None
     ctx = RenderContext(record=record, specs=specs, template_dirs=template_dirs(user_templates),
                         table_limit=config.table_limit)
-    names = ["json"] + [f for f in formats if f != "json"]  # findings.json is always written
+    # findings.json is always written, and first: smallest and most important first, so that a full disk
+    # costs the PDF before it costs the evidence.
+    names = sorted(dict.fromkeys(["json", *formats]), key=lambda n: WRITE_ORDER.index(n) if n in WRITE_ORDER
+                   else len(WRITE_ORDER))
     return [art for name in names for art in reg.formats.get(name).artifacts(ctx)]

@@ -67,6 +67,10 @@ class CheckMeta(_Strict):
         False, description="report.sql gives the same rows whether the engine query's rows are grouped or not (it "
         "sums the counts or takes distinct keys), so where the engine query runs inside the report (local) it runs "
         "without its GROUP BY and the data is aggregated once. tests/test_reaggregates.py proves it per check.")
+    findings_from_absence: bool = Field(
+        False, description="The findings say that something was not seen (a rule no traffic matched). When a source "
+        "the check reads yields no usable record in its window (status no_data), such a check gives no rows and no "
+        "findings: an absence of evidence is no finding. Other checks keep the rows the other sources give.")
     params: dict[str, ParamMeta] = Field(default_factory=dict)
     compliance: tuple[ControlMeta, ...] = ()
 

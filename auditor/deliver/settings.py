@@ -19,7 +19,7 @@ from auditor.timeparse import parse_duration
 
 # What a subject template may name; each is a plain value (no attribute or index access).
 SUBJECT_FIELDS = ("title", "suite", "since", "until", "findings", "critical", "high", "medium", "low", "info",
-                  "new", "resolved", "errors", "run_id")
+                  "new", "resolved", "errors", "no_data", "run_id")
 DEFAULT_SUBJECT = "[auditor] {title} {since}..{until}: {high} high, {new} new"
 
 # cron numbers days of the week from Sunday=0 (7 is Sunday too); these are its names for 0..7.

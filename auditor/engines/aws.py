@@ -337,7 +337,10 @@ def _merge_check(pc: Any, per_target: Sequence[tuple[Target, CheckResult]], chec
     spec = pc.spec
     if pc.skip_reason is not None:
         return per_target[0][1]
-    ran = [(t, r) for t, r in per_target if r.status in (Status.PASS, Status.FAIL)]
+    # A target without data still gives the rows its other sources gave; the merged check has no data only
+    # when no target had any.
+    ran = [(t, r) for t, r in per_target if r.status in (Status.PASS, Status.FAIL, Status.NO_DATA)]
+    blind = [t for t, r in ran if r.status is Status.NO_DATA]
     failed = [(t, r) for t, r in per_target if r.status is Status.ERROR]
     skipped = [(t, r) for t, r in per_target if r.status is Status.SKIPPED]
     columns: list[str] = []
@@ -355,7 +358,13 @@ def _merge_check(pc: Any, per_target: Sequence[tuple[Target, CheckResult]], chec
     for target, result in skipped:
         notes.append(f"skipped for {target.label}: {'; '.join(result.notes) or result.error or 'no reason given'}")
     stats = {"window": str(pc.window), "targets": f"{len(ran)} of {len(per_target)} ran"}
-    merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)))
+    no_data: tuple[str, ...] = ()
+    if blind and len(blind) == len(ran):
+        no_data = tuple(dict.fromkeys(s for _, r in ran for s in r.no_data_sources))
+    elif blind:
+        notes.append(f"no data for {', '.join(t.label for t in blind)}: its rows rest on the other sources only")
+    merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)),
+                          no_data=no_data)
     if failed:
         error = "; ".join(f"{t.label}: {r.error}" for t, r in failed)
         return replace(merged, status=Status.ERROR, error=error)

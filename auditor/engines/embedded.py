@@ -48,6 +48,11 @@ class Workspace:
         self.inventory = inventory.load_inventory(self.con, root)
         return self.inventory
 
+    def security_groups(self) -> int:
+        """How many security groups the inventory holds: none means the inventory gave no usable record."""
+        ((count,),) = self.con.execute("SELECT count(*) FROM sg_groups").fetchall()
+        return int(count)
+
     def rule_egress(self) -> dict[str, bool]:
         """Security-group rule ID -> whether it is an egress rule, from the inventory."""
         rows = self.con.execute("SELECT rule_id, is_egress FROM sg_rules WHERE rule_id IS NOT NULL").fetchall()

@@ -27,6 +27,7 @@ from auditor.engines.embedded import Workspace
 from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.engines.sql import window_params
 from auditor.models import DataQuality, FileQuality, InputFile, Query, QueryResult, TimeWindow
+from auditor.staging import StagingLock, remove_stale
 
 FLOW_LOGS_VIEW = "flow_logs"
 
@@ -121,9 +122,12 @@ class LocalEngine:
         if self._scratch is None:
             if self.scratch_dir is not None:
                 Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
-            self._scratch = Path(tempfile.mkdtemp(prefix="auditor-flowlogs-", dir=self.scratch_dir))
+            # A killed run leaves its scratch behind: older ones that no run holds locked go first.
+            remove_stale(Path(self.scratch_dir or tempfile.gettempdir()), _SCRATCH_PREFIX)
+            self._scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX, dir=self.scratch_dir))
+            lock = StagingLock(self._scratch)
             # A caller that never reaches close() still leaves no scratch behind.
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
+            self._cleanup = weakref.finalize(self, _remove_scratch, self._scratch, lock)
         return FlowLogCache(self._scratch, self.flow_logs.path, default_fields=default_fields, reuse=False)
 
     def _cache_notes(self, prepared: Prepared) -> tuple[str, ...]:
@@ -176,6 +180,14 @@ class LocalEngine:
         if self._cleanup is not None:
             self._cleanup()
             self._scratch = self._cleanup = None
+
+
+_SCRATCH_PREFIX = "auditor-flowlogs-"
+
+
+def _remove_scratch(folder: Path, lock: StagingLock) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    lock.release()
 
 
 def serve_flow_logs(con: duckdb.DuckDBPyConnection, prepared: Prepared, window: TimeWindow,
