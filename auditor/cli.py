@@ -171,11 +171,12 @@ def _print_summary(record: Any) -> None:
 def validate(config_path: str) -> int:
     """Parse the config and plan the run; run nothing."""
     from auditor.builtins import builtins
-    from auditor.config import load_config
+    from auditor.config import check_folders, load_config
     from auditor.pipeline import utcnow
     from auditor.plan import plan_run
 
     loaded = load_config(config_path)
+    check_folders(loaded)
     reg = builtins()
     now = utcnow()
     window = _window(loaded, None, None, now)

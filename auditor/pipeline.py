@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 from auditor import __version__
 from auditor.builtins import Registries, builtins
 from auditor.checks import CheckSpec, HookContext
-from auditor.config import LoadedConfig
+from auditor.config import LoadedConfig, check_folders
 from auditor.engines.base import Engine
 from auditor.engines.aws import AwsSessions, run_targets
 from auditor.engines.embedded import Workspace
@@ -61,6 +61,7 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     for name in formats:
         reg.formats.get(name)  # an unknown format fails before any work, with a did-you-mean
     config = loaded.config
+    check_folders(loaded)  # a folder the run cannot write fails now, not after the checks ran
     started = clock()
     run_id = run_id or secrets.token_hex(4)
     plan = plan_run(loaded, reg.checks, window, started, {e.name: e.dialect for e in reg.engines})

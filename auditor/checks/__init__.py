@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Literal, Mapping, Optional
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from auditor.errors import CheckDefinitionError
 from auditor.models import Severity
@@ -151,7 +151,13 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-_TYPES: dict[str, Any] = {"integer": int, "string": str, "boolean": bool, "duration": str, "integer_list": tuple[int, ...]}
+def _duration(value: str) -> str:
+    parse_duration(value)  # ValueError: "'banana' is not a duration like 90d, 24h, 30m or 2w"
+    return value
+
+
+_TYPES: dict[str, Any] = {"integer": int, "string": str, "boolean": bool,
+                          "duration": Annotated[str, AfterValidator(_duration)], "integer_list": tuple[int, ...]}
 
 
 def _params_model(meta: CheckMeta) -> type[BaseModel]:
