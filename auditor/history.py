@@ -88,7 +88,7 @@ class History:
                 runs.append(_stored(doc))
                 if isinstance(doc.get("delivery"), dict):
                     deliveries.append({**doc["delivery"], "run_id": doc["findings"]["run"]["id"]})
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
                 self.warnings.append(f"{path.name}: unreadable run record ({exc}); skipped")
         self.warnings.extend(_delivery_warnings(deliveries))
         return runs
