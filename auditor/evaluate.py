@@ -145,7 +145,8 @@ def input_warnings(quality: DataQuality) -> tuple[str, ...]:
     if unreadable:
         named = "; ".join(f"{f.path}: {f.error}" for f in unreadable[:SHOWN_UNREADABLE])
         more = len(unreadable) - SHOWN_UNREADABLE
-        out.append(f"{_plural(len(unreadable), 'input file or folder')} could not be read, or not to the end, and "
+        noun = "input file or folder" if len(unreadable) == 1 else "input files or folders"
+        out.append(f"{len(unreadable):,} {noun} could not be read, or not to the end, and "
                    f"{'was' if len(unreadable) == 1 else 'were'} skipped: {named}"
                    + (f"; and {more:,} more" if more > 0 else "") + " (see Data quality).")
     if quality.malformed:

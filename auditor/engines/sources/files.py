@@ -148,10 +148,12 @@ def discover(root: str | os.PathLike[str], kinds: Iterable[str], *, skip_dirs: I
                 if entry.name not in skipped:
                     subfolders.append(entry.path)
                 continue
-            if not entry.is_file():
-                continue
             kind = classify(entry.name)
             if kind not in wanted:
+                continue
+            if not entry.is_file():
+                # A FIFO would block the reader for ever, a socket cannot be opened: named, never read.
+                problem(entry.path, "not a regular file (a FIFO, socket or device); it was not read")
                 continue
             st_file = target or entry.stat()
             identity = (st_file.st_dev, st_file.st_ino)
