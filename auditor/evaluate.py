@@ -137,6 +137,12 @@ def _plural(n: int, noun: str) -> str:
 SHOWN_UNREADABLE = 3  # unreadable inputs named in the warning; the data-quality section lists them all
 
 
+def input_counters(quality: DataQuality) -> dict[str, int]:
+    """The skipped input as data-quality counters, for tooling that reads findings.json."""
+    return {"inputs_unreadable": len(quality.unreadable), "lines_malformed": quality.malformed,
+            "records_invalid": quality.invalid}
+
+
 def input_warnings(quality: DataQuality) -> tuple[str, ...]:
     """The warnings that say what input a run had to skip: files and folders it could not read, malformed lines,
     invalid records. Without ``--strict`` they are the only sign of it: the run still exits 0."""

@@ -25,7 +25,7 @@ from auditor.engines.sql import window_params
 from auditor import suppress
 from auditor.errors import AuditorError, CheckSkipped
 from auditor.history import History, compare, sources_key
-from auditor.evaluate import check_result, errored, input_warnings, skipped
+from auditor.evaluate import check_result, errored, input_counters, input_warnings, skipped
 from auditor.models import CheckResult, DataQuality, Query, QueryRun, RunRecord, TimeWindow, iso_z
 from auditor.formats import DEFAULT_FORMATS, WRITE_ORDER, RenderContext
 from auditor.output import (Artifact, check_out_dir, default_out_dir, findings_document, remove_stale_staging,
@@ -77,6 +77,7 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     warnings.extend(executed.warnings)
     results, data_quality, captured_at, places = (executed.results, executed.data_quality, executed.captured_at,
                                                    executed.places)
+    data_quality = data_quality.merge(DataQuality(counters=input_counters(data_quality)))
 
     results, exception_warnings = suppress.apply(results, config.exceptions, started.date())
     history = History(loaded.resolve(config.state_dir))

@@ -88,6 +88,7 @@ def unreadable_error(run: Run, name: str, reason: str) -> None:
     assert reason in entry["error"], entry
     assert entry["records"] == 0
     assert any(name in w for w in run.warnings), run.warnings
+    assert run.doc["data_quality"]["counters"]["inputs_unreadable"] == 1
     assert "could not be read" in (run.out / "report.html").read_text()
 
 
@@ -304,6 +305,7 @@ def checked_out_of_range(run: Run) -> None:
     entry = run.file(BAD + "range.log")
     assert (entry["records"], entry["invalid"], entry["malformed"]) == (3, 4, 0)
     assert any("4 records in 1 file held values no log holds" in w for w in run.warnings)
+    assert run.doc["data_quality"]["counters"]["records_invalid"] == 4
     assert run.checks["top_rejected_sources"]["rows"][0]["rejected_flows"] == REJECTED + 3
 
 
@@ -321,6 +323,7 @@ def one_malformed(name: str) -> Callable[[Run], None]:
     def check(run: Run) -> None:
         extra_counted(name, 3, malformed=1)(run)
         assert any("1 malformed line in 1 file" in w for w in run.warnings)
+        assert run.doc["data_quality"]["counters"]["lines_malformed"] == 1
     return check
 
 
