@@ -93,7 +93,7 @@ def check_result(spec: CheckSpec, columns: Iterable[str], rows: Iterable[Mapping
     if no_data:
         label = "; ".join(NO_EVIDENCE.get(s, f"no {s} evidence") for s in no_data)
         findings = tuple(replace(f, title=f"{f.title} ({label})") for f in findings)
-        notes = (no_data_note(no_data, spec.meta.findings_from_absence),) + tuple(notes)
+        notes = (no_data_note(no_data, spec.meta.findings_from_absence, bool(json_rows)),) + tuple(notes)
         severity = status_and_severity(findings, spec.severity)[1]
         status = Status.NO_DATA
     else:
@@ -106,12 +106,18 @@ def check_result(spec: CheckSpec, columns: Iterable[str], rows: Iterable[Mapping
                        metric=spec.meta.metric, no_data_sources=tuple(no_data))
 
 
-def no_data_note(sources: Iterable[str], from_absence: bool) -> str:
-    """The sentence that says why a check has no data, and what it means for its rows."""
+def no_data_note(sources: Iterable[str], from_absence: bool, has_rows: bool) -> str:
+    """The sentences that say why a check has no data, and what that means for its rows."""
+    sources = tuple(sources)
     names = " and ".join(SOURCE_WORDS.get(s, s) for s in sources)
-    what = ("its verdicts would rest on an absence of evidence, so it gives none" if from_absence
-            else "it cannot say pass; the rows shown come from the other sources it reads")
-    return f"No data: {names} yielded no usable record in the window, so {what}."
+    said = f"{names[0].upper()}{names[1:]} yielded no usable record in the window"
+    if from_absence:
+        return f"{said}. Its verdicts would rest on an absence of evidence, so it gives none."
+    if has_rows:
+        labels = "; ".join(NO_EVIDENCE.get(s, f"no {s} evidence") for s in sources)
+        return (f"{said}, so it cannot say pass. The rows shown are configuration facts from its other sources, "
+                f"each finding marked '{labels}'.")
+    return f"{said}, so it cannot say pass."
 
 
 def errored(spec: CheckSpec, message: str, queries: tuple[QueryRun, ...] = ()) -> CheckResult:

@@ -533,6 +533,7 @@ def test_checks_without_data_lead_the_report_and_never_read_as_passed():
     assert [c.id for c in view.checks] == ["exposed", "quiet"]  # no data comes before what passed
     assert view.checks[0].status.text == "No data" and view.checks[0].actionable
     assert view.status_text == "2 checks: 1 had no data, 1 passed"
+    assert dict(view.coverage)["Checks"] == "1 of 2 ran to completion; 1 had no data"
     assert view.no_data_text.startswith("1 check read no usable record in its window")
     assert [p.message for p in view.no_data] == [blind.notes[0]]
     html = render_html(view, dirs=template_dirs())

@@ -643,7 +643,8 @@ def _coverage(record: RunRecord, results: Sequence[CheckResult]) -> tuple[tuple[
         ("Accounts", _listing(record.accounts or _seen(results, "account_id"))),
         ("Regions", _listing(record.regions or _seen(results, "region"))),
         ("Engine", record.engine),
-        ("Checks", f"{len(ran):,} of {len(results):,} ran to completion"),
+        ("Checks", f"{len(ran):,} of {len(results):,} ran to completion"
+                   + "".join(f"; {n:,} had no data" for n in [sum(r.status is Status.NO_DATA for r in results)] if n)),
         ("Files", f"{record.data_quality.files_read:,} read of {record.data_quality.files_present:,} present"),
     ]
     if record.inventory_captured_at:

@@ -235,7 +235,13 @@ def no_data(run: Run) -> None:
     html = (run.out / "report.html").read_text()
     assert html.index("No data:") < html.index("Executive summary") < html.index("callout-no-data\" id=\"no-data\"")
     assert "3 checks read no usable record" in html
-    assert "check top_rejected_sources has no data" in run.output
+    assert "check top_rejected_sources has no data: The flow logs yielded no usable record" in run.output
+    said = "The flow logs yielded no usable record in the window"
+    assert checks["top_rejected_sources"]["notes"][0] == f"{said}, so it cannot say pass."
+    assert checks["unused_sg_rules"]["notes"][0] == (f"{said}. Its verdicts would rest on an absence of evidence, "
+                                                     "so it gives none.")
+    assert checks["exposed_well_known_ports"]["notes"][0].endswith(
+        "configuration facts from its other sources, each finding marked 'no flow evidence in the window'.")
 
 
 def all_malformed(root: Path) -> None:
