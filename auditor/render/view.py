@@ -638,13 +638,14 @@ def _first_sentence(text: str) -> str:
 
 def _coverage(record: RunRecord, results: Sequence[CheckResult]) -> tuple[tuple[str, str], ...]:
     ran = [r for r in results if r.status in (Status.PASS, Status.FAIL)]
+    blind = sum(1 for r in results if r.status is Status.NO_DATA)
     rows = [
         ("Window", f"{_when(record.window.since)} to {_when(record.window.until)} ({_span(record.window.duration.total_seconds())})"),
         ("Accounts", _listing(record.accounts or _seen(results, "account_id"))),
         ("Regions", _listing(record.regions or _seen(results, "region"))),
         ("Engine", record.engine),
         ("Checks", f"{len(ran):,} of {len(results):,} ran to completion"
-                   + "".join(f"; {n:,} had no data" for n in [sum(r.status is Status.NO_DATA for r in results)] if n)),
+                   + (f"; {blind:,} had no data" if blind else "")),
         ("Files", f"{record.data_quality.files_read:,} read of {record.data_quality.files_present:,} present"),
     ]
     if record.inventory_captured_at:
