@@ -310,7 +310,8 @@ def check_folders(loaded: LoadedConfig) -> None:
     output folder it cannot write, a templates folder that is not there. Raises ConfigError at the key's line.
     Creates nothing: a missing folder is fine when it can be created."""
     config = loaded.config
-    writable: list[tuple[tuple[str, ...], Path]] = [(("state_dir",), config.state_dir), (("output_dir",), config.output_dir)]
+    writable: list[tuple[tuple[str, ...], Path]] = [(("state_dir",), config.state_dir),
+                                                     (("output_dir",), config.output_dir)]
     if config.duckdb.temp_directory is not None:
         writable.append((("duckdb", "temp_directory"), config.duckdb.temp_directory))
     if config.cache.enabled:

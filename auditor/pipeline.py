@@ -195,8 +195,8 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
             columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
-        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes, chart=chart,
-                            no_data=_without_evidence(spec, pc, engine, workspace))
+        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes,
+                            chart=chart, no_data=_without_evidence(spec, pc, engine, workspace))
     except CheckSkipped as exc:
         return skipped(spec, str(exc))
     except AuditorError as exc:
@@ -209,7 +209,8 @@ def _run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: W
         workspace.drop_result()
 
 
-def _without_evidence(spec: CheckSpec, pc: PlannedCheck, engine: Engine | None, workspace: Workspace) -> tuple[str, ...]:
+def _without_evidence(spec: CheckSpec, pc: PlannedCheck, engine: Engine | None,
+                      workspace: Workspace) -> tuple[str, ...]:
     """The sources a check reads that yielded no usable record in its window (see the README's data-quality
     section for the threshold): flow logs without a traffic or NODATA record, CloudTrail without an event, an
     inventory without a security group. An engine that cannot count its records cheaply (Athena, Logs Insights)

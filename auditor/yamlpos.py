@@ -127,8 +127,8 @@ def _check_keys(node: yaml.MappingNode, path: str) -> None:
             continue
         if key.value in seen:
             first = seen[key.value].start_mark
-            raise ConfigError(f"duplicate key '{key.value}' (first at line {first.line + 1}, column {first.column + 1}); "
-                              "a mapping holds each key once, and YAML would silently keep only the last one. Remove "
-                              "or merge one of them", path=path, line=key.start_mark.line + 1,
+            raise ConfigError(f"duplicate key '{key.value}' (first at line {first.line + 1}, column "
+                              f"{first.column + 1}); a mapping holds each key once, and YAML would silently keep only "
+                              "the last one. Remove or merge one of them", path=path, line=key.start_mark.line + 1,
                               column=key.start_mark.column + 1)
         seen[key.value] = key

@@ -21,7 +21,6 @@ import pytest
 from auditor.engines.sources.files import describe, discover, may_hold, prune
 from auditor.engines.sources.flowlogs import (DEFAULT_FORMAT, FIELDS, TABLE_COLUMNS, create_table,
                                               load_flow_logs, parse_log_format)
-from auditor.errors import InputError
 from auditor.models import FileQuality, InputFile, TimeWindow
 from tests.support.opens import count_opens
 

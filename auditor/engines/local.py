@@ -50,7 +50,8 @@ SELECT count(*) FROM flow_logs
 WHERE coalesce(log_status, 'OK') <> 'SKIPDATA' AND (start IS NULL OR (start >= $since_s AND start < $until_s))
 """
 _CLOUDTRAIL_EVIDENCE = """
-SELECT count(*) FROM cloudtrail WHERE CAST(eventtime AS TIMESTAMPTZ) >= $since AND CAST(eventtime AS TIMESTAMPTZ) < $until
+SELECT count(*) FROM cloudtrail
+WHERE CAST(eventtime AS TIMESTAMPTZ) >= $since AND CAST(eventtime AS TIMESTAMPTZ) < $until
 """
 
 

@@ -430,7 +430,8 @@ def _no_data_text(n: int) -> str:
     if not n:
         return ""
     return (f"{_count(n, 'check')} read no usable record in {'its' if n == 1 else 'their'} window, so this report "
-            f"cannot vouch for what {'it covers' if n == 1 else 'they cover'}: an empty or misplaced source is no pass.")
+            f"cannot vouch for what {'it covers' if n == 1 else 'they cover'}: an empty or misplaced source is "
+            "no pass.")
 
 
 def _check_order(result: CheckResult, index: int) -> tuple[int, int, int]:

@@ -62,7 +62,8 @@ def good_record(**kw: Any) -> dict[str, Any]:
 
 
 def trail_events() -> list[dict[str, Any]]:
-    return [event("AuthorizeSecurityGroupIngress", ingress("sg-web", "tcp", 3389, 3389, "0.0.0.0/0"), event_id=RDP_EVENT),
+    return [event("AuthorizeSecurityGroupIngress", ingress("sg-web", "tcp", 3389, 3389, "0.0.0.0/0"),
+                  event_id=RDP_EVENT),
             event("ModifyNetworkInterfaceAttribute", {"networkInterfaceId": "eni-web",
                                                       "groupSet": {"items": [{"groupId": "sg-web"}]}},
                   time="2026-11-11T08:00:00Z", event_id="attach"),

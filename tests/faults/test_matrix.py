@@ -28,6 +28,7 @@ from auditor.staging import StagingLock
 from tests.faults.project import (FLOW_DAY, FLOW_RECORDS, HEADER, RDP_EVENT, REJECTED, SCANNER, TRAIL_DAY,
                                   TRAIL_RECORDS, Run, event, flow_lines, good_record, make_project, run_cli,
                                   trail_events)
+from tests.support.trail import ingress
 
 SCHEMA = json.loads((Path(output.__file__).parent / "schemas" / "findings.schema.json").read_text())
 
@@ -255,8 +256,7 @@ def deep_json(root: Path) -> None:
 
 def odd_times(root: Path) -> None:
     trail_file(root, "times.json", trail_json(
-        event("AuthorizeSecurityGroupIngress", {"groupId": "sg-web", "ipPermissions": {"items": [
-            {"ipProtocol": "tcp", "fromPort": 5432, "toPort": 5432, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]}},
+        event("AuthorizeSecurityGroupIngress", ingress("sg-web", "tcp", 5432, 5432, "0.0.0.0/0"),
               time="2026-11-13T12:00:00,5Z", event_id="comma"),
         event("CreateSecurityGroup", {"groupName": "spaced"}, {"groupId": "sg-sp"}, time="2026-11-13T12:00:00 Z",
               event_id="spaced")))

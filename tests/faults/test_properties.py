@@ -23,14 +23,17 @@ EVERYTHING = TimeWindow(datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(3000
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CLASSES = ("records", "nodata", "headers", "blank", "malformed", "invalid", "duplicates")
 
-HEADER = b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+HEADER = (b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action "
+          b"log-status")
 _fields = st.tuples(
     st.sampled_from([b"2", b"-", b"x"]), st.sampled_from([b"111122223333", b"-"]), st.sampled_from([b"eni-1", b"-"]),
-    st.sampled_from([b"203.0.113.9", b"2001:db8::1", b"-", b"bogus", b"999.1.1.1"]), st.sampled_from([b"10.0.0.1", b"-"]),
+    st.sampled_from([b"203.0.113.9", b"2001:db8::1", b"-", b"bogus", b"999.1.1.1"]),
+    st.sampled_from([b"10.0.0.1", b"-"]),
     st.integers(-5, 70_000).map(lambda n: str(n).encode()), st.integers(-5, 70_000).map(lambda n: str(n).encode()),
     st.sampled_from([b"6", b"17", b"-1", b"300", b"tcp"]), st.integers(-3, 10**6).map(lambda n: str(n).encode()),
     st.integers(-3, 10**9).map(lambda n: str(n).encode()),
-    st.integers(0, 2 * 10**12).map(lambda n: str(n).encode()), st.integers(0, 2 * 10**12).map(lambda n: str(n).encode()),
+    st.integers(0, 2 * 10**12).map(lambda n: str(n).encode()),
+    st.integers(0, 2 * 10**12).map(lambda n: str(n).encode()),
     st.sampled_from([b"ACCEPT", b"REJECT", b"-"]), st.sampled_from([b"OK", b"NODATA", b"SKIPDATA", b"-"]))
 _flow_line = st.one_of(
     _fields.map(b" ".join),

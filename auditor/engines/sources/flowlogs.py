@@ -23,7 +23,6 @@ end, an address that is no IP address) is *invalid*: counted, and kept out of th
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import shutil
 import tempfile
