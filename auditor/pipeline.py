@@ -90,7 +90,11 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
                                        + tuple(history.warnings)))
     artifacts = _artifacts(record, reg, loaded, formats)
     written, errors = write_atomically(final_dir, artifacts, run_id=run_id, into_existing=out_dir is not None)
-    history.save(record, findings_document(record))
+    try:
+        history.save(record, findings_document(record))
+    except OSError as exc:  # a full disk: the report is written, and the run says what it could not keep
+        errors.append(f"the run record in {history.dir}: not written: {exc.strerror or exc}; the next run will not "
+                      "compare with this one")
     return RunOutcome(record=record, out_dir=final_dir, artifacts=tuple(written), artifact_errors=tuple(errors),
                       inputs=executed.inputs, inventory=executed.inventory)
 

@@ -167,6 +167,23 @@ def checked_full_disk(run: Run) -> None:
     assert not list(run.out.glob(".auditor-staging-*"))
 
 
+def full_state_disk(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """The state folder's disk is full: the run record cannot be written, the report can."""
+    real = Path.write_text
+
+    def write_text(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        if self.name.endswith(".json.tmp") and self.parent.name == "runs":
+            real(self, data[:100])
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data, *args, **kwargs)
+    monkeypatch.setattr(Path, "write_text", write_text)
+
+
+def checked_full_state_disk(run: Run) -> None:
+    assert "the run record in" in run.output and "not written: No space left on device" in run.output
+    assert list((run.root / ".auditor" / "runs").iterdir()) == []  # no half record left behind
+
+
 def stale_staging(root: Path) -> None:
     out = root / "out"
     for name, age in (("old", 7200), ("fresh", 60), ("held", 7200)):
@@ -493,6 +510,7 @@ ROWS = (
         config_error("templates_dir:", "is not a folder"), report=False),
     # -- defect 11: a full disk keeps what fits, smallest and most important first
     Row("a full disk", lambda r: None, 5, checked_full_disk, report=False, patch=full_disk),
+    Row("a full disk under the state folder", lambda r: None, 5, checked_full_state_disk, patch=full_state_disk),
     # -- defect 12: duplicate YAML keys
     Row("an exception whose match repeats dstport", config_append(
         "exceptions:\n  - check: exposed_well_known_ports\n    match: {dstport: 22, dstport: 3389}\n"
