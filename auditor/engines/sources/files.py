@@ -102,6 +102,8 @@ def discover(root: str | os.PathLike[str], kinds: Iterable[str], *, skip_dirs: I
     if not rootp.exists():
         raise InputError(f"{rootp}: no such file or directory")
     if not rootp.is_dir():
+        if not rootp.is_file():
+            raise InputError(f"{rootp}: not a regular file or a folder (a FIFO, socket or device)")
         f = describe(rootp)
         if f is None or f.kind not in wanted:
             raise InputError(f"{rootp}: not a {' or '.join(sorted(wanted))} file (by its name)")
