@@ -187,7 +187,8 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
             columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
-        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes, chart=chart)
+        return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes,
+                            chart=chart, no_data=_without_evidence(spec, pc, engine, workspace))
     except CheckSkipped as exc:
         return skipped(spec, str(exc))
     except AuditorError as exc:
@@ -198,6 +199,24 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
     finally:
         # An engine's rows registered for report.sql must not stay in memory while the next check runs.
         workspace.drop_result()
+
+
+def _without_evidence(spec: CheckSpec, pc: PlannedCheck, engine: Engine | None,
+                      workspace: Workspace) -> tuple[str, ...]:
+    """The sources a check reads that yielded no usable record in its window (see docs/data-quality.md for the
+    threshold): flow logs without a traffic or NODATA record, CloudTrail without an event, an inventory without a
+    security group. An engine that cannot count its records cheaply (Athena, Logs Insights) has no ``evidence``
+    method, and its sources are taken to hold some."""
+    missing = []
+    for source in spec.meta.needs:
+        if source in ENGINE_TABLES:
+            count = getattr(engine, "evidence", None)
+            found = count(source, pc.window) if count is not None else None
+        else:
+            found = workspace.security_groups() if workspace.inventory is not None else None
+        if found == 0:
+            missing.append(source)
+    return tuple(missing)
 
 
 def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
@@ -267,7 +286,10 @@ def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResul
     spec = pc.spec
     if pc.skip_reason is not None:
         return per_target[0][1]
-    ran = [(t, r) for t, r in per_target if r.status in (Status.PASS, Status.FAIL)]
+    # A target without data still gives the rows its other sources gave; the merged check has no data only
+    # when no target had any.
+    ran = [(t, r) for t, r in per_target if r.status in (Status.PASS, Status.FAIL, Status.NO_DATA)]
+    blind = [t for t, r in ran if r.status is Status.NO_DATA]
     failed = [(t, r) for t, r in per_target if r.status is Status.ERROR]
     skipped_here = [(t, r) for t, r in per_target if r.status is Status.SKIPPED]
     columns: list[str] = []
@@ -285,7 +307,13 @@ def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResul
     for target, result in skipped_here:
         notes.append(f"skipped for {target.label}: {'; '.join(result.notes) or result.error or 'no reason given'}")
     stats = {"window": str(pc.window), "targets": f"{len(ran)} of {len(per_target)} ran"}
-    merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)))
+    no_data: tuple[str, ...] = ()
+    if blind and len(blind) == len(ran):
+        no_data = tuple(dict.fromkeys(s for _, r in ran for s in r.no_data_sources))
+    elif blind:
+        notes.append(f"no data for {', '.join(t.label for t in blind)}: its rows rest on the other sources only")
+    merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)),
+                          no_data=no_data)
     if failed:
         error = "; ".join(f"{t.label}: {r.error}" for t, r in failed)
         return replace(merged, status=Status.ERROR, error=error)

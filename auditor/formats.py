@@ -26,6 +26,10 @@ from auditor.render.html import render_html
 from auditor.render.view import build_view
 
 DEFAULT_FORMATS = ("html", "pdf", "json", "csv")
+# The order artifacts are written in: smallest and most important first, so that on a full disk what fits is
+# the evidence (findings.json, then the CSVs and the exports) and what is lost is the rendering. A format not
+# named here is written last.
+WRITE_ORDER = ("json", "csv", "ocsf", "asff", "html", "pdf")
 
 
 @dataclass

@@ -58,7 +58,10 @@ def plural_s(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-def count(n: int, noun: str) -> str:
+def count(n: int, noun: str, plural: str = "") -> str:
+    """``3 files``; ``plural`` for a noun that does not take an s (``files or folders``)."""
+    if plural:
+        return f"{n:,} {noun if n == 1 else plural}"
     return f"{n:,} {noun}{plural_s(n)}"
 
 

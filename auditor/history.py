@@ -80,8 +80,12 @@ class History:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{record.window.until.strftime('%Y%m%dT%H%M%SZ')}-{record.id}.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record_document(record, findings_doc), indent=1, ensure_ascii=False))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(record_document(record, findings_doc), indent=1, ensure_ascii=False))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half record behind
+            raise
         return path
 
     def load(self) -> list[StoredRun]:
@@ -97,7 +101,7 @@ class History:
                 runs.append(_stored(doc))
                 if isinstance(doc.get("delivery"), dict):
                     deliveries.append({**doc["delivery"], "run_id": doc["findings"]["run"]["id"]})
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
                 self.warnings.append(f"{path.name}: unreadable run record ({exc}); skipped")
         self.warnings.extend(_delivery_warnings(deliveries))
         return runs

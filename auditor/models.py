@@ -39,12 +39,14 @@ _SEVERITY_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Se
 
 
 class Status(str, enum.Enum):
-    """Whether a check found something (fail), nothing (pass), could not run (error) or was not run."""
+    """Whether a check found something (fail), nothing (pass), could not run (error), was not run (skipped),
+    or ran over a source that yielded no usable record in its window (no_data): it cannot say pass."""
 
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
     SKIPPED = "skipped"
+    NO_DATA = "no_data"
 
 
 def utc(dt: datetime) -> datetime:
@@ -109,7 +111,8 @@ class InputFile:
 
 @dataclass(frozen=True)
 class FileQuality:
-    """Line classes counted in one input file. Every line of the file lands in exactly one class."""
+    """Line classes counted in one input file (or a folder that could not be listed). Every line the reader
+    got lands in exactly one class; ``error`` says why the file, or part of it, could not be read."""
 
     path: str
     records: int = 0
@@ -118,10 +121,14 @@ class FileQuality:
     blank: int = 0
     malformed: int = 0  # skipped: wrong field count, non-numeric numbers, unparsable JSON
     duplicates: int = 0  # CloudTrail events dropped because their eventID was already seen
+    invalid: int = 0  # skipped: parsed, but a value is out of range or cannot be interpreted (port 70000, start > end)
+    error: str | None = None  # the file (or folder) could not be read, or not to its end: why
+    notes: tuple[str, ...] = ()  # the skipped events this file held, named (bounded)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "records": self.records, "nodata": self.nodata, "headers": self.headers,
-                "blank": self.blank, "malformed": self.malformed, "duplicates": self.duplicates}
+                "blank": self.blank, "malformed": self.malformed, "duplicates": self.duplicates,
+                "invalid": self.invalid, "error": self.error, "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,21 @@ class DataQuality:
     @property
     def malformed(self) -> int:
         return sum(f.malformed for f in self.files)
+
+    @property
+    def invalid(self) -> int:
+        return sum(f.invalid for f in self.files)
+
+    @property
+    def unreadable(self) -> tuple[FileQuality, ...]:
+        """The files and folders that could not be read, or not to their end."""
+        return tuple(f for f in self.files if f.error)
+
+    @property
+    def skipped_input(self) -> bool:
+        """Whether any input was skipped: an unreadable file or folder, a malformed line, an invalid record.
+        Blank lines, headers, NODATA records and duplicate events are expected and are not counted here."""
+        return bool(self.unreadable) or self.malformed > 0 or self.invalid > 0
 
 
 @dataclass(frozen=True)
@@ -282,6 +304,7 @@ class CheckResult:
     metric: str = "findings"  # what trend counts
     default_severity: Severity | None = None  # the check's own severity, shown when no active finding sets one
     chart: tuple[Mapping[str, Any], ...] = ()  # rows of the check's chart query, if it has one
+    no_data_sources: tuple[str, ...] = ()  # status no_data: the sources that yielded no usable record
 
     @property
     def active_findings(self) -> tuple[Finding, ...]:
@@ -312,6 +335,11 @@ class RunRecord:
     @property
     def errored(self) -> bool:
         return any(c.status is Status.ERROR for c in self.checks)
+
+    @property
+    def no_data(self) -> tuple[CheckResult, ...]:
+        """The checks that read no usable record: the run cannot vouch for what they cover."""
+        return tuple(c for c in self.checks if c.status is Status.NO_DATA)
 
     def worst_severity(self) -> Severity | None:
         sev = [f.severity for c in self.checks for f in c.active_findings]

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from typing import Any
 
 from auditor.errors import UsageError
 from auditor.models import CheckResult, RunRecord, iso_z
+from auditor.staging import StagingLock, remove_stale
 
 FINDINGS_FILE = "findings.json"
 RESULTS_DIR = "results"
+STAGING_PREFIX = ".auditor-staging-"  # a run's work folder beside its output, renamed into place when done
 
 
 def findings_document(record: RunRecord) -> dict[str, Any]:
@@ -65,6 +68,7 @@ def _check_json(c: CheckResult) -> dict[str, Any]:
         "findings": [f.to_json() for f in c.findings],
         "stats": dict(c.stats),
         "error": c.error,
+        "no_data_sources": list(c.no_data_sources),
         "notes": list(c.notes),
         "resolved": [r.to_json() for r in c.resolved],
         "metric": c.metric,
@@ -76,13 +80,22 @@ def _check_json(c: CheckResult) -> dict[str, Any]:
 
 
 def csv_text(check: CheckResult) -> str:
-    """All rows of a check as CSV; lists and mappings as JSON text."""
+    """All rows of a check as CSV; lists and mappings as JSON text. Every text cell is quoted and neutralised
+    against formula injection; numbers are written bare, so a numeric column stays numeric."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(check.columns)
     for row in check.rows:
         writer.writerow([_csv_cell(row.get(c)) for c in check.columns])
     return buf.getvalue()
+
+
+# OWASP "CSV Injection" (https://owasp.org/www-community/attacks/CSV_Injection): a spreadsheet reads a cell that
+# starts with = + - @ tab or carriage return as a formula. Such a text cell (a user agent, an ARN, a group name,
+# an address from a log) gets a single quote in front, and every text cell is wrapped in double quotes with its
+# own double quotes doubled. A text that is a plain number ("-1") is no formula and is left as it is.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
 def _csv_cell(value: Any) -> Any:
@@ -90,7 +103,18 @@ def _csv_cell(value: Any) -> Any:
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, bool):
         return "true" if value else "false"
-    return "" if value is None else value
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return neutralise_formula(value)
+    return value
+
+
+def neutralise_formula(text: str) -> str:
+    """``text`` with a single quote in front when a spreadsheet would take it for a formula."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def default_out_dir(output_dir: Path, started_at: datetime, run_id: str) -> Path:
@@ -101,7 +125,7 @@ def check_out_dir(path: Path, *, force: bool) -> None:
     """``--out DIR`` must be missing or empty unless ``--force``."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {path}: exists and is not a directory")
-    if path.is_dir() and any(p for p in path.iterdir() if not p.name.startswith(".auditor-staging-")) and not force:
+    if path.is_dir() and any(p for p in path.iterdir() if not p.name.startswith(STAGING_PREFIX)) and not force:
         raise UsageError(f"--out {path}: the directory is not empty; pass --force to write into it anyway")
 
 
@@ -114,15 +138,18 @@ class Artifact:
 def write_atomically(final: Path, artifacts: Sequence[Artifact], *, run_id: str, into_existing: bool) -> tuple[list[Path], list[str]]:
     """Produce every artifact into staging, then move them into ``final``.
 
-    Returns the paths written and the errors of artifacts that could not be produced (the others are
-    still written: a PDF failure must not lose findings.json).
+    Artifacts are produced and written in the order given, which the caller makes smallest and most important
+    first (findings.json, the CSVs, HTML, PDF). An artifact that cannot be produced, or written (a full disk),
+    is left out, its partial file removed, and the others are still written: a PDF that does not fit must not
+    lose findings.json. Returns the paths written and, for each artifact left out, why.
     """
     parent = final if into_existing else final.parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".auditor-staging-{run_id}"
+    staging = parent / f"{STAGING_PREFIX}{run_id}"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
+    lock = StagingLock(staging)  # a later run leaves a staging folder alone while this process holds it
     errors: list[str] = []
     written: list[str] = []
     try:
@@ -133,11 +160,13 @@ def write_atomically(final: Path, artifacts: Sequence[Artifact], *, run_id: str,
                 errors.append(f"{art.name}: {type(exc).__name__}: {exc}")
                 continue
             target = staging / art.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_file(target, data)
+            except OSError as exc:
+                target.unlink(missing_ok=True)
+                errors.append(f"{art.name}: not written: {exc.strerror or exc}")
+                continue
             written.append(art.name)
         if into_existing:
             final.mkdir(parents=True, exist_ok=True)
@@ -151,7 +180,22 @@ def write_atomically(final: Path, artifacts: Sequence[Artifact], *, run_id: str,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        lock.release()
     return [final / n for n in written], errors
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and fsync it, so that a rename after it never exposes a short file."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove staging folders left in ``folder`` by killed runs (see :mod:`auditor.staging`)."""
+    return remove_stale(folder, STAGING_PREFIX)
 
 
 def json_bytes(doc: Mapping[str, Any]) -> bytes:

@@ -17,17 +17,19 @@ from auditor import __version__, suppress
 from auditor.aws import AwsSessions
 from auditor.builtins import Registries, builtins
 from auditor.clock import utcnow
-from auditor.config import LoadedConfig
+from auditor.config import LoadedConfig, check_folders
 from auditor.engines.sources.inventory import InventorySnapshot
+from auditor.evaluate import input_counters, input_warnings
 from auditor.execute import execute
-from auditor.formats import DEFAULT_FORMATS, RenderContext
+from auditor.formats import DEFAULT_FORMATS, WRITE_ORDER, RenderContext
 from auditor.history import History, compare, sources_key
-from auditor.models import InputFile, RunRecord, TimeWindow
+from auditor.models import DataQuality, InputFile, RunRecord, TimeWindow
 from auditor.output import (
     Artifact,
     check_out_dir,
     default_out_dir,
     findings_document,
+    remove_stale_staging,
     write_atomically,
 )
 from auditor.plan import plan_run
@@ -58,12 +60,15 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     for name in formats:
         reg.formats.get(name)  # an unknown format fails before any work, with a did-you-mean
     config = loaded.config
+    check_folders(loaded)  # a folder the run cannot write fails now, not after the checks ran
     started = clock()
     run_id = run_id or secrets.token_hex(4)
     plan = plan_run(loaded, reg.checks, window, started, {e.name: e.dialect for e in reg.engines})
     final_dir = out_dir if out_dir is not None else default_out_dir(loaded.resolve(config.output_dir), started, run_id)
     if out_dir is not None:
         check_out_dir(out_dir, force=force)
+    # A killed run's staging folder would stay forever: leftovers older than an hour that no run holds go now.
+    remove_stale_staging(final_dir if out_dir is not None else final_dir.parent)
 
     warnings = list(plan.warnings)
     # Once over the configured inputs, or once per AWS account and region, merged.
@@ -71,6 +76,7 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     warnings.extend(executed.warnings)
     results, data_quality, captured_at, places = (executed.results, executed.data_quality, executed.captured_at,
                                                    executed.places)
+    data_quality = data_quality.merge(DataQuality(counters=input_counters(data_quality)))
 
     results, exception_warnings = suppress.apply(results, config.exceptions, started.date())
     history = History(loaded.resolve(config.state_dir))
@@ -79,10 +85,15 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
                        inventory_captured_at=captured_at, sources_key=sources_key(config.sources),
                        accounts=tuple(sorted({a for a, _ in places if a})), regions=tuple(sorted({r for _, r in places if r})))
     record = compare(record, history.load(), {c.id: c.meta.event_like for c in reg.checks})
-    record = replace(record, warnings=tuple(warnings) + exception_warnings + tuple(history.warnings))
+    record = replace(record, warnings=(tuple(warnings) + input_warnings(data_quality) + exception_warnings
+                                       + tuple(history.warnings)))
     artifacts = _artifacts(record, reg, loaded, formats)
     written, errors = write_atomically(final_dir, artifacts, run_id=run_id, into_existing=out_dir is not None)
-    history.save(record, findings_document(record))
+    try:
+        history.save(record, findings_document(record))
+    except OSError as exc:  # a full disk: the report is written, and the run says what it could not keep
+        errors.append(f"the run record in {history.dir}: not written: {exc.strerror or exc}; the next run will not "
+                      "compare with this one")
     return RunOutcome(record=record, out_dir=final_dir, artifacts=tuple(written), artifact_errors=tuple(errors),
                       inputs=executed.inputs, inventory=executed.inventory)
 
@@ -93,5 +104,8 @@ def _artifacts(record: RunRecord, reg: Registries, loaded: LoadedConfig, formats
     user_templates = loaded.resolve(config.templates_dir) if config.templates_dir else None
     ctx = RenderContext(record=record, specs=specs, template_dirs=template_dirs(user_templates),
                         table_limit=config.table_limit, engines={e.name: e.dialect for e in reg.engines})
-    names = ["json"] + [f for f in formats if f != "json"]  # findings.json is always written
+    # findings.json is always written, and first: smallest and most important first, so that a full disk
+    # costs the PDF before it costs the evidence.
+    names = sorted(dict.fromkeys(["json", *formats]), key=lambda n: WRITE_ORDER.index(n) if n in WRITE_ORDER
+                   else len(WRITE_ORDER))
     return [art for name in names for art in reg.formats.get(name).artifacts(ctx)]

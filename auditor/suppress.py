@@ -61,6 +61,8 @@ def apply(checks: Iterable[CheckResult], exceptions: Sequence[ExceptionSpec], to
             hit = next((e for e in live if _matches(e, f)), None)
             findings.append(replace(f, suppression=Suppression(hit.owner, hit.reason, hit.expires)) if hit else f)
         status, severity = status_and_severity(tuple(x for x in findings if not x.suppressed), check.default_severity or check.severity)
+        if check.status is Status.NO_DATA:
+            status = Status.NO_DATA  # suppressing its findings does not give a check without data a pass
         out.append(replace(check, findings=tuple(findings), status=status, severity=severity))
     return tuple(out), expiry_warnings(exceptions, today)
 

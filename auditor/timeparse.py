@@ -13,12 +13,22 @@ _DURATION_HELP = "a duration like 90d, 24h, 30m or 2w"
 _TIME_HELP = "an ISO 8601 time (2026-11-09T00:00:00Z), a date (2026-11-09) or a relative time (7d, 24h)"
 
 
+# Bounds that no audit needs to cross, so that no arithmetic on a window can overflow: flow logs and CloudTrail
+# hold Unix times, so nothing before 1970; a duration of a century is already far past any retention.
+MAX_DURATION = timedelta(days=36_525)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(3000, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_duration(text: str) -> timedelta:
-    """``7d`` -> 7 days. Units: s, m, h, d, w."""
+    """``7d`` -> 7 days. Units: s, m, h, d, w. At most :data:`MAX_DURATION` (100 years)."""
     m = _RELATIVE.match(str(text))
     if not m:
         raise ValueError(f"'{text}' is not {_DURATION_HELP}")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    number, unit = int(m.group(1)), _UNITS[m.group(2)]
+    if number > MAX_DURATION / timedelta(**{unit: 1}):
+        raise ValueError(f"'{text}' is longer than 100 years (36525d); give {_DURATION_HELP}")
+    return timedelta(**{unit: number})
 
 
 def parse_time(text: str | datetime | date, now: datetime) -> datetime:
@@ -57,6 +67,10 @@ def resolve_window(since: str | datetime | None, until: str | datetime | None, n
         return default_window(now)
     end = parse_time(until, now) if until is not None else now
     start = parse_time(since, now) if since is not None else end - timedelta(days=7)
+    for flag, t in (("--since", start), ("--until", end)):
+        if not EARLIEST <= t <= LATEST:
+            raise ValueError(f"{flag} {t.date().isoformat()} is outside 1970-01-01..3000-01-01: flow logs and "
+                             "CloudTrail hold Unix times, and no window needs to reach further")
     if start >= end:
         raise ValueError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
     return TimeWindow(start, end)

@@ -255,6 +255,20 @@ def test_previous_run_skips_runs_where_the_check_errored():
     assert out.previous_run_id == "r0"
 
 
+def test_a_check_without_data_resolves_nothing_adds_no_trend_point_and_is_never_the_previous_run():
+    f, g = _finding("c", {"k": 1}), _finding("c", {"k": 2})
+    w0 = TimeWindow(WEEK1.since - timedelta(days=7), WEEK1.since)
+    history = [_stored("r0", w0, "c", [f, g]), _stored("r1", WEEK1, "c", [], status="no_data")]
+    blind = CheckResult(check_id="c", title="c", status=Status.NO_DATA, severity=Severity.LOW, findings=(f,),
+                        no_data_sources=("flow_logs",))
+    out = compare(_record("r2", WEEK2, [blind]), history, {"c": False})
+    check = out.checks[0]
+    # g is not resolved: nothing was read that could show it gone. f, a configuration fact, persists from r0.
+    assert check.resolved == () and check.findings[0].change is Change.PERSISTING
+    assert out.previous_run_id == "r0"  # not r1, which had no data
+    assert [p.run_id for p in check.trend] == ["r0"]  # no point for r1, nor for this run
+
+
 def test_unknown_record_versions_are_skipped_with_a_warning(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()

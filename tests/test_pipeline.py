@@ -247,7 +247,7 @@ def test_a_failed_artifact_keeps_the_others_and_leaves_no_partial_file(tmp_path,
 
 def test_script_in_flow_log_and_user_agent_comes_out_escaped(tmp_path):
     payload = "<script>alert(1)</script>"
-    write_flow_log(tmp_path / "flows", [record(srcaddr=payload, action="REJECT") for _ in range(3)])
+    write_flow_log(tmp_path / "flows", [record(srcaddr=payload, action="REJECT") for _ in range(3)] + [record()])
     write_trail(tmp_path / "trail", [event("AuthorizeSecurityGroupIngress", ingress("sg-1", "tcp", 22, 22, "0.0.0.0/0"),
                                            user_agent=payload)])
     config = write_config(tmp_path, """
@@ -265,7 +265,9 @@ def test_script_in_flow_log_and_user_agent_comes_out_escaped(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     doc = json.loads((out / "findings.json").read_text())
     checks = {c["id"]: c for c in doc["checks"]}
-    assert checks["top_rejected_sources"]["rows"][0]["srcaddr"] == payload
+    # A srcaddr that is no IP address never reaches a check: the records are counted invalid.
+    assert checks["top_rejected_sources"]["rows"] == []
+    assert sum(f["invalid"] for f in doc["data_quality"]["files"]) == 3
     assert checks["sg_changes"]["rows"][0]["user_agent"] == payload
 
 

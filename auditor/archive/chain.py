@@ -61,7 +61,10 @@ def head_document(*, suite: str, sequence: int, run_id: str, bundle: str, manife
 
 def parse_head(data: bytes) -> Head:
     """Raises ValueError when ``data`` is not a head document."""
-    doc = json.loads(data)
+    try:
+        doc = json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
     if not isinstance(doc, dict) or doc.get("head_version") != HEAD_VERSION:
         raise ValueError(f"not a version {HEAD_VERSION} chain head")
     seq = doc.get("sequence")

@@ -39,6 +39,15 @@ ROOT_DOCS = ("README.md",)
 KEYS_DIR = "keys/"
 
 
+def _loads(data: str | bytes) -> Any:
+    """json.loads, with JSON nested deeper than the parser goes ([[[[...) taken as what it is: not readable
+    JSON (a ValueError, which every caller reports as such), instead of a RecursionError."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
+
+
 @dataclass(frozen=True)
 class Problem:
     kind: str
@@ -144,7 +153,7 @@ def verify_bundle(store: Any, *, keyring: Keyring) -> VerifyReport:
     suite = "?"
     if data is not None:
         try:
-            suite = str(json.loads(data).get("suite", "?"))
+            suite = str(_loads(data).get("suite", "?"))
         except (ValueError, AttributeError):
             pass
     sr = SuiteReport(suite)
@@ -275,7 +284,7 @@ def _verify_bundle(store: Any, prefix: str, inner: list[str], keyring: Keyring, 
                                    f"no manifest: the {len(inner)} file(s) of this bundle cannot be checked"))
         return None
     try:
-        manifest = json.loads(data)
+        manifest = _loads(data)
         if manifest.get("manifest_version") != MANIFEST_VERSION:
             raise ValueError(f"manifest_version {manifest.get('manifest_version')!r} is not {MANIFEST_VERSION}")
         seq = manifest["sequence"]
@@ -318,7 +327,7 @@ def _check_signature(data: bytes, signing: Mapping[str, Any], keyring: Keyring, 
         sr.problems.append(Problem("missing", where + SIG_SUFFIX, f"the document says it is signed ({method})"))
         return
     try:
-        sig_doc = json.loads(sig)
+        sig_doc = _loads(sig)
         if not isinstance(sig_doc, dict):
             raise ValueError("not an object")
     except ValueError as exc:
@@ -350,7 +359,7 @@ def _checkpoints(store: Any, suite: str, files: list[str], keyring: Keyring, sr:
         full = f"{suite}/{rel}"
         data = store.read(full) or b""
         try:
-            doc = json.loads(data)
+            doc = _loads(data)
             if doc.get("checkpoint_version") != CHECKPOINT_VERSION or doc.get("suite") != suite:
                 raise ValueError(f"not a version {CHECKPOINT_VERSION} checkpoint of suite {suite}")
             through = int(doc["through"])
@@ -389,7 +398,7 @@ def _check_head(head: HeadFile, suite: str, runs: Mapping[int, _Run], latest_che
         return None
     try:
         parsed = parse_head(head.data)
-        signing = json.loads(head.data).get("signing") or {}
+        signing = _loads(head.data).get("signing") or {}
     except ValueError as exc:
         sr.problems.append(Problem("unreadable", head.where, str(exc)))
         return None
@@ -457,7 +466,7 @@ def _load_archive_keys(store: Any, paths: list[str], keyring: Keyring, report: V
         if not (rel.startswith(KEYS_DIR) and rel.endswith(".json")):
             continue
         try:
-            doc = json.loads(store.read(rel) or b"{}")
+            doc = _loads(store.read(rel) or b"{}")
             if doc.get("method") == "ed25519":
                 keyring.add_ed25519(load_ed25519_public(str(doc["public_key"])), trusted=False)
         except (ValueError, KeyError, TypeError) as exc:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from auditor.config import Strict, validation_error
 from auditor.engines.sql import parse, ungroup
@@ -69,6 +69,10 @@ class CheckMeta(Strict):
         False, description="report.sql gives the same rows whether the engine query's rows are grouped or not (it "
         "sums the counts or takes distinct keys), so where the engine query runs inside the report (local) it runs "
         "without its GROUP BY and the data is aggregated once. tests/engines/test_reaggregates.py proves it per check.")
+    findings_from_absence: bool = Field(
+        False, description="The findings say that something was not seen (a rule no traffic matched). When a source "
+        "the check reads yields no usable record in its window (status no_data), such a check gives no rows and no "
+        "findings: an absence of evidence is no finding. Other checks keep the rows the other sources give.")
     params: dict[str, ParamMeta] = Field(default_factory=dict)
     compliance: tuple[ControlMeta, ...] = ()
     chart: Optional[Literal["rejected_flows", "exposed_ports"]] = Field(
@@ -153,7 +157,13 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-_TYPES: dict[str, Any] = {"integer": int, "string": str, "boolean": bool, "duration": str, "integer_list": tuple[int, ...]}
+def _duration(value: str) -> str:
+    parse_duration(value)  # ValueError: "'banana' is not a duration like 90d, 24h, 30m or 2w"
+    return value
+
+
+_TYPES: dict[str, Any] = {"integer": int, "string": str, "boolean": bool,
+                          "duration": Annotated[str, AfterValidator(_duration)], "integer_list": tuple[int, ...]}
 
 
 def _params_model(meta: CheckMeta) -> type[BaseModel]:

@@ -1,9 +1,9 @@
 """What every command shares: the ``auditor`` group, the error guard, the window options, the consoles and the
 exit codes. Each command lives in a module of its own beside this one and imports only this module of the CLI.
 
-Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage or config error, 3 one or more checks
-errored (the report is still written), 4 delivery failed, 5 internal error. When several apply, the
-first of 2, 5, 3, 4, 1 wins.
+Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage or config error, 3 the report is incomplete
+(a check errored, a check had no data, or, with --strict, input was skipped; the report is still written),
+4 delivery failed, 5 internal error. When several apply, the first of 2, 5, 3, 4, 1 wins.
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ def ingest(config_path: str, since: str | None, until: str | None) -> int:
               f"({prepared.reused} already cached, {prepared.built} parsed), {len(kept)} of {len(present)} files, "
               f"{prepared.raw_files_read} read raw; {records:,} records, {malformed:,} malformed lines; "
               f"{time.perf_counter() - started:.1f}s", soft_wrap=True)
+    for problem in [*engine.problems, *(q for q in prepared.quality if q.error)]:
+        err.print(f"[yellow]warning:[/] {problem.path}: {problem.error}", markup=True, soft_wrap=True)
     if not config.cache.enabled:
         err.print("[yellow]note:[/] cache.enabled is false, so `auditor run` does not read this cache; "
                   "set `cache: {enabled: true}` in the config", markup=True, soft_wrap=True)

@@ -43,9 +43,11 @@ _SEVERITIES = click.Choice([s.value for s in Severity], case_sensitive=False)
 @click.option("--archive", is_flag=True, help="Also archive the run as verifiable evidence (the config's archive:).")
 @click.option("--suite", metavar="NAME", help="Run the config's suite NAME: its checks, over its window unless --since/--until say otherwise.")
 @click.option("--deliver", is_flag=True, help="Mail the report to the suite's recipients (needs --suite); exit 4 if mail fails.")
+@click.option("--strict", is_flag=True, help="Exit 3 when input was skipped: a file or folder that could not be read, "
+              "a malformed line, an invalid record. Without it such a run exits 0 with a warning.")
 @guard
 def run(config_path: str, since: str | None, until: str | None, out_dir: str | None, fail_on: str | None, force: bool,
-        formats: str, archive: bool, suite: str | None = None, deliver: bool = False) -> int:
+        formats: str, archive: bool, suite: str | None = None, deliver: bool = False, strict: bool = False) -> int:
     """Run the checks and write findings.json, results/*.csv, report.html and report.pdf."""
     loaded = load_config(config_path)
     if archive:
@@ -71,7 +73,11 @@ def run(config_path: str, since: str | None, until: str | None, out_dir: str | N
     for problem in outcome.artifact_errors:
         err.print(f"[bold red]error:[/] could not write {problem}", markup=True, soft_wrap=True)
         codes.add(EXIT_INTERNAL)
-    if record.errored:
+    if record.errored or record.no_data:
+        codes.add(EXIT_CHECK_ERROR)
+    if strict and record.data_quality.skipped_input:
+        err.print("[bold red]error:[/] --strict: input was skipped (see the warnings and the report's data-quality "
+                  "section)", markup=True, soft_wrap=True)
         codes.add(EXIT_CHECK_ERROR)
     if fail_on and meets((f for c in record.checks for f in c.findings), Severity.parse(fail_on)):
         codes.add(EXIT_FINDINGS)
@@ -112,9 +118,13 @@ def _print_summary(record: RunRecord) -> None:
     for col in ("check", "status", "severity", "findings", "rows"):
         table.add_column(col)
     for c in record.checks:
-        style = {Status.FAIL: "red", Status.ERROR: "bold red", Status.SKIPPED: "dim"}.get(c.status, "green")
+        style = {Status.FAIL: "red", Status.ERROR: "bold red", Status.NO_DATA: "bold yellow",
+                 Status.SKIPPED: "dim"}.get(c.status, "green")
         table.add_row(c.check_id, f"[{style}]{c.status.value}[/]", c.severity.value, str(len(c.findings)), str(len(c.rows)))
     out.print(table)
     for c in record.checks:
         if c.status is Status.ERROR:
             err.print(f"[bold red]check {c.check_id} errored:[/] {c.error}", markup=True, soft_wrap=True)
+        elif c.status is Status.NO_DATA:
+            err.print(f"[bold yellow]check {c.check_id} has no data:[/] {' '.join(c.notes[:1])}", markup=True,
+                      soft_wrap=True)

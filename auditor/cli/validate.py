@@ -7,7 +7,7 @@ import click
 from auditor.builtins import builtins
 from auditor.cli.app import EXIT_OK, config_option, err, guard, out, window
 from auditor.clock import utcnow
-from auditor.config import load_config
+from auditor.config import check_folders, load_config
 from auditor.plan import plan_run
 
 
@@ -17,6 +17,7 @@ from auditor.plan import plan_run
 def validate(config_path: str) -> int:
     """Parse the config and plan the run; run nothing."""
     loaded = load_config(config_path)
+    check_folders(loaded)
     reg = builtins()
     now = utcnow()
     plan = plan_run(loaded, reg.checks, window(loaded, None, None, now), now, {e.name: e.dialect for e in reg.engines})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from auditor.config.loader import (
     LoadedConfig,
+    check_folders,
     documented_keys,
     load_config,
     refuse_secrets,
@@ -50,5 +51,5 @@ __all__ = [
     "Config", "DuckDBSettings", "EmailSettings", "ExceptionSpec", "FlowLogSourceSpec", "InsightsSettings",
     "InsightsSourceSpec", "LoadedConfig", "PricingSettings", "ProjectionSpec", "S3ArchiveSettings", "ScheduleSettings",
     "SigningSettings", "SmtpSettings", "SourceSpec", "Sources", "Strict", "SuiteSpec", "WindowSpec",
-    "documented_keys", "load_config", "parse_size", "refuse_secrets", "validation_error",
+    "check_folders", "documented_keys", "load_config", "parse_size", "refuse_secrets", "validation_error",
 ]

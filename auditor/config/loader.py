@@ -4,7 +4,9 @@ and the column, and the fix: ``config.yaml:12:5: unknown key 'severty' (did you 
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -76,13 +78,29 @@ def refuse_secrets(data: Any, positions: PositionMap, path: str, loc: tuple[str 
             refuse_secrets(value, positions, path, here)
 
 
+# A config is a page or two; a long one with hundreds of exceptions is tens of kilobytes.
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def load_config(path: str | Path) -> LoadedConfig:
     """Read and validate ``config.yaml``. Every error names the file, line and column, and the fix."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such config file (pass --config PATH, or run from the folder that holds config.yaml)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror or exc}", path=str(p)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the config file is {len(raw):,} bytes; a config is at most {MAX_CONFIG_BYTES:,} bytes. "
+                          "Is this the right file?", path=str(p))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded; save the file as UTF-8",
+                          path=str(p), line=line, column=column) from None
     data, positions = load_yaml(text, str(p))
     if data is None:
         data = {}
@@ -94,6 +112,44 @@ def load_config(path: str | Path) -> LoadedConfig:
     except ValidationError as exc:
         raise validation_error(exc, Config, str(p), positions, data=with_source_engines(data)) from None
     return LoadedConfig(config=config, path=p.resolve(), positions=positions)
+
+
+def check_folders(loaded: LoadedConfig) -> None:
+    """Refuse, before anything runs, a folder the run would fail on after its checks: a state, spill, cache or
+    output folder it cannot write, a templates folder that is not there. Raises ConfigError at the key's line.
+    Creates nothing: a missing folder is fine when it can be created."""
+    config = loaded.config
+    writable: list[tuple[tuple[str, ...], Path]] = [(("state_dir",), config.state_dir),
+                                                     (("output_dir",), config.output_dir)]
+    if config.duckdb.temp_directory is not None:
+        writable.append((("duckdb", "temp_directory"), config.duckdb.temp_directory))
+    if config.cache.enabled:
+        writable.append((("cache", "dir"), config.cache.dir) if config.cache.dir is not None
+                        else (("state_dir",), config.state_dir / "cache"))
+    for loc, folder in writable:
+        problem = _unwritable(loaded.resolve(folder))
+        if problem:
+            raise loaded.error(f"{'.'.join(loc)}: {problem}; point it at a folder this user can write", loc)
+    if config.templates_dir is not None and not loaded.resolve(config.templates_dir).is_dir():
+        raise loaded.error(f"templates_dir: {loaded.resolve(config.templates_dir)} is not a folder; create it or "
+                           "remove the key (the built-in templates are used then)", ("templates_dir",))
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder`` (existing or to be created), or None."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder, so {folder} cannot be one"
+    if existing != folder:
+        return None if os.access(existing, os.W_OK | os.X_OK) else f"{folder} cannot be created in {existing}"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".auditor-probe-"):
+            pass
+    except OSError as exc:
+        return f"{folder} cannot be written ({exc.strerror or exc})"
+    return None
 
 
 def validation_error(exc: ValidationError, model: type[BaseModel], path: str, positions: PositionMap,

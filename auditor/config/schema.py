@@ -322,7 +322,7 @@ SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # What a subject template may name; each is a plain value (no attribute or index access).
 SUBJECT_FIELDS = ("title", "suite", "since", "until", "findings", "critical", "high", "medium", "low", "info",
-                  "new", "resolved", "errors", "run_id")
+                  "new", "resolved", "errors", "no_data", "run_id")
 DEFAULT_SUBJECT = "[auditor] {title} {since}..{until}: {high} high, {new} new"
 
 # cron numbers days of the week from Sunday=0 (7 is Sunday too); these are its names for 0..7.
@@ -635,10 +635,27 @@ class WindowSpec(Strict):
         return data
 
 
+# DuckDB's memory sizes: a number and a unit, 1000-based (KB..TB) or 1024-based (KiB..TiB), or a share of RAM.
+_MEMORY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)\s*$", re.I)
+
+
 class DuckDBSettings(Strict):
     memory_limit: Optional[str] = Field(None, description="DuckDB memory limit, e.g. '4GB'. Default: DuckDB's (80% of RAM).")
     temp_directory: Optional[Path] = Field(None, description="Where DuckDB spills when over the memory limit.")
     threads: Optional[int] = Field(None, ge=1, description="DuckDB worker threads. Default: one per core.")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        m = _MEMORY.match(str(v))
+        if m is None:
+            raise ValueError(f"'{v}' is not a memory size: write a number and a unit, like 4GB, 600MB or 8GiB")
+        number, unit = float(m.group(1)), m.group(2)
+        if number <= 0 or (unit == "%" and number > 100):
+            raise ValueError(f"'{v}' is no memory DuckDB can run in: give a positive size, or a share up to 100%")
+        return v
 
 
 class Config(Strict):

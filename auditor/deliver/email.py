@@ -94,12 +94,19 @@ def subject_fields(record: RunRecord, *, suite: str, title: str) -> dict[str, An
             "until": record.window.until.date().isoformat(), "findings": len(active), **counts,
             "new": sum(1 for f in active if f.change is not None and f.change.value == "new"),
             "resolved": sum(len(c.resolved) for c in record.checks),
-            "errors": sum(1 for c in record.checks if c.status.value == "error"), "run_id": record.id}
+            "errors": sum(1 for c in record.checks if c.status.value == "error"),
+            "no_data": len(record.no_data), "run_id": record.id}
 
 
 def render_subject(template: str, fields: Mapping[str, Any]) -> str:
-    """The subject line. The template was validated at config load (known fields only, no attribute access)."""
-    return " ".join(template.format_map(fields).split())
+    """The subject line. The template was validated at config load (known fields only, no attribute access).
+
+    A run with checks that had no data says so first, whatever the template: "0 high" over no data would be
+    false assurance in the one line everyone reads."""
+    subject = " ".join(template.format_map(fields).split())
+    if fields.get("no_data"):
+        subject = f"NO DATA ({fields['no_data']} {'check' if fields['no_data'] == 1 else 'checks'}): {subject}"
+    return subject
 
 
 def _environments(dirs: Sequence[Path]) -> tuple[jinja2.Environment, jinja2.Environment]:

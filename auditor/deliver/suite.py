@@ -143,10 +143,12 @@ def resolve_suite(loaded: LoadedConfig, name: str, now: datetime, library: Regis
 
 
 def should_send(record: RunRecord, send: str) -> tuple[bool, str]:
-    """Whether the suite's ``send`` policy mails this run, and why. A run with an errored check is always
-    mailed: a report that could not cover everything must not pass in silence."""
+    """Whether the suite's ``send`` policy mails this run, and why. A run with an errored check, or a check that
+    had no data, is always mailed: a report that could not cover everything must not pass in silence."""
     if record.errored:
         return True, "a check errored"
+    if record.no_data:
+        return True, "a check had no data"
     if send == "always":
         return True, "send: always"
     active = [f for c in record.checks for f in c.active_findings]

@@ -34,11 +34,10 @@ import duckdb
 
 from auditor import logformat
 from auditor.engines.sources import flowlogs
-from auditor.errors import InputError
 from auditor.models import FileQuality, InputFile
 
 # Bump when the rows a partition holds would change for the same input: reader fixes, new columns.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: invalid records (out-of-range values) are their own class
 MANIFEST = "manifest.json"
 _UNDATED = "_undated"
 
@@ -88,6 +87,11 @@ class FlowLogCache:
             signature = self._signature(members)
             folder = self.root / key / signature
             manifest = self._manifest(folder) if self.reuse else None
+            if manifest is not None and any(entry["quality"].get("error") for entry in manifest["files"]):
+                # A file that could not be read may be readable now (permissions fixed, upload finished): a
+                # partition with such a file is never reused.
+                shutil.rmtree(folder, ignore_errors=True)
+                manifest = None
             if manifest is None:
                 manifest = self._build(con, folder, members, signature)
                 built += 1
@@ -122,8 +126,9 @@ class FlowLogCache:
         for f in members:
             try:
                 st = os.stat(f.path)
-            except OSError as e:
-                raise InputError(f"{f.path}: cannot read flow logs: {e}") from e
+            except OSError:
+                stats.append((self._relative(f), None, None))  # the reader names the file and why it failed
+                continue
             stats.append((self._relative(f), st.st_size, st.st_mtime_ns))
         blob = json.dumps({"version": CACHE_VERSION, "default_fields": self.default_fields, "files": stats})
         return hashlib.sha256(blob.encode()).hexdigest()[:20]

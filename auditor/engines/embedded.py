@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from auditor.config import DuckDBSettings
 from auditor.engines import netaddr
+from auditor.engines.connection import connect
 from auditor.engines.sources import inventory
 from auditor.engines.sql import prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
@@ -28,7 +29,7 @@ class Workspace:
     """One in-process DuckDB database for one run."""
 
     def __init__(self, settings: DuckDBSettings | None = None) -> None:
-        self.con = duckdb.connect(":memory:")
+        self.con = connect()
         if settings is not None:
             if settings.memory_limit:
                 self._set("memory_limit", settings.memory_limit)
@@ -47,6 +48,11 @@ class Workspace:
     def load_inventory(self, root: Path) -> inventory.InventorySnapshot:
         self.inventory = inventory.load_inventory(self.con, root)
         return self.inventory
+
+    def security_groups(self) -> int:
+        """How many security groups the inventory holds: none means the inventory gave no usable record."""
+        ((count,),) = self.con.execute("SELECT count(*) FROM sg_groups").fetchall()
+        return int(count)
 
     def rule_egress(self) -> dict[str, bool]:
         """Security-group rule ID -> whether it is an egress rule, from the inventory."""

@@ -28,7 +28,8 @@ from auditor.engines.cache import FlowLogCache, Prepared
 from auditor.engines.embedded import Workspace
 from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.engines.sql import window_params
-from auditor.models import DataQuality, InputFile, Query, QueryResult, TimeWindow
+from auditor.models import DataQuality, FileQuality, InputFile, Query, QueryResult, TimeWindow
+from auditor.staging import StagingLock, remove_stale
 
 FLOW_LOGS_VIEW = "flow_logs"
 
@@ -40,6 +41,19 @@ WHERE f.log_status = 'OK' AND f.start >= $since_s AND f.start < $until_s
   AND f.flow_direction IS NULL
   AND NOT EXISTS (SELECT 1 FROM eni_addresses AS a WHERE a.interface_id = f.interface_id AND a.address = f.srcaddr)
   AND NOT EXISTS (SELECT 1 FROM eni_addresses AS a WHERE a.interface_id = f.interface_id AND a.address = f.dstaddr)
+"""
+
+
+# The tables are what prepare() served: flow_logs holds records and NODATA/SKIPDATA lines of the scanned window
+# (never malformed or invalid ones), cloudtrail the events of its window, with eventtime in the reader's
+# canonical UTC form.
+_FLOW_EVIDENCE = """
+SELECT count(*) FROM flow_logs
+WHERE coalesce(log_status, 'OK') <> 'SKIPDATA' AND (start IS NULL OR (start >= $since_s AND start < $until_s))
+"""
+_CLOUDTRAIL_EVIDENCE = """
+SELECT count(*) FROM cloudtrail
+WHERE CAST(eventtime AS TIMESTAMPTZ) >= $since AND CAST(eventtime AS TIMESTAMPTZ) < $until
 """
 
 
@@ -61,6 +75,8 @@ class LocalEngine:
         self.cache_dir = cache_dir
         self.scratch_dir = scratch_dir
         self.inputs: list[InputFile] = []  # every file read, for the evidence list
+        self.problems: list[FileQuality] = []  # folders that could not be listed, broken links, loops
+        self._evidence: dict[tuple[str, TimeWindow], int] = {}
         self._scratch: Path | None = None
         self._cleanup: weakref.finalize | None = None
 
@@ -70,27 +86,33 @@ class LocalEngine:
         dq = DataQuality()
         if "flow_logs" in scans and self.flow_logs is not None:
             window = scans["flow_logs"]
+            found = len(self.problems)
             present, kept, prepared = self.ingest(window)
             serve_flow_logs(con, prepared, window)
             self.inputs.extend(kept)
-            dq = dq.merge(DataQuality(files=prepared.quality, files_read=len(kept), files_present=len(present),
-                                      notes=self._cache_notes(prepared), counters=self._cache_counters(prepared)))
+            dq = dq.merge(DataQuality(files=tuple(self.problems[found:]) + prepared.quality, files_read=len(kept),
+                                      files_present=len(present), notes=self._cache_notes(prepared),
+                                      counters=self._cache_counters(prepared)))
             dq = dq.merge(self._direction_quality(window))
         else:
             flowlogs.create_table(con)
         if "cloudtrail" in scans and self.cloudtrail is not None:
-            present = files.discover(self.cloudtrail.path, ("json", "text"), skip_dirs=("CloudTrail-Digest",))
+            problems: list[FileQuality] = []
+            present = files.discover(self.cloudtrail.path, ("json", "text"), skip_dirs=("CloudTrail-Digest",),
+                                     problems=problems)
             kept = files.prune(present, scans["cloudtrail"], self.delivery_lag)
             quality = cloudtrail.load_cloudtrail(con, kept, window=scans["cloudtrail"])
             self.inputs.extend(kept)
-            dq = dq.merge(DataQuality(files=tuple(quality), files_read=len(kept), files_present=len(present)))
+            self.problems.extend(problems)
+            dq = dq.merge(DataQuality(files=tuple(problems) + tuple(quality), files_read=len(kept),
+                                      files_present=len(present)))
         return dq
 
     def ingest(self, window: TimeWindow) -> tuple[list[InputFile], list[InputFile], Prepared]:
         """Turn the flow-log files that may hold ``window`` into Parquet (or find them in the cache). Returns
         the files present, the files kept after pruning, and the Parquet that holds them."""
         assert self.flow_logs is not None
-        present = files.discover(self.flow_logs.path, ("text", "parquet"))
+        present = files.discover(self.flow_logs.path, ("text", "parquet"), problems=self.problems)
         kept = files.prune(present, window, self.delivery_lag)
         return present, kept, self.flow_log_store().prepare(self.workspace.con, kept)
 
@@ -103,9 +125,12 @@ class LocalEngine:
         if self._scratch is None:
             if self.scratch_dir is not None:
                 Path(self.scratch_dir).mkdir(parents=True, exist_ok=True)
-            self._scratch = Path(tempfile.mkdtemp(prefix="auditor-flowlogs-", dir=self.scratch_dir))
+            # A killed run leaves its scratch behind: older ones that no run holds locked go first.
+            remove_stale(Path(self.scratch_dir or tempfile.gettempdir()), _SCRATCH_PREFIX)
+            self._scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX, dir=self.scratch_dir))
+            lock = StagingLock(self._scratch)
             # A caller that never reaches close() still leaves no scratch behind.
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
+            self._cleanup = weakref.finalize(self, _remove_scratch, self._scratch, lock)
         return FlowLogCache(self._scratch, self.flow_logs.path, default_fields=default_fields, reuse=False)
 
     def _cache_notes(self, prepared: Prepared) -> tuple[str, ...]:
@@ -130,6 +155,25 @@ class LocalEngine:
                      "in the inventory, so no check counted them as inbound",)
         return DataQuality(notes=notes, counters={"direction_undetermined": int(undetermined)})
 
+    def evidence(self, table: str, window: TimeWindow) -> int | None:
+        """How many usable records ``table`` holds in ``window``: the test of a check's ``no_data`` status.
+
+        Flow logs: traffic and NODATA records (NODATA says the interface was logged and carried nothing, which
+        is evidence too); SKIPDATA records, which say records were lost, are not. A record without a start
+        counts: its file was chosen by its delivery folder. CloudTrail: events. None for a table this engine
+        does not serve."""
+        key = (table, window)
+        if key not in self._evidence:
+            if table == "flow_logs":
+                sql, params = _FLOW_EVIDENCE, {"since_s": window.since_s, "until_s": window.until_s}
+            elif table == "cloudtrail":
+                sql, params = _CLOUDTRAIL_EVIDENCE, {"since": window.since, "until": window.until}
+            else:
+                return None
+            ((count,),) = self.workspace.con.execute(sql, params).fetchall()
+            self._evidence[key] = int(count)
+        return self._evidence[key]
+
     def run(self, query: Query, window: TimeWindow, params: Mapping[str, Any]) -> QueryResult:
         return self.workspace.execute(query.text, {**window_params(window), **params},
                                       name=f"{query.check_id}/{query.name}", engine=self.name)
@@ -139,6 +183,14 @@ class LocalEngine:
         if self._cleanup is not None:
             self._cleanup()
             self._scratch = self._cleanup = None
+
+
+_SCRATCH_PREFIX = "auditor-flowlogs-"
+
+
+def _remove_scratch(folder: Path, lock: StagingLock) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    lock.release()
 
 
 def serve_flow_logs(con: duckdb.DuckDBPyConnection, prepared: Prepared, window: TimeWindow,

@@ -12,6 +12,9 @@ https://docs.aws.amazon.com/securityhub/latest/userguide/securityhub-findings-fo
 - A finding the previous run had and this one lacks is imported with ``RecordState`` ARCHIVED and
   ``Workflow.Status`` RESOLVED, which is how a finding provider closes a finding. Its resource is
   an "Other" named after the fingerprint: a resolved finding keeps only its fingerprint and title.
+- A finding of a check with status ``no_data`` (a source it reads yielded no usable record) is imported with
+  ``Compliance.Status`` WARNING ("some information is missing") instead of FAILED, and
+  ``ProductFields["auditor/CheckStatus"]`` ``no_data``.
 - Title, Description and the remediation text are cut to ASFF's limits (256, 1024 and 512
   characters).
 """
@@ -24,7 +27,7 @@ from typing import Any
 from auditor.checks import CheckSpec
 from auditor.checks.library import DEFAULT_ASFF_TYPE
 from auditor.exports import TOOL, controls, cut, fingerprint, resources, spec_text
-from auditor.models import Finding, ResolvedFinding, RunRecord, Severity, iso_z
+from auditor.models import Finding, ResolvedFinding, RunRecord, Severity, Status, iso_z
 
 SCHEMA_VERSION = "2018-10-08"
 _LABEL = {Severity.INFO: "INFORMATIONAL", Severity.LOW: "LOW", Severity.MEDIUM: "MEDIUM", Severity.HIGH: "HIGH",
@@ -45,7 +48,11 @@ def to_asff(record: RunRecord, specs: Mapping[str, CheckSpec], *, product_arn: s
     for check in record.checks:
         spec = specs.get(check.check_id)
         for finding in check.findings:
-            out.append(_active(record, spec, finding, product_arn, partition, aws_account_id, region))
+            doc = _active(record, spec, finding, product_arn, partition, aws_account_id, region)
+            doc["ProductFields"][f"{TOOL}/CheckStatus"] = check.status.value
+            if check.status is Status.NO_DATA:
+                doc["Compliance"]["Status"] = "WARNING"
+            out.append(doc)
         for gone in check.resolved:
             out.append(_archived(record, spec, check.check_id, gone, product_arn, partition, aws_account_id, region))
     return out

@@ -13,7 +13,10 @@ Mapping (https://schema.ocsf.io/1.1.0/classes/detection_finding):
   one finding from Create to Close.
 - The cloud profile is applied: ``cloud.provider`` is "AWS", with the account and region when known.
 - What OCSF has no attribute for (the check ID, the key columns, the compliance controls) goes in
-  ``unmapped.auditor``.
+  ``unmapped.auditor``, with ``check_status``.
+- A finding of a check with status ``no_data`` (a configuration fact reported while a source it reads yielded
+  no usable record, e.g. a world-open rule with no flow evidence in the window) says so in ``status_detail``.
+  A ``no_data`` check closes nothing: the previous run's findings are not resolved by an absence of evidence.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from auditor.exports import (
     resources,
     spec_text,
 )
-from auditor.models import Change, Finding, ResolvedFinding, RunRecord, Severity, utc
+from auditor.models import Change, CheckResult, Finding, ResolvedFinding, RunRecord, Severity, Status, utc
 
 OCSF_VERSION = "1.1.0"
 CLASS_UID = 2004
@@ -49,13 +52,14 @@ def to_ocsf(record: RunRecord, specs: Mapping[str, CheckSpec]) -> list[dict[str,
     for check in record.checks:
         spec = specs.get(check.check_id)
         for finding in check.findings:
-            events.append(_finding_event(record, spec, finding, check.title))
+            events.append(_finding_event(record, spec, finding, check))
         for gone in check.resolved:
             events.append(_closed_event(record, spec, check.check_id, check.title, gone))
     return events
 
 
-def _finding_event(record: RunRecord, spec: CheckSpec | None, finding: Finding, check_title: str) -> dict[str, Any]:
+def _finding_event(record: RunRecord, spec: CheckSpec | None, finding: Finding, check: CheckResult) -> dict[str, Any]:
+    check_title = check.title
     activity = 2 if finding.change is Change.PERSISTING else 1
     status = 3 if finding.suppressed else 1
     account = finding.account_id or _only(record.accounts)
@@ -70,7 +74,10 @@ def _finding_event(record: RunRecord, spec: CheckSpec | None, finding: Finding, 
     if finding.suppression is not None:
         s = finding.suppression
         event["comment"] = f"Suppressed by {s.owner} until {s.expires.isoformat()}: {s.reason}"
+    if check.status is Status.NO_DATA:
+        event["status_detail"] = " ".join(check.notes[:1]) or "no data"
     event["unmapped"]["auditor"].update({
+        "check_status": check.status.value,
         "key": {k: _plain(v) for k, v in finding.key.items()},
         "change": finding.change.value if finding.change else None,
         "suppression": finding.suppression.to_json() if finding.suppression else None,

@@ -209,13 +209,16 @@ class Problem:
 class FileRow:
     path: str
     counts: tuple[Cell, ...]  # one per line class, in LINE_CLASSES order
-    has_malformed: bool
+    has_malformed: bool  # something in it was skipped: malformed or invalid lines, or the file itself
+    error: str = ""  # why the file (or folder) could not be read, or not to its end
+    notes: tuple[str, ...] = ()  # the skipped events it held, named
 
 
 @dataclass(frozen=True)
 class QualityView:
     files_text: str  # "Read 3 of 4 files present."
     malformed_text: str  # "12 malformed lines could not be read." or "No malformed lines."
+    unreadable_text: str  # "2 files or folders could not be read, or not to the end." or ""
     malformed: int
     columns: tuple[str, ...]  # the line classes
     path_prefix: str  # the folder every file path starts with, shown once; "" when there is none
@@ -260,6 +263,8 @@ class ReportView:
     findings_text: str  # "12 active findings (2 suppressed)"
     errors_text: str  # "1 check could not run"
     incomplete: bool  # some check errored: the report does not cover everything it should
+    no_data: tuple[Problem, ...]  # checks whose sources yielded no usable record, with why
+    no_data_text: str  # the sentence the report and the mail open with when there are such checks; else ""
     worst_severity: Label | None
     summary: tuple[SummaryRow, ...]
     severity_totals: tuple[SeverityTotal, ...]

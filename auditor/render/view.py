@@ -19,6 +19,7 @@ from typing import Any
 
 from auditor import formatting as fmt
 from auditor.checks import CheckSpec
+from auditor.evaluate import input_warnings
 from auditor.models import (
     Change,
     CheckResult,
@@ -58,15 +59,17 @@ from auditor.render.model import (
 log = logging.getLogger(__name__)
 
 DEFAULT_TITLE = "Network security audit"
-LINE_CLASSES = ("records", "nodata", "headers", "blank", "malformed", "duplicates")
+LINE_CLASSES = ("records", "nodata", "headers", "blank", "malformed", "invalid", "duplicates")
 TOP_ACTIONS = 5
 EXPIRY_NOTICE_DAYS = 14  # a suppression expiring this soon is flagged beside its finding
 
 # Worst first: what needs action leads the report, what could not run comes next.
-_STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.PASS: 2, Status.SKIPPED: 3}
+_STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.NO_DATA: 2, Status.PASS: 3, Status.SKIPPED: 4}
 _SEVERITIES = sorted(Severity, key=lambda s: -s.rank)
-_STATUS_WORDS = {Status.FAIL: "failed", Status.ERROR: "errored", Status.PASS: "passed", Status.SKIPPED: "skipped"}
-_STATUS_TEXT = {Status.FAIL: "Fail", Status.ERROR: "Error", Status.PASS: "Pass", Status.SKIPPED: "Skipped"}
+_STATUS_WORDS = {Status.FAIL: "failed", Status.ERROR: "errored", Status.NO_DATA: "had no data", Status.PASS: "passed",
+                 Status.SKIPPED: "skipped"}
+_STATUS_TEXT = {Status.FAIL: "Fail", Status.ERROR: "Error", Status.NO_DATA: "No data", Status.PASS: "Pass",
+                Status.SKIPPED: "Skipped"}
 _CHANGE_ORDER = {Change.NEW: 0, None: 1, Change.PERSISTING: 2}
 
 
@@ -125,6 +128,9 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
                        + (f" ({suppressed_total:,} more suppressed)" if suppressed_total else "")),
         errors_text=f"{fmt.count(status_counts[Status.ERROR], 'check')} could not run",
         incomplete=record.errored,
+        no_data=tuple(Problem(c.id, c.anchor, c.title, c.notes[0] if c.notes else "") for c in checks
+                      if c.status.value == Status.NO_DATA.value),
+        no_data_text=_no_data_text(status_counts[Status.NO_DATA]),
         worst_severity=_severity(worst) if worst else None,
         summary=tuple(_summary_row(r, c) for r, c in zip(results, checks)),
         severity_totals=_severity_totals(results),
@@ -142,6 +148,14 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
                           for name, data in (attachments or {}).items()),
         table_limit=table_limit,
     )
+
+
+def _no_data_text(n: int) -> str:
+    if not n:
+        return ""
+    return (f"{fmt.count(n, 'check')} read no usable record in {'its' if n == 1 else 'their'} window, so this report "
+            f"cannot vouch for what {'it covers' if n == 1 else 'they cover'}: an empty or misplaced source is "
+            "no pass.")
 
 
 def _check_order(result: CheckResult, index: int) -> tuple[int, int, int]:
@@ -189,7 +203,7 @@ def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, r
         title=result.title or (spec.title if spec is not None else result.check_id),
         status=_status(result.status),
         severity=_severity(result.severity),
-        actionable=result.status in (Status.FAIL, Status.ERROR),
+        actionable=result.status in (Status.FAIL, Status.ERROR, Status.NO_DATA),
         description=_paragraphs(spec.description if spec is not None else ""),
         risk=_paragraphs(spec.risk if spec is not None else ""),
         remediation=_paragraphs(spec.remediation if spec is not None else ""),
@@ -347,12 +361,14 @@ def _first_sentence(text: str) -> str:
 
 def _coverage(record: RunRecord, results: Sequence[CheckResult]) -> tuple[tuple[str, str], ...]:
     ran = [r for r in results if r.status in (Status.PASS, Status.FAIL)]
+    blind = sum(1 for r in results if r.status is Status.NO_DATA)
     rows = [
         ("Window", f"{fmt.when(record.window.since)} to {fmt.when(record.window.until)} ({fmt.span(record.window.duration.total_seconds())})"),
         ("Accounts", fmt.listing(record.accounts or _seen(results, "account_id"))),
         ("Regions", fmt.listing(record.regions or _seen(results, "region"))),
         ("Engine", record.engine),
-        ("Checks", f"{len(ran):,} of {len(results):,} ran to completion"),
+        ("Checks", f"{len(ran):,} of {len(results):,} ran to completion"
+                   + (f"; {blind:,} had no data" if blind else "")),
         ("Files", f"{record.data_quality.files_read:,} read of {record.data_quality.files_present:,} present"),
     ]
     if record.inventory_captured_at:
@@ -443,12 +459,8 @@ def _severity_totals(results: Sequence[CheckResult]) -> tuple[SeverityTotal, ...
 
 
 def _warnings(record: RunRecord) -> tuple[str, ...]:
-    warnings = list(record.warnings)
-    malformed = record.data_quality.malformed
-    if malformed:
-        files = sum(1 for f in record.data_quality.files if f.malformed)
-        warnings.append(f"{fmt.count(malformed, 'malformed line')} in {fmt.count(files, 'file')} "
-                        "could not be read and were skipped (see Data quality).")
+    # The pipeline puts the input warnings in the record already; a record made otherwise gets them here.
+    warnings = list(record.warnings) + list(input_warnings(record.data_quality))
     return tuple(dict.fromkeys(warnings))  # in order, without repeats
 
 
@@ -456,8 +468,10 @@ def _quality_view(quality: DataQuality, limit: int) -> QualityView:
     # Only files with lines that were skipped or out of place are listed, worst first: a demo week has
     # hundreds of clean files, and listing the first 50 of them showed nothing. The totals row counts
     # every file, and findings.json lists every file.
-    notable = [f for f in quality.files if f.malformed or f.blank or f.duplicates or f.headers > 1]
-    files = sorted(notable, key=lambda f: (-f.malformed, -(f.blank + f.duplicates + f.headers)))
+    notable = [f for f in quality.files
+               if f.error or f.malformed or f.invalid or f.blank or f.duplicates or f.headers > 1 or f.notes]
+    files = sorted(notable, key=lambda f: (not f.error, -(f.malformed + f.invalid),
+                                           -(f.blank + f.duplicates + f.headers)))
     totals = {c: sum(getattr(f, c) for f in quality.files) for c in LINE_CLASSES}
     shown = files[:limit]
     clean = len(quality.files) - len(files)
@@ -474,10 +488,13 @@ def _quality_view(quality: DataQuality, limit: int) -> QualityView:
         files_text=f"Read {quality.files_read:,} of {fmt.count(quality.files_present, 'file')} present.",
         malformed_text=(f"{fmt.count(malformed, 'malformed line')} could not be read and were skipped."
                         if malformed else "No malformed lines."),
+        unreadable_text=(f"{fmt.count(len(quality.unreadable), 'file or folder', 'files or folders')} could not be "
+                         "read, or not to the end." if quality.unreadable else ""),
         malformed=malformed,
         columns=LINE_CLASSES,
         path_prefix=prefix,
-        files=tuple(FileRow(f.path[len(prefix):], tuple(layout.count_cell(getattr(f, c)) for c in LINE_CLASSES), f.malformed > 0)
+        files=tuple(FileRow(f.path[len(prefix):], tuple(layout.count_cell(getattr(f, c)) for c in LINE_CLASSES),
+                            f.malformed > 0 or f.invalid > 0 or bool(f.error), f.error or "", f.notes)
                     for f in shown),
         files_total=total_files,
         files_total_text=(f"All {fmt.count(total_files, 'file')}" if files or not total_files else

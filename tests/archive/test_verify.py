@@ -272,3 +272,12 @@ def test_deleting_the_checkpoint_turns_pruning_into_deletion(signed):
     (root / "archive" / "weekly" / "checkpoints" / "000001.json.sig").unlink()
     report = verify_local(root, pinned())
     assert set(kinds(report)) == {"broken_link", "head_mismatch"}
+
+
+def test_a_deeply_nested_manifest_is_a_problem_not_a_crash(copy):
+    root, runs = copy
+    (runs[2] / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)  # RecursionError in json.loads
+    report = verify_local(root)
+    assert not report.ok and "unreadable" in kinds(report)
+    result = cli_verify(root)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output

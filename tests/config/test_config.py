@@ -163,3 +163,23 @@ def test_disabled_check_is_skipped(tmp_path):
         """)
     (pc,) = plan(p).checks
     assert pc.skip_reason.startswith("disabled")
+
+
+@pytest.mark.parametrize("limit, ok", [("4GB", True), ("1.5 GB", True), ("500MiB", True), ("80%", True),
+                                       ("banana", False), ("100", False), ("0GB", False), ("120%", False)])
+def test_memory_limit_is_a_size_duckdb_takes(tmp_path, limit, ok):
+    path = write(tmp_path, f"duckdb: {{memory_limit: '{limit}'}}\n")
+    if ok:
+        assert load_config(path).config.duckdb.memory_limit == limit
+    else:
+        with pytest.raises(ConfigError, match=r"config.yaml:1:\d+: duckdb.memory_limit: "):
+            load_config(path)
+
+
+def test_yaml_anchors_that_stay_small_are_fine_and_a_merge_key_is_no_duplicate(tmp_path):
+    path = write(tmp_path, "sensitive_ports: &ports [22, 3389]\nchecks:\n"
+                           "  exposed_well_known_ports: &e {allowed_public_ports: *ports}\n"
+                           "  top_rejected_sources: {<<: {top_n: 5}, min_flows: 3}\n")
+    config = load_config(path).config
+    assert config.checks["exposed_well_known_ports"]["allowed_public_ports"] == [22, 3389]
+    assert config.checks["top_rejected_sources"] == {"top_n": 5, "min_flows": 3}

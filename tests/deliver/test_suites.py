@@ -24,7 +24,7 @@ from auditor.deliver.suite import (
 )
 from auditor.errors import ConfigError, UsageError
 from auditor.models import Change, TimeWindow
-from tests.support.flowdata import write_config
+from tests.support.flowdata import record, write_config, write_flow_log
 from tests.support.smtp import free_port, smtp_server, suite_config
 
 NOW = datetime(2026, 11, 16, 6, 0, tzinfo=timezone.utc)
@@ -143,6 +143,8 @@ def test_send_policy(finished):
     assert should_send(clean, "on_findings") == (False, "no active findings (send: on_findings)")
     errored = replace(clean, checks=(replace(clean.checks[0], status=type(clean.checks[0].status)("error")),))
     assert should_send(errored, "on_findings") == (True, "a check errored")
+    blind = replace(clean, checks=(replace(clean.checks[0], status=type(clean.checks[0].status)("no_data")),))
+    assert should_send(blind, "on_change") == (True, "a check had no data")
 
 
 def test_deliver_mails_records_and_pings_the_heartbeat(tmp_path):
@@ -168,10 +170,28 @@ def test_send_on_findings_without_findings_mails_nothing(tmp_path):
     with smtp_server(tmp_path) as server:
         path = suite_config(tmp_path, port=server.port)
         path.write_text(path.read_text().replace("recipients: [", "send: on_findings\n    recipients: ["))
+        # Sixty days on, the flow logs hold one quiet record: data, and nothing to report. (Without any record
+        # the checks would have no data, and such a run is always mailed.)
+        write_flow_log(tmp_path / "flows", [record(start="2027-01-12T10:00:00Z", action="REJECT", srcaddr="10.0.0.9")],
+                       day="2027/01/12")
         ran = run_suite(load_config(path), "weekly", deliver=True, clock=lambda: NOW + timedelta(days=60),
                         formats=("json",))
         assert server.inbox.messages == []
     assert ran.delivery.status == "skipped" and ran.delivery.reason == "no active findings (send: on_findings)"
+
+
+def test_a_run_without_data_is_always_mailed_and_says_so_first(tmp_path):
+    with smtp_server(tmp_path) as server:
+        path = suite_config(tmp_path, port=server.port)
+        path.write_text(path.read_text().replace("recipients: [", "send: on_findings\n    recipients: ["))
+        ran = run_suite(load_config(path), "weekly", deliver=True, clock=lambda: NOW + timedelta(days=60),
+                        formats=("json",))
+        (received,) = server.inbox.messages
+    assert ran.delivery.status == "sent"
+    message = received.message()
+    assert message["Subject"].startswith("NO DATA (2 checks): [auditor] Weekly network audit")
+    text = message.get_body(("plain",)).get_content()
+    assert text.index("NO DATA: 2 checks read no usable record") < text.index("Active findings by severity")
 
 
 def test_hand_run_mails_only_with_deliver(tmp_path):

@@ -236,3 +236,23 @@ def test_a_run_reports_the_same_findings_with_and_without_the_cache(tmp_path: Pa
         assert first[check_id].rows == second[check_id].rows
     assert [r["srcaddr"] for r in first["top_rejected_sources"].rows][:4] == [f"203.0.113.{n}" for n in range(4)]
     assert (tmp_path / ".auditor" / "cache").is_dir() == enabled
+
+
+def test_a_partition_with_an_unreadable_file_is_named_and_parsed_again_next_time(tmp_path: Path) -> None:
+    paths = _tree(tmp_path / "logs")
+    broken = paths[f"{DAYS[0]}/default"].with_name("broken.log.gz")
+    broken.write_bytes(b"")  # an upload cut off at zero bytes
+    config = write_config(tmp_path, """
+        sources:
+          flow_logs: logs
+        cache: {enabled: true, dir: parquet-cache}
+        """)
+    args = ["ingest", "--config", str(config), "--since", "2026-11-10", "--until", "2026-11-13"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert f"{broken}: empty file (0 bytes): not a gzip stream" in " ".join(first.output.split())
+    # The three clean folders come from the cache; the one with the broken file is read again, unchanged as it
+    # is: a file that could not be read may be readable now (permissions fixed), and says so again if not.
+    second = CliRunner().invoke(main, args)
+    assert "4 delivery folders (3 already cached, 1 parsed)" in second.output, second.output
+    assert "broken.log.gz: empty file" in " ".join(second.output.split())

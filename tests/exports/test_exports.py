@@ -18,7 +18,7 @@ from auditor.builtins import builtins
 from auditor.exports import fingerprint
 from auditor.exports.asff import to_asff
 from auditor.exports.ocsf import to_ocsf
-from auditor.models import Finding, Severity
+from auditor.models import Finding, Severity, Status
 from tests.render.test_render import BASTION, changed_record, specs_for
 
 SCHEMAS = Path(auditor.__file__).parent / "schemas"
@@ -190,3 +190,18 @@ def test_asff_cuts_long_text_to_the_documented_limits():
     assert len(finding["Title"]) == 256 and finding["Title"].endswith("\u2026")
     assert len(finding["Description"]) == 1024 and len(finding["Remediation"]["Recommendation"]["Text"]) == 512
     assert finding["Resources"][0]["Partition"] == "aws-cn"
+
+
+def test_findings_of_a_check_without_data_say_so_in_both_formats():
+    rec = changed_record()
+    first = rec.checks[0]
+    blind = replace(first, status=Status.NO_DATA, no_data_sources=("flow_logs",), resolved=(),
+                    notes=("No data: the flow logs yielded no usable record in the window, so it cannot say pass.",))
+    rec = replace(rec, checks=(blind,) + rec.checks[1:])
+    events = [e for e in to_ocsf(rec, specs_for(rec)) if e["unmapped"]["auditor"]["check_id"] == first.check_id]
+    assert events and all(e["status_detail"].startswith("No data: the flow logs") for e in events)
+    assert {e["unmapped"]["auditor"]["check_status"] for e in events} == {"no_data"}
+    asff = [d for d in to_asff(rec, specs_for(rec), product_arn=PRODUCT, aws_account_id=ACCOUNT, region=REGION)
+            if d["GeneratorId"] == f"auditor/{first.check_id}"]
+    assert asff and {d["Compliance"]["Status"] for d in asff} == {"WARNING"}
+    assert {d["ProductFields"]["auditor/CheckStatus"] for d in asff} == {"no_data"}

@@ -278,7 +278,7 @@ def test_view_data_quality_puts_malformed_files_first_and_totals_every_file():
     assert q.note == ("showing 10 of the 21 files with skipped lines, worst first; 19 files with nothing skipped "
                       "are not listed; every file is in findings.json")
     assert all(sum(int(c.text) for c in f.counts[3:]) for f in q.files)
-    assert [c.text for c in q.totals] == [f"{sum(100 + i for i in range(40)):,}", "0", "40", "0", "7", "20"]
+    assert [c.text for c in q.totals] == [f"{sum(100 + i for i in range(40)):,}", "0", "40", "0", "7", "0", "20"]
     assert q.files_text == "Read 40 of 41 files present."
     assert any("7 malformed lines in 1 file" in w for w in view.warnings)
     assert dict(view.coverage)["Files"] == "40 read of 41 present"
@@ -501,3 +501,23 @@ def test_a_chart_that_cannot_be_drawn_is_left_out_and_logged(monkeypatch, caplog
         view = build_view(record(check), {})
     assert view.checks[0].trend.chart is None and view.checks[0].trend.text.startswith("2 this run")
     assert "could not draw a chart for findings" in caplog.text
+
+
+def test_checks_without_data_lead_the_report_and_never_read_as_passed():
+    blind = replace(failing("exposed", "Exposed ports", flow_rows(1), findings=1), status=Status.NO_DATA,
+                    no_data_sources=("flow_logs",),
+                    notes=("No data: the flow logs yielded no usable record in the window, so it cannot say pass; "
+                           "the rows shown come from the other sources it reads.",))
+    clean = CheckResult("quiet", "Quiet check", Status.PASS, Severity.LOW)
+    rec = record(clean, blind)
+    view = build_view(rec, specs_for(rec))
+    assert [c.id for c in view.checks] == ["exposed", "quiet"]  # no data comes before what passed
+    assert view.checks[0].status.text == "No data" and view.checks[0].actionable
+    assert view.status_text == "2 checks: 1 had no data, 1 passed"
+    assert dict(view.coverage)["Checks"] == "1 of 2 ran to completion; 1 had no data"
+    assert view.no_data_text.startswith("1 check read no usable record in its window")
+    assert [p.message for p in view.no_data] == [blind.notes[0]]
+    html = render_html(view, dirs=template_dirs())
+    cover, summary = section(html, "cover"), section(html, "summary")
+    assert "No data:" in cover
+    assert summary.index('id="no-data"') < summary.index("Checks")

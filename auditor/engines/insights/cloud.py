@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
@@ -41,6 +40,7 @@ from auditor.aws import describe_error, error_code
 from auditor.config import InsightsSettings, InsightsSourceSpec
 from auditor.engines import netaddr
 from auditor.engines.base import EngineContext
+from auditor.engines.connection import connect
 from auditor.engines.insights import merge
 from auditor.engines.insights.catalog import Catalog, TableCatalog, catalog_for
 from auditor.engines.insights.compiler import CompiledQuery, compile_program
@@ -120,8 +120,7 @@ class CloudInsightsEngine:
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
         self.row_cap = row_cap
-        self._con = duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone = 'UTC'")  # CloudWatch's timestamps are UTC without a zone suffix
+        self._con = connect()  # pinned to UTC: CloudWatch's timestamps are UTC without a zone suffix
         netaddr.register(self._con)
         flowlogs.create_table(self._con)
         cloudtrail_source.create_table(self._con)

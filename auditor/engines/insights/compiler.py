@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from auditor.engines.connection import connect
 from auditor.engines.insights.catalog import NUMERIC, Catalog, col, fn, lit
 from auditor.engines.insights.parser import (
     Binary,
@@ -743,7 +744,7 @@ def _re2_error(pattern: str) -> str | None:
     """RE2's complaint about a pattern, or None; asked of DuckDB itself, which is what will run it."""
     con = getattr(_RE2, "con", None)
     if con is None:
-        con = _RE2.con = duckdb.connect(":memory:")
+        con = _RE2.con = connect()
     try:
         con.execute("SELECT regexp_matches('', $p)", {"p": pattern})
     except duckdb.Error as exc:

@@ -36,20 +36,26 @@ What each file's :class:`FileQuality` counts:
   https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html).
   The first one read wins. Events without an ``eventID`` are never taken as duplicates;
 - ``blank``: blank lines of a JSON Lines file (blank lines inside one JSON document are not counted);
-- ``malformed``: lines that are not JSON, elements or documents that are not objects, events without a
-  parsable ``eventTime``. A file from which no line parses at all counts as one malformed.
+- ``malformed``: lines that are not JSON (or nest deeper than Python's parser goes), elements or documents
+  that are not objects, events without a parsable ``eventTime``. A file from which no line parses at all
+  counts as one malformed;
+- ``invalid``: events that parse but cannot be interpreted: ``requestParameters`` or ``responseElements``
+  that is not a JSON object (a JSON text of an object is taken as that object). They are left out of the
+  table, and each is named in the file's ``notes`` (the first :data:`NOTED_EVENTS`);
+- ``error``: why the file could not be read (to its end); a damaged gzip stream keeps what decompressed
+  before the damage.
 
-``eventtime`` keeps the file's text. For the window it is read as ISO 8601 with either ``T`` or a space
-between date and time, any number of fraction digits, and UTC when it has no offset; rows with
-``window.since <= eventTime < window.until`` are kept.
+Times and JSON are parsed here, once, so that no check's SQL can fail on one odd event: ``eventtime`` holds
+the event time in one canonical form, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in UTC, whatever the file wrote
+(ISO 8601 with ``T`` or a space, ``.`` or ``,`` before any number of fraction digits, an offset, or none,
+which is UTC), and ``requestparameters`` and ``responseelements`` hold JSON text of an object, or NULL. Rows
+with ``window.since <= eventTime < window.until`` are kept.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -59,12 +65,16 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from auditor.engines.sources.files import read_salvaging
 from auditor.models import FileQuality, InputFile, TimeWindow
 
 TABLE = "cloudtrail"
 DIGEST_FOLDER = "CloudTrail-Digest"
 
 _BATCH_ROWS = 50_000  # rows held in memory before they are handed to DuckDB
+NOTED_EVENTS = 10  # invalid events named per file; the count covers them all
+# The columns that must hold a JSON object: the SG-change checks read their keys.
+_OBJECT_COLUMNS = ("requestparameters", "responseelements")
 
 # A column spec is "VARCHAR", ("STRUCT", ((field, spec), ...)), ("LIST", spec) or ("MAP",) (VARCHAR -> VARCHAR).
 # The DuckDB types, the Arrow schema and the conversion of an event all come from this one description.
@@ -173,6 +183,13 @@ def load_cloudtrail(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], 
                 counts.malformed += 1
                 continue
             event_id = _text(_get(event, "eventid"))
+            why = _uninterpretable(event)
+            if why is not None:
+                counts.invalid += 1
+                if len(counts.notes) < NOTED_EVENTS:
+                    name = _text(_get(event, "eventname")) or "an event without eventName"
+                    counts.notes.append(f"event {event_id or '(no eventID)'} ({name}) left out: {why}")
+                continue
             if event_id is not None:
                 if event_id in seen_ids:
                     counts.duplicates += 1
@@ -180,12 +197,13 @@ def load_cloudtrail(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], 
                 seen_ids.add(event_id)
             counts.records += 1
             if window.since <= event_time < window.until:
-                batch.append(_row(event, f))
+                batch.append(_row(event, f, event_time))
                 if len(batch) >= _BATCH_ROWS:
                     _insert(con, table, batch)
                     batch = []
         qualities.append(FileQuality(path=f.path, records=counts.records, blank=counts.blank,
-                                     malformed=counts.malformed, duplicates=counts.duplicates))
+                                     malformed=counts.malformed, duplicates=counts.duplicates,
+                                     invalid=counts.invalid, error=counts.error, notes=tuple(counts.notes)))
     _insert(con, table, batch)
     return tuple(qualities)
 
@@ -196,10 +214,12 @@ def is_digest(path: str) -> bool:
 
 
 class _Counts:
-    __slots__ = ("records", "blank", "malformed", "duplicates")
+    __slots__ = ("records", "blank", "malformed", "duplicates", "invalid", "error", "notes")
 
     def __init__(self) -> None:
-        self.records = self.blank = self.malformed = self.duplicates = 0
+        self.records = self.blank = self.malformed = self.duplicates = self.invalid = 0
+        self.error: str | None = None
+        self.notes: list[str] = []
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
@@ -233,11 +253,9 @@ _TIMESTAMP_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[T ][0-9:.]+(?:Z|[+-]\d{2}:?\
 def _read_events(path: Path, counts: _Counts) -> Iterator[Any]:
     """The event candidates of one file; blank and malformed lines are counted into ``counts``."""
     try:
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-    except (OSError, EOFError, zlib.error):  # unreadable, or a truncated or corrupt gzip stream
-        counts.malformed += 1
+        data, counts.error = read_salvaging(path, gzip_by_name=False)
+    except OSError as e:
+        counts.error = f"cannot be read: {e.strerror or e}"
         return
     # Undecodable bytes become U+FFFD, so the line they are on fails to parse and counts as malformed.
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -285,7 +303,7 @@ _INVALID = object()
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes ([[[[...)
         return _INVALID
 
 
@@ -393,9 +411,41 @@ def _converter(spec: _Spec) -> _Converter:
 _ROW_CONVERTERS: tuple[tuple[str, _Converter], ...] = tuple((name, _converter(spec)) for name, spec in _EVENT_FIELDS)
 
 
-def _row(event: dict[str, Any], source: InputFile) -> dict[str, Any]:
+def _uninterpretable(event: dict[str, Any]) -> str | None:
+    """Why an event cannot be interpreted, or None: a column that must hold a JSON object holds something else."""
+    for column in _OBJECT_COLUMNS:
+        value = _object(_get(event, column))
+        if value is _INVALID:
+            key = "requestParameters" if column == "requestparameters" else "responseElements"
+            return f"{key} is not a JSON object"
+    return None
+
+
+def _object(value: Any) -> Any:
+    """A JSON object (or None) from an event's value: an object, or the JSON text of one; _INVALID otherwise."""
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        parsed = _loads(value)
+        if isinstance(parsed, dict):
+            return parsed
+    return _INVALID
+
+
+def canonical_time(t: datetime) -> str:
+    """An event time as the table holds it: ISO 8601 in UTC with ``Z``, fraction digits only when there are."""
+    text = t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if t.microsecond:
+        text += f".{t.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _row(event: dict[str, Any], source: InputFile, event_time: datetime) -> dict[str, Any]:
     lowered = {k.lower(): v for k, v in event.items()}
+    for column in _OBJECT_COLUMNS:
+        lowered[column] = _object(lowered.get(column))  # the object behind a JSON text of one
     row = {name: convert(lowered.get(name)) for name, convert in _ROW_CONVERTERS}
+    row["eventtime"] = canonical_time(event_time)
     row["account_id"] = row["recipientaccountid"] or source.account_id
     row["region"] = row["awsregion"] or source.region
     return row

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from auditor.errors import InputError
-from auditor.models import InputFile, TimeWindow
+from auditor.models import FileQuality, InputFile, TimeWindow
 
 _DATED = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})(?:/(\d{2}))?(?=/)")
 _HIVE = re.compile(r"(?:^|/)year=(\d{4})/month=(\d{1,2})/day=(\d{1,2})(?:/hour=(\d{1,2}))?(?=/)")
@@ -85,30 +86,136 @@ def _account_region(posix: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def discover(root: str | os.PathLike[str], kinds: Iterable[str], *, skip_dirs: Iterable[str] = ()) -> list[InputFile]:
-    """Every file of the given kinds under ``root`` (a file or a directory of any depth), sorted by path.
+def discover(root: str | os.PathLike[str], kinds: Iterable[str], *, skip_dirs: Iterable[str] = (),
+             problems: list[FileQuality] | None = None) -> list[InputFile]:
+    """Every file of the given kinds under ``root`` (a file or a directory of any depth), in walk order: a
+    folder's files by name, then its subfolders by name.
 
-    Hidden files and folders and the folders named in ``skip_dirs`` are passed over.
+    Hidden files and folders and the folders named in ``skip_dirs`` are passed over. Symbolic links are
+    followed, each real folder and file once: a link that leads back to a folder being walked is a loop, and
+    a link to a folder or file already found is not read again. A folder that cannot be listed, a broken
+    link and a loop are *problems*: appended to ``problems`` as a :class:`FileQuality` naming the path and
+    the reason, and the walk goes on. Without a ``problems`` list, the first one raises InputError.
     """
     rootp = Path(root)
     wanted, skipped = set(kinds), set(skip_dirs)
     if not rootp.exists():
         raise InputError(f"{rootp}: no such file or directory")
-    if rootp.is_file():
+    if not rootp.is_dir():
+        if not rootp.is_file():
+            raise InputError(f"{rootp}: not a regular file or a folder (a FIFO, socket or device)")
         f = describe(rootp)
         if f is None or f.kind not in wanted:
             raise InputError(f"{rootp}: not a {' or '.join(sorted(wanted))} file (by its name)")
         return [f]
     found: list[InputFile] = []
-    for dirpath, dirnames, filenames in os.walk(rootp):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in skipped)
-        for name in sorted(filenames):
-            if name.startswith("."):
+    seen_files: set[tuple[int, int]] = set()
+    seen_dirs: dict[tuple[int, int], str] = {}
+
+    def problem(path: str, reason: str) -> None:
+        if problems is None:
+            raise InputError(f"{path}: {reason}")
+        problems.append(FileQuality(path=path, error=reason))
+
+    # Depth first, a folder's files before its subfolders. Each entry carries the real folders above it,
+    # which is how a loop is told from a second link to a folder read already.
+    stack: list[tuple[str, tuple[tuple[int, int], ...]]] = [(str(rootp), ())]
+    while stack:
+        folder, above = stack.pop()
+        try:
+            st = os.stat(folder)
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            problem(folder, f"cannot list the folder: {_reason(e)}")
+            continue
+        here = (st.st_dev, st.st_ino)
+        if here in above:
+            problem(folder, f"symbolic link loop: it leads back to {seen_dirs[here]}, which is being read already")
+            continue
+        if here in seen_dirs:
+            continue  # a second link to a folder already read: its files are counted once
+        seen_dirs[here] = folder
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            f = describe(Path(dirpath) / name)
-            if f is not None and f.kind in wanted:
+            try:
+                is_dir = entry.is_dir()
+                target = entry.stat() if entry.is_symlink() else None
+            except OSError as e:
+                problem(entry.path, f"broken symbolic link: {_reason(e)}")
+                continue
+            if is_dir:
+                if entry.name not in skipped:
+                    subfolders.append(entry.path)
+                continue
+            kind = classify(entry.name)
+            if kind not in wanted:
+                continue
+            if not entry.is_file():
+                # A FIFO would block the reader for ever, a socket cannot be opened: named, never read.
+                problem(entry.path, "not a regular file (a FIFO, socket or device); it was not read")
+                continue
+            st_file = target or entry.stat()
+            identity = (st_file.st_dev, st_file.st_ino)
+            if identity in seen_files:
+                continue  # the same file through another link
+            seen_files.add(identity)
+            f = describe(entry.path, size=st_file.st_size)
+            if f is not None:
                 found.append(f)
+        stack.extend((sub, above + (here,)) for sub in reversed(subfolders))
     return found
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def read_salvaging(path: str | os.PathLike[str], *, gzip_by_name: bool = True) -> tuple[bytes, str | None]:
+    """A file's bytes, gunzipped when they start with the gzip magic, and why they are not the whole file's
+    content, or None.
+
+    A truncated or corrupt gzip stream keeps what decompressed before the damage. With ``gzip_by_name``, a
+    file named ``.gz`` that is no gzip stream yields nothing (a reader that goes by the name could not read it
+    either). Raises OSError when the file cannot be opened or read.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    named_gz = gzip_by_name and os.fspath(path).lower().endswith(".gz")
+    if data[:2] != b"\x1f\x8b":
+        if not named_gz:
+            return data, None
+        if not data:
+            return b"", "empty file (0 bytes): not a gzip stream, although its name ends in .gz"
+        return b"", "not a gzip stream, although its name ends in .gz"
+    out: list[bytes] = []
+    rest = data
+    while rest:
+        # A gzip file may hold several members one after another; each starts with the magic bytes.
+        d = zlib.decompressobj(wbits=31)
+        try:
+            out.append(d.decompress(rest))
+        except zlib.error as e:
+            out.append(_flushed(d))
+            return b"".join(out), f"corrupt gzip stream ({e}); the lines before the damage were read"
+        if not d.eof:
+            out.append(_flushed(d))
+            return b"".join(out), "truncated gzip stream: it ends early; the lines before the cut were read"
+        rest = d.unused_data
+        if rest and rest[:2] != b"\x1f\x8b":
+            if rest.strip(b"\x00"):
+                return b"".join(out), f"{len(rest)} bytes of trailing garbage after the gzip stream were ignored"
+            break
+    return b"".join(out), None
+
+
+def _flushed(d: zlib._Decompress) -> bytes:
+    try:
+        return d.flush()
+    except zlib.error:
+        return b""
 
 
 def may_hold(f: InputFile, window: TimeWindow, delivery_lag: timedelta) -> bool:

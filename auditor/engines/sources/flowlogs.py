@@ -12,10 +12,18 @@ AWS writes flow logs in three shapes, and one tree can hold all of them side by 
 
 Every text file is read exactly once, as one VARCHAR column per line. Header lines are recognised by their
 content, each file's field list comes from its own header lines, and lines are split and typed inside DuckDB.
+
+A file that cannot be read never costs the others. When DuckDB cannot read a batch (a truncated, empty or
+non-gzip ``.log.gz``, a file that cannot be opened), each file of the batch is tried alone; a damaged gzip stream
+gives up the lines before the damage, and every such file is named in its :class:`FileQuality` ``error``. A
+line that parses but holds a value no flow log can hold (a port over 65535, a negative count, a start after its
+end, an address that is no IP address) is *invalid*: counted, and kept out of the table like a malformed one.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -27,6 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlglot
 
+from auditor.engines.netaddr import IPV4_PATTERN
+from auditor.engines.sources.files import read_salvaging
 from auditor.errors import InputError
 from auditor.logformat import (
     DEFAULT_COLUMNS,
@@ -37,7 +47,7 @@ from auditor.logformat import (
 from auditor.models import FileQuality, InputFile, TimeWindow
 
 # The two columns that typed rows (and the Parquet files of :func:`write_parquet`) carry besides the table's:
-# each line's class (records 0, NODATA/SKIPDATA 1, malformed 2) and its file's position in its batch.
+# each line's class (records 0, NODATA/SKIPDATA 1, malformed 2, invalid 3) and its file's position in its batch.
 CLASS_COLUMN, FILE_COLUMN = "__class", "__file"
 
 # AWS writes start and end in Unix seconds; some writers (flowlogs-reader's fixtures) use milliseconds.
@@ -54,8 +64,34 @@ _PQ_STAGE = "__auditor_fl_pq_stage"
 _REJECTS = "__auditor_fl_rejects"
 _REJECT_SCANS = "__auditor_fl_reject_scans"
 
-_RECORD, _NODATA, _MALFORMED = 0, 1, 2
-_CLASS_NAMES = ("records", "nodata", "malformed")
+_RECORD, _NODATA, _MALFORMED, _INVALID = 0, 1, 2, 3
+_CLASS_NAMES = ("records", "nodata", "malformed", "invalid")
+
+# What makes a parsed record invalid: values no flow log holds. Ports are 16-bit and protocols one byte
+# (https://docs.aws.amazon.com/vpc/latest/userguide/flow-log-records.html), counts are never negative, a flow
+# ends no earlier than it starts, and srcaddr/dstaddr are IPv4 or IPv6 addresses ('-' is NULL, and not invalid).
+# The IPv6 test is a shape (hex groups and colons, maybe a dotted quad at the end), not a full parse: it is
+# run on every line, and a wrong spelling of a real address must not be called invalid.
+_IP_SHAPE = rf"{IPV4_PATTERN}|[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(:{IPV4_PATTERN})?"
+_PORT_COLUMNS = ("srcport", "dstport")
+_COUNT_COLUMNS = ("packets", "bytes")
+_ADDRESS_COLUMNS = ("srcaddr", "dstaddr")
+
+
+class _Tally:
+    """Each file's line classes, and why a file could not be read (to its end), by path."""
+
+    def __init__(self, files: Iterable[InputFile]) -> None:
+        self.counts: dict[str, Counter[str]] = {f.path: Counter() for f in files}
+        self.errors: dict[str, str] = {}
+
+    def __getitem__(self, path: str) -> Counter[str]:
+        return self.counts[path]
+
+    def quality(self, path: str) -> FileQuality:
+        return FileQuality(path=path, **self.counts[path], error=self.errors.get(path))
+
+
 _BLANK, _HEADER, _DATA = 0, 1, 2
 
 
@@ -84,11 +120,11 @@ def load_flow_logs(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], *
     _check_kinds(files)
     create_table(con, table)
     unique = list({f.path: f for f in files}.values())
-    counts: dict[str, Counter[str]] = {f.path: Counter() for f in unique}
+    counts = _Tally(unique)
     params = {"since": window.since_s, "until": window.until_s}
     for batch, select in _typed_batches(con, unique, default, batch_bytes, counts):
         _insert_typed(con, select, table, params, batch, counts)
-    return tuple(FileQuality(path=f.path, **counts[f.path]) for f in files)
+    return tuple(counts.quality(f.path) for f in files)
 
 
 def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], directory: Path, *,
@@ -99,7 +135,7 @@ def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], di
 
     The files hold the :data:`TABLE_COLUMNS` that the batch's formats name (account and region always, filled
     from the S3 path when a record lacks them; read them with ``union_by_name``), plus
-    :data:`CLASS_COLUMN` (0 record, 1 NODATA/SKIPDATA, 2 malformed: keep ``< 2``) and :data:`FILE_COLUMN`
+    :data:`CLASS_COLUMN` (0 record, 1 NODATA/SKIPDATA, 2 malformed, 3 invalid: keep ``< 2``) and :data:`FILE_COLUMN`
     (the file's position in its batch). Returns how each file's lines were classed, in the order of
     ``files``, and the Parquet files written.
     """
@@ -107,13 +143,13 @@ def write_parquet(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], di
     _check_kinds(files)
     directory.mkdir(parents=True, exist_ok=True)
     unique = list({f.path: f for f in files}.values())
-    counts: dict[str, Counter[str]] = {f.path: Counter() for f in unique}
+    counts = _Tally(unique)
     written: list[Path] = []
     for batch, select in _typed_batches(con, unique, default, batch_bytes, counts):
         path = directory / f"{stem}-{len(written):04d}.parquet"
         _write_typed(con, select, path, batch, counts)
         written.append(path)
-    return tuple(FileQuality(path=f.path, **counts[f.path]) for f in files), tuple(written)
+    return tuple(counts.quality(f.path) for f in files), tuple(written)
 
 
 def _default_format(default_fields: tuple[str, ...] | None) -> _Format:
@@ -131,7 +167,7 @@ def _check_kinds(files: Sequence[InputFile]) -> None:
 
 
 def _typed_batches(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], default: _Format, batch_bytes: int,
-                   counts: dict[str, Counter[str]]) -> Iterator[tuple[Sequence[InputFile], str]]:
+                   counts: _Tally) -> Iterator[tuple[Sequence[InputFile], str]]:
     """Stage the files batch by batch; for each, yield the batch and a SELECT of its data lines typed in the
     table's schema plus the class and file columns. The staged objects live until the next batch."""
     restore_order = _ensure_insertion_order(con)
@@ -142,7 +178,7 @@ def _typed_batches(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], d
         for batch in _batches([f for f in files if f.kind == "parquet"], batch_bytes):
             for start in range(0, len(batch), _MAX_OPEN_PARQUET):
                 chunk = batch[start:start + _MAX_OPEN_PARQUET]
-                with _parquet_chunk(con, chunk) as select:
+                with _parquet_chunk(con, chunk, counts) as select:
                     yield chunk, select
     finally:
         if restore_order:
@@ -150,7 +186,7 @@ def _typed_batches(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], d
 
 
 def _insert_typed(con: duckdb.DuckDBPyConnection, select: str, table: str, params: dict[str, int],
-                  batch: Sequence[InputFile], counts: dict[str, Counter[str]]) -> None:
+                  batch: Sequence[InputFile], counts: _Tally) -> None:
     # Parsing once into a stage, then inserting and counting from it, beats parsing twice.
     try:
         con.execute(f"CREATE TEMP TABLE {_q(_PARSED)} AS {select}")
@@ -160,7 +196,7 @@ def _insert_typed(con: duckdb.DuckDBPyConnection, select: str, table: str, param
         # kept: its file was already chosen by the date of its delivery folder.
         when = " AND (start IS NULL OR (start >= $since AND start < $until))" if "start" in held else ""
         con.execute(f"INSERT INTO {_q(table)} ({names}) SELECT {names} FROM {_q(_PARSED)} "
-                    f"WHERE {_q(CLASS_COLUMN)} <> {_MALFORMED}{when}", params if when else None)
+                    f"WHERE {_q(CLASS_COLUMN)} < {_MALFORMED}{when}", params if when else None)
         _count(con.execute(f"SELECT {_q(FILE_COLUMN)}, {_q(CLASS_COLUMN)}, count(*) FROM {_q(_PARSED)} GROUP BY ALL"),
                batch, counts)
     finally:
@@ -183,7 +219,7 @@ def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _write_typed(con: duckdb.DuckDBPyConnection, select: str, path: Path, batch: Sequence[InputFile],
-                 counts: dict[str, Counter[str]]) -> None:
+                 counts: _Tally) -> None:
     # Row order inside a Parquet file means nothing here: line positions were taken when the lines were staged.
     try:
         # LZ4 with Parquet's v2 encodings: measured the cheapest to write and to scan on DuckDB 2.0 (zstd saves
@@ -198,7 +234,7 @@ def _write_typed(con: duckdb.DuckDBPyConnection, select: str, path: Path, batch:
                        {"path": str(path)}), batch, counts)
 
 
-def _count(cur: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], counts: dict[str, Counter[str]]) -> None:
+def _count(cur: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], counts: _Tally) -> None:
     for fid, cls, n in cur.fetchall():
         counts[batch[fid].path][_CLASS_NAMES[cls]] += n
 
@@ -242,6 +278,9 @@ def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
 _READ_LINES = (f"read_csv($files, columns = {{'line': 'VARCHAR'}}, delim = $delim, quote = '', escape = '', "
                f"header = false, auto_detect = false, strict_mode = false, store_rejects = true, "
                f"rejects_table = '{_REJECTS}', rejects_scan = '{_REJECT_SCANS}')")
+
+_PROBE_LINES = ("SELECT count(*) FROM read_csv($files, columns = {'line': 'VARCHAR'}, delim = $delim, quote = '', "
+                 "escape = '', header = false, auto_detect = false, strict_mode = false, ignore_errors = true)")
 
 # Two wrappers are taken off before a line is classed:
 # * {"message": "<flow line>"}: a CloudWatch Logs event as Firehose or a subscription delivers it;
@@ -294,13 +333,23 @@ _FROM_PATH = {"account_id": "__account", "region": "__region"}  # the file's val
 
 @contextmanager
 def _text_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], default: _Format,
-                counts: dict[str, Counter[str]]) -> Iterator[str]:
+                counts: _Tally) -> Iterator[str]:
     """Stage a batch of text files (read once, one VARCHAR per line); yield the SELECT of their typed lines."""
+    salvage: Path | None = None
+    read_as = {f.path: f.path for f in batch}  # the path DuckDB reads for each file: itself, or what was salvaged
     try:
         try:
-            con.execute(_LINES_SQL, {"files": [f.path for f in batch], "delim": "\x01", "known": list(FIELDS_BY_NAME)})
-        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as e:
-            raise InputError(f"cannot read flow-log text files: {e}") from e
+            _stage_lines(con, [f.path for f in batch])
+        except _READ_ERRORS:
+            # One file DuckDB cannot read fails the whole batch. Find it, salvage what it holds, and read again.
+            _drop(con, _LINES, _REJECTS, _REJECT_SCANS)
+            salvage = Path(tempfile.mkdtemp(prefix="auditor-salvage-"))
+            read_as = _isolate(con, batch, counts, salvage)
+            try:
+                _stage_lines(con, [read_as[f.path] for f in batch])
+            except _READ_ERRORS as e:
+                raise InputError(f"cannot read flow-log text files: {e}") from e
+        original = {read: path for path, read in read_as.items()}
         formats: dict[_Format, int] = {default: 0}
         first: dict[int, tuple[int, int]] = {}  # file -> rowid and format of its first header
         mixed: set[int] = set()
@@ -329,7 +378,7 @@ def _text_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], defa
         for fid, kind, n in con.execute(_LINE_COUNTS_SQL).fetchall():
             counts[batch[fid].path]["blank" if kind == _BLANK else "headers"] += n
         for filename, n in con.execute(_REJECTED_SQL).fetchall():
-            counts[filename]["malformed"] += n
+            counts[original.get(filename, filename)]["malformed"] += n
         data = _data_sql(bool(mixed))
         # Only the columns some format of the batch holds (plus account and region, which the path gives):
         # writing the other ones, all NULL, would cost time for nothing.
@@ -340,6 +389,57 @@ def _text_batch(con: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], defa
         _drop(con, _LINES, _REJECTS, _REJECT_SCANS)
         for name in (_FILES, _HEADERS):
             con.unregister(name)
+        if salvage is not None:
+            shutil.rmtree(salvage, ignore_errors=True)
+
+
+_READ_ERRORS = (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException,
+                duckdb.PermissionException)
+
+
+def _stage_lines(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    con.execute(_LINES_SQL, {"files": paths, "delim": "\x01", "known": list(FIELDS_BY_NAME)})
+
+
+def _isolate(con: duckdb.DuckDBPyConnection, batch: Sequence[InputFile], counts: _Tally,
+             salvage: Path) -> dict[str, str]:
+    """Try each file of a batch that DuckDB could not read alone. A file it cannot read is read by Python instead
+    (a damaged gzip stream up to the damage), and what that yields is written to ``salvage`` as plain text for
+    DuckDB to read: an unreadable file yields an empty one. Returns the path to read for each file, and records in
+    ``counts`` why a file was not read whole."""
+    read_as = {}
+    for i, f in enumerate(batch):
+        if _readable(con, f.path):
+            read_as[f.path] = f.path
+            continue
+        try:
+            data, why = read_salvaging(f.path)
+        except OSError as e:
+            data, why = b"", f"cannot be read: {e.strerror or e}"
+        if why is not None:
+            # The last line the damage cut short is no line: dropped, and counted as malformed.
+            cut = data.rfind(b"\n") + 1
+            if data[cut:].strip():
+                counts[f.path]["malformed"] += 1
+            data = data[:cut]
+        substitute = salvage / f"{i:06d}.log"
+        substitute.write_bytes(data)
+        if data and not _readable(con, str(substitute)):
+            substitute.write_bytes(b"")
+            why = f"{why}; what was salvaged could not be read either" if why else "it cannot be read as text"
+        if why is not None:
+            counts.errors[f.path] = why
+        read_as[f.path] = str(substitute)
+    return read_as
+
+
+def _readable(con: duckdb.DuckDBPyConnection, path: str) -> bool:
+    """Whether DuckDB's line reader gets through the whole file (bad lines are not the question here)."""
+    try:
+        con.execute(_PROBE_LINES, {"files": [path], "delim": "\x01"}).fetchall()
+    except _READ_ERRORS:
+        return False
+    return True
 
 
 def _header_columns(header: str) -> _Format:
@@ -406,7 +506,9 @@ def _typed_text_sql(data: str, columns: _Format, fmt: int, out: tuple[str, ...])
             values.append(_q(column))
         else:
             values.append(f"CAST(NULL AS {type_}) AS {_q(column)}")
+    # NODATA/SKIPDATA records are not traffic, and their values mean nothing: only traffic records are judged.
     cls = (f"CAST(CASE WHEN NOT ({' AND '.join(checks)}) THEN {_MALFORMED} WHEN {status} THEN {_NODATA} "
+           f"WHEN {_invalid_sql(set(position), raw_times=True)} THEN {_INVALID} "
            f"ELSE {_RECORD} END AS TINYINT) AS {_q(CLASS_COLUMN)}")
     return (f"SELECT {', '.join(values)}, {cls}, __file AS {_q(FILE_COLUMN)} FROM ("
             f"SELECT __file, __account, __region, t, {', '.join(typed)} FROM ("
@@ -419,6 +521,21 @@ def _seconds(expr: str) -> str:
     return f"(CASE WHEN {expr} > {_MS_THRESHOLD} THEN {expr} // 1000 ELSE {expr} END)"
 
 
+def _invalid_sql(present: set[str], *, raw_times: bool) -> str:
+    """A condition true for a typed record holding a value no flow log holds (see :data:`_IP_SHAPE`), over the
+    columns ``present``; NULL ('-') never makes a record invalid. ``raw_times``: start and end are not yet
+    normalised to seconds."""
+    conditions = [f"NOT ({_q(c)} BETWEEN 0 AND 65535)" for c in _PORT_COLUMNS if c in present]
+    if "protocol" in present:
+        conditions.append(f"NOT ({_q('protocol')} BETWEEN 0 AND 255)")
+    conditions += [f"{_q(c)} < 0" for c in _COUNT_COLUMNS if c in present]
+    if {"start", "end"} <= present:
+        start, end = (_seconds(_q(c)) if raw_times else _q(c) for c in ("start", "end"))
+        conditions.append(f"{start} > {end}")
+    conditions += [f"NOT regexp_full_match({_q(c)}, '{_IP_SHAPE}')" for c in _ADDRESS_COLUMNS if c in present]
+    return f"({' OR '.join(conditions)})" if conditions else "false"
+
+
 # -------------------------------------------------------------------------------------------- Parquet files
 
 # At most this many Parquet files are held open at once (each is opened once and read to its end).
@@ -426,9 +543,10 @@ _MAX_OPEN_PARQUET = 128
 
 
 @contextmanager
-def _parquet_chunk(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile]) -> Iterator[str]:
+def _parquet_chunk(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile], counts: _Tally) -> Iterator[str]:
     """Stage a chunk of Parquet files; yield the SELECT of their rows in the table's schema plus the class and
-    file columns."""
+    file columns. A file that is no Parquet, or whose data cannot be read, is skipped with its reason in
+    ``counts``."""
     # DuckDB's read_parquet opens a file once to bind and again to scan (and with union_by_name, once more
     # to learn each schema), so pyarrow opens each file once and streams its row groups into DuckDB. Files
     # of one schema share one stream.
@@ -438,10 +556,11 @@ def _parquet_chunk(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile]) -
             try:
                 pf = stack.enter_context(pq.ParquetFile(f.path))
             except (OSError, pa.ArrowException) as e:
-                raise InputError(f"{f.path}: cannot read Parquet flow logs: {e}") from e
+                counts.errors[f.path] = f"not a readable Parquet file: {_first_line(e)}"
+                continue
             groups.setdefault(pf.schema_arrow.remove_metadata(), []).append((fid, pf))
         try:
-            present = _stage_parquet(con, chunk, groups)
+            present = _stage_parquet(con, chunk, groups, counts)
             values = []
             for column, _ in TABLE_COLUMNS:
                 if column in _FROM_PATH:
@@ -457,7 +576,7 @@ def _parquet_chunk(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile]) -
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile],
-                   groups: dict[pa.Schema, list[tuple[int, pq.ParquetFile]]]) -> set[str]:
+                   groups: dict[pa.Schema, list[tuple[int, pq.ParquetFile]]], counts: _Tally) -> set[str]:
     """Copy the chunk's rows into a stage of the table columns they hold; return those columns."""
     stages = {schema: _parquet_columns(schema) for schema in groups}
     present = {column for columns in stages.values() for column in columns}
@@ -465,21 +584,23 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile],
     con.execute(f"CREATE TEMP TABLE {_q(_PQ_STAGE)} (fid INTEGER, {cols}cls INTEGER)")
     for schema, members in groups.items():
         columns = stages[schema]
-        stream = pa.RecordBatchReader.from_batches(schema.append(pa.field("__fid", pa.int32())),
-                                                   _with_fid(members))
         names = ", ".join(["fid", *map(_q, columns), "cls"])
         values = ", ".join(["__fid", *(f"{expr} AS {_q(c)}" for c, expr in columns.items())])
         status = "log_status IN ('NODATA', 'SKIPDATA')" if "log_status" in columns else "false"
         # A file with no flow-log column at all is no flow log: every row of it is malformed.
-        cls = (f"CASE WHEN {status} THEN {_NODATA} ELSE {_RECORD} END" if columns else str(_MALFORMED))
+        cls = (f"CASE WHEN {status} THEN {_NODATA} WHEN {_invalid_sql(set(columns), raw_times=False)} "
+               f"THEN {_INVALID} ELSE {_RECORD} END" if columns else str(_MALFORMED))
+        insert = f"INSERT INTO {_q(_PQ_STAGE)} ({names}) SELECT *, {cls} FROM (SELECT {values} FROM {_q(_PQ_SRC)})"
         try:
-            con.register(_PQ_SRC, stream)
-            con.execute(f"INSERT INTO {_q(_PQ_STAGE)} ({names}) SELECT *, {cls} FROM (SELECT {values} "
-                        f"FROM {_q(_PQ_SRC)})")
-        except (OSError, pa.ArrowException, duckdb.InvalidInputException) as e:
-            raise InputError(f"cannot read Parquet flow logs: {e}") from e
-        finally:
-            con.unregister(_PQ_SRC)
+            _stream_into(con, insert, schema, members)
+        except _PARQUET_ERRORS:
+            # A damaged row group fails the whole statement, so nothing of the group went in. Again file by
+            # file: only the damaged file is skipped.
+            for member in members:
+                try:
+                    _stream_into(con, insert, schema, [member])
+                except _PARQUET_ERRORS as e:
+                    counts.errors[chunk[member[0]].path] = f"its data cannot be read: {_first_line(e)}"
     con.register(_FILES, pa.table({
         "fid": pa.array(range(len(chunk)), pa.int32()),
         "path": pa.array([f.path for f in chunk], pa.string()),
@@ -487,6 +608,24 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, chunk: Sequence[InputFile],
         "region": pa.array([f.region for f in chunk], pa.string()),
     }))
     return present
+
+
+_PARQUET_ERRORS = (OSError, pa.ArrowException, duckdb.InvalidInputException, duckdb.IOException)
+
+
+def _stream_into(con: duckdb.DuckDBPyConnection, insert: str, schema: pa.Schema,
+                 members: Sequence[tuple[int, pq.ParquetFile]]) -> None:
+    stream = pa.RecordBatchReader.from_batches(schema.append(pa.field("__fid", pa.int32())), _with_fid(members))
+    try:
+        con.register(_PQ_SRC, stream)
+        con.execute(insert)
+    finally:
+        con.unregister(_PQ_SRC)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _with_fid(members: Sequence[tuple[int, pq.ParquetFile]]) -> Iterator[pa.RecordBatch]:

@@ -205,7 +205,12 @@ def _find_folders(root: Path) -> tuple[dict[Path, dict[str, Path]], list[str]]:
     """Folders under ``root`` holding inventory files, with the file of each kind they hold."""
     folders: dict[Path, dict[str, Path]] = {}
     warnings: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unlisted(e: OSError) -> None:
+        warnings.append(f"{_show(root, Path(e.filename or root))}: cannot list the folder ({e.strerror or e}); "
+                        "the inventory it holds is missing")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):  # "x.json" sorts before "x.json.gz": the plain file wins
             m = _FILE_NAME.match(name)
@@ -240,7 +245,7 @@ def _read_document(root: Path, path: Path, kind: str) -> _Document:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
         doc = json.loads(data)
-    except (OSError, EOFError, zlib.error, ValueError) as e:
+    except (OSError, EOFError, zlib.error, ValueError, RecursionError) as e:  # RecursionError: [[[[... too deep
         return _Document([], FileQuality(path=str(path), malformed=1), None, [f"{shown}: not readable JSON ({e})"])
     key = _TOP_KEY[kind]
     if not isinstance(doc, dict) or not isinstance(doc.get(key), list):

@@ -20,7 +20,6 @@ import pytest
 
 from auditor.engines.sources.files import describe, discover, may_hold, prune
 from auditor.engines.sources.flowlogs import create_table, load_flow_logs
-from auditor.errors import InputError
 from auditor.logformat import DEFAULT_FORMAT, FIELDS, TABLE_COLUMNS, parse_log_format
 from auditor.models import FileQuality, InputFile, TimeWindow
 from tests.support.opens import count_opens
@@ -456,13 +455,18 @@ def test_bytes_that_are_not_utf8_make_their_line_malformed(tmp_path: Path) -> No
     assert con.execute("SELECT srcport FROM flow_logs ORDER BY 1").fetchall() == [(1,), (3,)]
 
 
-def test_a_corrupt_gzip_file_is_an_input_error(tmp_path: Path) -> None:
-    whole = gzip.compress(("2 111122223333 eni-0a 10.0.0.1 10.0.0.2 1 22 6 1 60 1714521600 1714521660 ACCEPT OK\n"
-                           * 2000).encode())
+def test_a_truncated_gzip_file_keeps_the_records_before_the_cut(tmp_path: Path) -> None:
+    line = "2 111122223333 eni-0a 10.0.0.1 10.0.0.2 1 22 6 1 60 1714521600 1714521660 ACCEPT OK\n"
+    whole = gzip.compress((line * 2000).encode())
     cut = tmp_path / "cut.log.gz"
     cut.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(InputError, match="cut.log.gz"):
-        load([cut])
+    good = tmp_path / "good.log"
+    good.write_text(line * 3)
+    con, (q, g) = load([cut, good])
+    assert "truncated gzip stream" in q.error
+    assert 0 < q.records < 2000 and q.malformed <= 1  # the lines before the cut, and the line it cut short
+    assert g == quality(good, records=3)
+    assert con.execute("SELECT count(*) FROM flow_logs").fetchall() == [(q.records + 3,)]
 
 
 def test_a_file_listed_twice_is_read_once(corpus: Path) -> None:
@@ -530,14 +534,14 @@ def test_the_reader_leaves_no_temporary_objects_and_appends_to_an_existing_table
     assert con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall() == []
 
 
-def test_inputs_that_cannot_be_read(tmp_path: Path) -> None:
+def test_inputs_that_cannot_be_read_are_named_and_skipped(tmp_path: Path) -> None:
     con = duckdb.connect()
-    with pytest.raises(InputError):
-        load_flow_logs(con, [InputFile(str(tmp_path / "gone.log"), 1, "text")], window=WIDE)
-    fake = tmp_path / "fake.parquet"
+    gone, fake = tmp_path / "gone.log", tmp_path / "fake.parquet"
     fake.write_text("2 111122223333 eni-0a - - - - - - - 1714521600 1714521660 - NODATA\n")
-    with pytest.raises(InputError, match="fake.parquet"):
-        load_flow_logs(con, [describe(fake)], window=WIDE)
+    (missing,) = load_flow_logs(con, [InputFile(str(gone), 1, "text")], window=WIDE)
+    assert missing.error.startswith("cannot be read: No such file")
+    (not_parquet,) = load_flow_logs(con, [describe(fake)], window=WIDE)
+    assert not_parquet.error.startswith("not a readable Parquet file") and not_parquet.records == 0
     with pytest.raises(ValueError, match="not json"):
         load_flow_logs(con, [InputFile(str(tmp_path / "x.json"), 1, "json")], window=WIDE)
     with pytest.raises(ValueError, match="vpc-id"):
