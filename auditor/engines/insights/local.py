@@ -82,6 +82,10 @@ class LocalInsightsEngine:
     def prepare(self, scans: Mapping[str, TimeWindow]) -> DataQuality:
         return self.local.prepare(scans)
 
+    def evidence(self, table: str, window: TimeWindow) -> int | None:
+        """The local engine's count of usable records (the test of a check's ``no_data`` status): same tables."""
+        return self.local.evidence(table, window)
+
     def run(self, query: Query, window: TimeWindow, params: Mapping[str, Any]) -> QueryResult:
         name = f"{query.check_id}/{query.name}"
         table = source_table(query.tables, name=name)
