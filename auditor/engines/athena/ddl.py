@@ -29,8 +29,8 @@ from sqlglot import exp
 from auditor import logformat
 from auditor.aws import describe_error
 from auditor.config import AthenaSourceSpec, AthenaTableSpec
-from auditor.engines.sources import cloudtrail as ct_source
 from auditor.errors import EngineError, UsageError
+from auditor.tables import CLOUDTRAIL_COLUMNS
 
 HIVE = "hive"  # Athena DDL is Hive DDL
 PROJECTION_START = "2015/06/01"  # VPC Flow Logs launched in June 2015; queries prune to their window anyway
@@ -148,7 +148,7 @@ def flow_log_table(source: AthenaSourceSpec, table: AthenaTableSpec, accounts: S
 def cloudtrail_table(source: AthenaSourceSpec, table: AthenaTableSpec, accounts: Sequence[str],
                      regions: Sequence[str]) -> str:
     """The CREATE TABLE of a CloudTrail table, with the columns of AWS's DDL."""
-    columns = [(name, _type(kind)) for name, kind in ct_source.COLUMNS if name not in ("account_id", "region")]
+    columns = [(name, _type(kind)) for name, kind in CLOUDTRAIL_COLUMNS if name not in ("account_id", "region")]
     partitions, props, template = _partitions(source, "CloudTrail", accounts, regions)
     props = props + [("storage.location.template", template)]
     return _statement(source.database, table.name, columns, partitions, CLOUDTRAIL_FORMAT, source.location, props,

@@ -35,10 +35,10 @@ from sqlglot.tokens import TokenType
 
 from auditor import logformat
 from auditor.config import AthenaSourceSpec, AthenaTableSpec, ProjectionSpec
-from auditor.engines.sources import cloudtrail as ct_source
 from auditor.engines.sql import bind, parse, window_params
 from auditor.errors import CheckDefinitionError, ConfigError
 from auditor.models import TimeWindow, utc
+from auditor.tables import CLOUDTRAIL_COLUMNS
 
 DIALECT = "trino"
 LOGICAL_TABLES = ("flow_logs", "cloudtrail")
@@ -265,7 +265,7 @@ def _cloudtrail_select(source: AthenaSourceSpec, table: AthenaTableSpec, wanted:
                     "region": p.region_column if p.layout != "day" else None}
     from_event = {"account_id": "recipientaccountid", "region": "awsregion"}
     projections = []
-    for column, _ in ct_source.COLUMNS:
+    for column, _ in CLOUDTRAIL_COLUMNS:
         if wanted is not None and column not in wanted:
             continue
         if column in from_event:

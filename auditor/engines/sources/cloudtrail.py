@@ -59,14 +59,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from auditor.engines.sources.files import read_salvaging
 from auditor.models import FileQuality, InputFile, TimeWindow
+from auditor.tables import CLOUDTRAIL_COLUMNS, CLOUDTRAIL_EVENT_FIELDS, CLOUDTRAIL_OWN_FIELDS, TEXT, Spec, ddl
 
 TABLE = "cloudtrail"
 DIGEST_FOLDER = "CloudTrail-Digest"
@@ -76,72 +76,8 @@ NOTED_EVENTS = 10  # invalid events named per file; the count covers them all
 # The columns that must hold a JSON object: the SG-change checks read their keys.
 _OBJECT_COLUMNS = ("requestparameters", "responseelements")
 
-# A column spec is "VARCHAR", ("STRUCT", ((field, spec), ...)), ("LIST", spec) or ("MAP",) (VARCHAR -> VARCHAR).
-# The DuckDB types, the Arrow schema and the conversion of an event all come from this one description.
-_Spec = Union[str, tuple]
-_S = "VARCHAR"
-
-
-def _struct(*fields: tuple[str, _Spec]) -> tuple:
-    return ("STRUCT", fields)
-
-
-_SESSION_ISSUER = _struct(("type", _S), ("principalid", _S), ("arn", _S), ("accountid", _S), ("username", _S))
-_USER_IDENTITY = _struct(
-    ("type", _S), ("principalid", _S), ("arn", _S), ("accountid", _S), ("invokedby", _S), ("accesskeyid", _S),
-    ("username", _S),
-    ("sessioncontext", _struct(
-        ("attributes", _struct(("mfaauthenticated", _S), ("creationdate", _S))),
-        ("sessionissuer", _SESSION_ISSUER),
-        ("ec2roledelivery", _S),
-        ("webidfederationdata", ("MAP",)),
-    )),
-)
-_RESOURCE = _struct(("arn", _S), ("accountid", _S), ("type", _S))
-_TLS_DETAILS = _struct(("tlsversion", _S), ("ciphersuite", _S), ("clientprovidedhostheader", _S))
-
-# In the order of the Athena DDL, then our two columns.
-_EVENT_FIELDS: tuple[tuple[str, _Spec], ...] = (
-    ("eventversion", _S),
-    ("useridentity", _USER_IDENTITY),
-    ("eventtime", _S),
-    ("eventsource", _S),
-    ("eventname", _S),
-    ("awsregion", _S),
-    ("sourceipaddress", _S),
-    ("useragent", _S),
-    ("errorcode", _S),
-    ("errormessage", _S),
-    ("requestparameters", _S),
-    ("responseelements", _S),
-    ("additionaleventdata", _S),
-    ("requestid", _S),
-    ("eventid", _S),
-    ("readonly", _S),
-    ("resources", ("LIST", _RESOURCE)),
-    ("eventtype", _S),
-    ("apiversion", _S),
-    ("recipientaccountid", _S),
-    ("serviceeventdetails", _S),
-    ("sharedeventid", _S),
-    ("vpcendpointid", _S),
-    ("tlsdetails", _TLS_DETAILS),
-)
-_OUR_FIELDS: tuple[tuple[str, _Spec], ...] = (("account_id", _S), ("region", _S))
-
-
-def _duckdb_type(spec: _Spec) -> str:
-    if spec == _S:
-        return "VARCHAR"
-    if spec[0] == "STRUCT":
-        return "STRUCT(" + ", ".join(f"{name} {_duckdb_type(s)}" for name, s in spec[1]) + ")"
-    if spec[0] == "LIST":
-        return _duckdb_type(spec[1]) + "[]"
-    return "MAP(VARCHAR, VARCHAR)"
-
-
-def _arrow_type(spec: _Spec) -> pa.DataType:
-    if spec == _S:
+def _arrow_type(spec: Spec) -> pa.DataType:
+    if spec == TEXT:
         return pa.string()
     if spec[0] == "STRUCT":
         return pa.struct([pa.field(name, _arrow_type(s)) for name, s in spec[1]])
@@ -150,16 +86,13 @@ def _arrow_type(spec: _Spec) -> pa.DataType:
     return pa.map_(pa.string(), pa.string())
 
 
-COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _duckdb_type(spec)) for name, spec in _EVENT_FIELDS + _OUR_FIELDS)
-_ARROW_SCHEMA = pa.schema([pa.field(name, _arrow_type(spec)) for name, spec in _EVENT_FIELDS + _OUR_FIELDS])
+_ARROW_SCHEMA = pa.schema([pa.field(name, _arrow_type(spec))
+                          for name, spec in CLOUDTRAIL_EVENT_FIELDS + CLOUDTRAIL_OWN_FIELDS])
 
 
 def create_table(con: duckdb.DuckDBPyConnection, table: str = TABLE) -> None:
     """Create the CloudTrail table (see the module docstring for its columns) unless it exists."""
-    columns = [exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType.build(kind, dialect="duckdb"))
-               for name, kind in COLUMNS]
-    ddl = exp.Create(kind="TABLE", exists=True, this=exp.Schema(this=exp.to_table(table), expressions=columns))
-    con.execute(ddl.sql(dialect="duckdb", identify=True))
+    con.execute(ddl(table, CLOUDTRAIL_COLUMNS))
 
 
 def load_cloudtrail(con: duckdb.DuckDBPyConnection, files: Sequence[InputFile], *, window: TimeWindow,
@@ -380,12 +313,12 @@ def _text(value: Any) -> str | None:
 _Converter = Callable[[Any], Any]
 
 
-def _converter(spec: _Spec) -> _Converter:
+def _converter(spec: Spec) -> _Converter:
     """A function turning a JSON value into the Python value of a column of type ``spec``.
 
     Built once per spec, so converting an event costs no look-ups in the spec itself.
     """
-    if spec == _S:
+    if spec == TEXT:
         return _text
     if spec[0] == "STRUCT":
         fields = tuple((name, _converter(s)) for name, s in spec[1])
@@ -408,7 +341,7 @@ def _converter(spec: _Spec) -> _Converter:
     return mapping
 
 
-_ROW_CONVERTERS: tuple[tuple[str, _Converter], ...] = tuple((name, _converter(spec)) for name, spec in _EVENT_FIELDS)
+_ROW_CONVERTERS: tuple[tuple[str, _Converter], ...] = tuple((name, _converter(spec)) for name, spec in CLOUDTRAIL_EVENT_FIELDS)
 
 
 def _uninterpretable(event: dict[str, Any]) -> str | None:

@@ -108,12 +108,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from auditor.engines.sources.files import describe
 from auditor.engines.sources.protocols import ALL_PROTOCOLS, protocol_number
 from auditor.errors import InputError
 from auditor.models import FileQuality, utc
+from auditor.tables import INVENTORY_TABLES, ddl
 
 SECURITY_GROUPS = "describe-security-groups"
 SECURITY_GROUP_RULES = "describe-security-group-rules"
@@ -123,21 +123,7 @@ _TOP_KEY = {SECURITY_GROUPS: "SecurityGroups", SECURITY_GROUP_RULES: "SecurityGr
 _ID_KEY = {SECURITY_GROUPS: "GroupId", SECURITY_GROUP_RULES: "GroupId", NETWORK_INTERFACES: "NetworkInterfaceId"}
 _FILE_NAME = re.compile(r"^(" + "|".join(map(re.escape, _TOP_KEY)) + r")\.json(?:\.gz)?$")
 
-_V, _I, _B = "VARCHAR", "INTEGER", "BOOLEAN"
-TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "sg_groups": (("account_id", _V), ("region", _V), ("group_id", _V), ("group_name", _V), ("vpc_id", _V),
-                  ("description", _V), ("owner_id", _V)),
-    "sg_rules": (("account_id", _V), ("region", _V), ("rule_id", _V), ("group_id", _V), ("group_owner_id", _V),
-                 ("is_egress", _B), ("protocol", _I), ("from_port", _I), ("to_port", _I), ("cidr_ipv4", _V),
-                 ("cidr_ipv6", _V), ("prefix_list_id", _V), ("referenced_group_id", _V),
-                 ("referenced_group_owner_id", _V), ("referenced_vpc_id", _V), ("description", _V)),
-    "enis": (("account_id", _V), ("region", _V), ("interface_id", _V), ("vpc_id", _V), ("subnet_id", _V),
-             ("status", _V), ("interface_type", _V), ("description", _V), ("requester_managed", _B),
-             ("instance_id", _V), ("owner_id", _V)),
-    "eni_groups": (("account_id", _V), ("region", _V), ("interface_id", _V), ("group_id", _V)),
-    "eni_addresses": (("account_id", _V), ("region", _V), ("interface_id", _V), ("address", _V), ("kind", _V)),
-}
-_ARROW_TYPES = {_V: pa.string(), _I: pa.int32(), _B: pa.bool_()}
+_ARROW_TYPES = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
 
 # The region at the start of an Availability Zone name: us-west-2a, us-west-2-lax-1a, us-gov-west-1b
 # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-regions-availability-zones.html).
@@ -157,11 +143,8 @@ class InventorySnapshot:
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the inventory tables (see the module docstring) unless they exist."""
-    for table, columns in TABLES.items():
-        defs = [exp.ColumnDef(this=exp.to_identifier(name), kind=exp.DataType.build(kind, dialect="duckdb"))
-                for name, kind in columns]
-        ddl = exp.Create(kind="TABLE", exists=True, this=exp.Schema(this=exp.to_table(table), expressions=defs))
-        con.execute(ddl.sql(dialect="duckdb", identify=True))
+    for table, columns in INVENTORY_TABLES.items():
+        con.execute(ddl(table, columns))
 
 
 def load_inventory(con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str]) -> InventorySnapshot:
@@ -175,7 +158,7 @@ def load_inventory(con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str])
         raise InputError(f"{rootp}: no such inventory directory")
     create_tables(con)
     folders, warnings = _find_folders(rootp)
-    rows: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
+    rows: dict[str, list[dict[str, Any]]] = {table: [] for table in INVENTORY_TABLES}
     qualities: list[FileQuality] = []
     captured: list[datetime] = []
     for folder in sorted(folders) or [rootp]:
@@ -187,7 +170,7 @@ def load_inventory(con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str])
         warnings.extend(loaded.warnings)
     for table, table_rows in rows.items():
         if table_rows:
-            schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in TABLES[table]])
+            schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in INVENTORY_TABLES[table]])
             con.from_arrow(pa.Table.from_pylist(table_rows, schema=schema)).insert_into(table)
     all_rows = [r for table_rows in rows.values() for r in table_rows]
     return InventorySnapshot(
@@ -300,7 +283,7 @@ class _Loaded:
 
 
 def _load_folder(root: Path, folder: Path, found: Mapping[str, Path]) -> _Loaded:
-    out = _Loaded({table: [] for table in TABLES}, [], [], [])
+    out = _Loaded({table: [] for table in INVENTORY_TABLES}, [], [], [])
     shown_folder = _show(root, folder)
     path_account, path_region = _path_account_region(found)
     docs: dict[str, _Document] = {}

@@ -16,7 +16,7 @@ from auditor.cli import main
 from auditor.config import load_config
 from auditor.engines.embedded import Workspace
 from auditor.engines.sources import aws_inventory
-from auditor.engines.sources.inventory import TABLES
+from auditor.tables import INVENTORY_TABLES
 from tests.support.flowdata import write_config
 from tests.support.moto_server import FAKE_ENV, moto_server, reset
 
@@ -76,7 +76,7 @@ def _config(tmp_path, extra=""):
 
 
 def _tables(workspace):
-    return {t: sorted(workspace.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in TABLES}
+    return {t: sorted(workspace.con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in INVENTORY_TABLES}
 
 
 def test_live_inventory_fills_the_same_tables_as_its_snapshot_from_files(server, account, tmp_path):

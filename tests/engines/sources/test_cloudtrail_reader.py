@@ -12,9 +12,10 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from auditor.engines.sources.cloudtrail import COLUMNS, create_table, load_cloudtrail
+from auditor.engines.sources.cloudtrail import create_table, load_cloudtrail
 from auditor.engines.sources.files import describe
 from auditor.models import FileQuality, TimeWindow
+from auditor.tables import CLOUDTRAIL_COLUMNS
 
 EVERYTHING = TimeWindow(datetime(2000, 1, 1), datetime(2100, 1, 1))
 
@@ -72,7 +73,7 @@ def test_columns_are_the_athena_ddl_lower_cased_plus_ours(corpus: Path) -> None:
     ddl = (corpus / "aws-docs/athena/cloudtrail-ddl-partition-projection.sql").read_text()
     create = next(s for s in sqlglot.parse(ddl, read="hive") if isinstance(s, exp.Create))
     athena = [(c.name.lower(), c.args["kind"].sql("duckdb").lower()) for c in create.this.expressions]
-    ours = [(name, exp.DataType.build(kind, dialect="duckdb").sql("duckdb").lower()) for name, kind in COLUMNS]
+    ours = [(name, exp.DataType.build(kind, dialect="duckdb").sql("duckdb").lower()) for name, kind in CLOUDTRAIL_COLUMNS]
     assert ours == athena + [("account_id", "text"), ("region", "text")]
 
 
@@ -81,7 +82,7 @@ def test_created_table_has_the_declared_types() -> None:
     create_table(con)
     create_table(con)  # idempotent
     described = [(r[0], r[1]) for r in con.execute("DESCRIBE cloudtrail").fetchall()]
-    assert [name for name, _ in described] == [name for name, _ in COLUMNS]
+    assert [name for name, _ in described] == [name for name, _ in CLOUDTRAIL_COLUMNS]
     assert dict(described)["resources"] == "STRUCT(arn VARCHAR, accountid VARCHAR, \"type\" VARCHAR)[]"
 
 

@@ -14,13 +14,14 @@ import duckdb
 import pytest
 
 from auditor.engines.sources import inventory
-from auditor.engines.sources.inventory import TABLES, InventorySnapshot, load_inventory
+from auditor.engines.sources.inventory import InventorySnapshot, load_inventory
 from auditor.engines.sources.protocols import (
     PROTOCOL_NAMES,
     protocol_name,
     protocol_number,
 )
 from auditor.errors import InputError
+from auditor.tables import INVENTORY_TABLES
 
 PLACEBO = "cloud-custodian/placebo"
 
@@ -224,7 +225,7 @@ def test_missing_files_are_warnings(tmp_path: Path) -> None:
     assert snap.captured_at is None and snap.files == () and snap.accounts == ()
     assert len(snap.warnings) == 3
     assert all(w.startswith(f"{tmp_path.as_posix()}: no describe-") for w in snap.warnings)
-    assert all(query(con, table) == [] for table in TABLES)
+    assert all(query(con, table) == [] for table in INVENTORY_TABLES)
     with pytest.raises(InputError):
         load_inventory(duckdb.connect(), tmp_path / "nowhere")
 
@@ -365,7 +366,7 @@ def test_interfaces_without_a_path(tmp_path: Path) -> None:
 def test_every_column_is_documented() -> None:
     doc = inventory.__doc__ or ""
     sections = dict(re.findall(r"^``(\w+)`` — (.*?)(?=^``\w+`` — |\Z)", doc, flags=re.M | re.S))
-    assert set(sections) == set(TABLES)
-    for table, columns in TABLES.items():
+    assert set(sections) == set(INVENTORY_TABLES)
+    for table, columns in INVENTORY_TABLES.items():
         for name, kind in columns:
             assert f"``{name}`` {kind}" in sections[table], (table, name)
