@@ -14,9 +14,9 @@ import pyarrow as pa
 from sqlglot import exp
 
 from auditor.config import DuckDBSettings
-from auditor.engines import netaddr
+from auditor.engines import netaddr, trino_macros
 from auditor.engines.sources import inventory
-from auditor.engines.sql import prepare_duckdb, prepare_fused
+from auditor.engines.sql import catalog_of, prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
 from auditor.models import QueryResult, QueryStats
 
@@ -28,6 +28,8 @@ class Workspace:
 
     def __init__(self, settings: DuckDBSettings | None = None) -> None:
         self.con = duckdb.connect(":memory:")
+        # Athena's session time zone is UTC: current_date, from_unixtime and date_trunc work in it here too.
+        self._set("TimeZone", "UTC")
         if settings is not None:
             if settings.memory_limit:
                 self._set("memory_limit", settings.memory_limit)
@@ -36,6 +38,7 @@ class Workspace:
             if settings.threads:
                 self._set("threads", settings.threads)
         netaddr.register(self.con)
+        trino_macros.register(self.con)
         inventory.create_tables(self.con)
         self.inventory: inventory.InventorySnapshot | None = None
 
@@ -57,11 +60,12 @@ class Workspace:
         """Run Trino SQL here: transpile, bind, fetch. ``phase1``, the text and parameters of an engine query over
         this database's tables, is inlined as ``query_result`` (:func:`~auditor.engines.sql.prepare_fused`),
         without its GROUP BY when ``ungrouped`` (:func:`~auditor.engines.sql.ungroup`)."""
+        catalog = catalog_of(self.con)  # the tables as they are now, query_result included, type the query
         if phase1 is None:
-            prepared = prepare_duckdb(text, params, name=name)
+            prepared = prepare_duckdb(text, params, name=name, catalog=catalog)
         else:
             prepared = prepare_fused(text, params, phase1[0], phase1[1], table=PHASE1_TABLE, name=name,
-                                     ungrouped=ungrouped)
+                                     ungrouped=ungrouped, catalog=catalog)
         started = time.perf_counter()
         try:
             cur = self.con.execute(prepared.text, prepared.params)
