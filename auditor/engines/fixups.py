@@ -640,6 +640,10 @@ def _fix_dpipe(node: exp.DPipe, outer: Any) -> exp.Expression:
     return node
 
 
+def _fix_upper(node: exp.Upper, outer: Any) -> exp.Expression:
+    return _macro("trino_upper", node.this)
+
+
 def _fix_json_scalar(node: exp.JSONExtractScalar, outer: Any) -> exp.Expression:
     return _macro("trino_json_scalar", node.this, node.expression)
 
@@ -725,6 +729,7 @@ _FIXUPS: dict[type, Callable[[Any, Any], exp.Expression]] = {
     exp.Concat: _fix_concat,
     exp.DPipe: _fix_dpipe,
     exp.JSONExtractScalar: _fix_json_scalar,
+    exp.Upper: _fix_upper,
     exp.ArraySize: _fix_cardinality,
     exp.ArrayContains: _fix_cidr_contains,
     exp.ArraySlice: _fix_slice,

@@ -135,6 +135,9 @@ _MACROS = [
     # DuckDB gives '' there, and counts a negative index from the end where Trino fails.
     ("CREATE OR REPLACE MACRO trino_split_part(s, d, i) AS CASE "
      "WHEN i <= 0 THEN error('Index must be greater than zero') WHEN i > len(string_split(s, d)) THEN NULL ELSE split_part(s, d, i) END"),
+    # upper maps code point by code point (Character.toUpperCase), so ß stays ß; DuckDB gives ẞ.
+    ("CREATE OR REPLACE MACRO trino_upper(s) AS "
+     "array_to_string(list_transform(string_split(s, 'ß'), lambda part: upper(part)), 'ß')"),
     # regexp_extract gives NULL when the pattern does not match; DuckDB gives ''.
     ("CREATE OR REPLACE MACRO trino_regexp_extract(s, p, g) AS "
      "CASE WHEN regexp_matches(s, p) THEN regexp_extract(s, p, g) END"),
