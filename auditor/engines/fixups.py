@@ -158,6 +158,20 @@ def _cast(value: exp.Expression, to: exp.DataType, strict: bool) -> exp.Expressi
 _INTEGER_TARGETS = (T.BIGINT, T.INT, T.SMALLINT, T.TINYINT)
 
 
+def _scalar_cast(kind: str, value: exp.Expression, to: exp.DataType, strict: bool) -> exp.Expression | None:
+    """``CAST(value AS to)`` of a ``json`` or ``varchar`` value to a number or boolean through the
+    ``trino_[try_]<kind>_*`` macros; None for another target."""
+    prefix = f"{'trino_' if strict else 'trino_try_'}{kind}_"
+    for target, macro in ((T.BIGINT, "bigint"), (T.DOUBLE, "double"), (T.BOOLEAN, "boolean")):
+        if to.is_type(target):
+            return _macro(prefix + macro, value)
+    if to.is_type(*_INTEGER_TARGETS):
+        return _cast(_macro(prefix + "bigint", value), to, strict)
+    if to.is_type(T.FLOAT):
+        return _cast(_macro(prefix + "double", value), to, strict)
+    return None
+
+
 def _json_leaves(to: exp.DataType) -> bool:
     if to.is_type(T.JSON):
         return True
@@ -176,16 +190,9 @@ def _from_json(value: exp.Expression, to: exp.DataType, strict: bool, depth: int
         return value if to.is_type(T.JSON) else _cast(value, to, strict)
     if to.is_type(*exp.DataType.TEXT_TYPES):
         return _macro(p + "json_varchar", value)
-    if to.is_type(T.BIGINT):
-        return _macro(p + "json_bigint", value)
-    if to.is_type(*_INTEGER_TARGETS):
-        return _cast(_macro(p + "json_bigint", value), to, strict)
-    if to.is_type(T.DOUBLE):
-        return _macro(p + "json_double", value)
-    if to.is_type(T.FLOAT):
-        return _cast(_macro(p + "json_double", value), to, strict)
-    if to.is_type(T.BOOLEAN):
-        return _macro(p + "json_boolean", value)
+    scalar = _scalar_cast("json", value, to, strict)
+    if scalar is not None:
+        return scalar
     var = exp.to_identifier(f"_e{depth}")
     element = exp.column(var)
     if to.is_type(T.ARRAY) and to.expressions:
@@ -244,17 +251,9 @@ def _fix_cast(node: exp.Cast, outer: Any) -> exp.Expression:
                 refuse(node, f"{trino_sql(node)}: Athena keeps the time zone {zoned.group('zone')} on the value and "
                              "computes fields and formats in it; the local engine holds UTC only. Write the "
                              "instant in UTC (TIMESTAMP '... UTC')")
-        p = "trino_" if strict else "trino_try_"
-        if to.is_type(T.BIGINT):
-            return _macro(p + "varchar_bigint", value)
-        if to.is_type(*_INTEGER_TARGETS):
-            return _cast(_macro(p + "varchar_bigint", value), to, strict)
-        if to.is_type(T.BOOLEAN):
-            return _macro(p + "varchar_boolean", value)
-        if to.is_type(T.DOUBLE):
-            return _macro(p + "varchar_double", value)
-        if to.is_type(T.FLOAT):
-            return _cast(_macro(p + "varchar_double", value), to, strict)
+        scalar = _scalar_cast("varchar", value, to, strict)
+        if scalar is not None:
+            return scalar
     return node
 
 
