@@ -73,7 +73,7 @@ def apply(tree: exp.Expression, catalog: Catalog, params: Mapping[str, Any] | No
     tree = tree.copy()
     annotate(tree, catalog, params)
     name_output_columns(tree)
-    outer = _outer_select(tree)
+    outer = outer_select(tree)
     for node in reversed(list(tree.walk())):
         fix = _FIXUPS.get(type(node))
         if fix is None:
@@ -92,7 +92,8 @@ def apply(tree: exp.Expression, catalog: Catalog, params: Mapping[str, Any] | No
 # --- output column names ---------------------------------------------------------------------------------------
 
 
-def _outer_select(tree: exp.Expression) -> exp.Select | None:
+def outer_select(tree: exp.Expression) -> exp.Select | None:
+    """The SELECT that names a query's output columns: the query's own, or the first of a UNION."""
     node = tree
     while isinstance(node, (exp.Union, exp.Subquery)):
         node = node.left if isinstance(node, exp.Union) else node.this
@@ -103,7 +104,7 @@ def name_output_columns(tree: exp.Expression) -> None:
     """Name the output columns as Athena does: lower case, and ``_col<i>`` for an expression without an alias,
     ``i`` being its position (https://trino.io/docs/current/sql/select.html#group-by-clause shows ``_col1``).
     The first SELECT of a UNION names the columns."""
-    select = _outer_select(tree)
+    select = outer_select(tree)
     if select is None:
         return
     star_before = False

@@ -1,8 +1,10 @@
 """Check SQL is written once, in Athena's dialect (Trino). The embedded engine transpiles it to DuckDB with
-sqlglot and fixes, in the AST, the places where sqlglot's translation is known to be wrong.
+sqlglot and fixes, in the AST, the places where DuckDB would answer differently, or refuses what it cannot answer
+as Athena does (:mod:`auditor.engines.fixups`, docs/trino.md).
 
-Every fix-up is golden-tested (tests/golden/sql/), so a sqlglot upgrade that changes a translation shows up
-as a diff instead of a wrong number in a report.
+Every built-in check's transpiled SQL is golden (tests/golden/sql/), and so is each fix-up's output
+(tests/trino/fixups.golden.sql), so a sqlglot upgrade that changes a translation shows up as a diff instead of a
+wrong number in a report; tests/trino/conformance.yaml proves what the translated SQL gives.
 """
 
 from __future__ import annotations
@@ -160,10 +162,8 @@ def output_columns(text: str, *, name: str = "query", catalog: Mapping[str, Mapp
         fixups.name_output_columns(tree)
     except fixups.Refusal as refusal:
         raise CheckDefinitionError(f"{_where(name, text, refusal.start)}: {refusal.message}") from None
-    select = tree
-    while isinstance(select, (exp.Union, exp.Subquery)):
-        select = select.left if isinstance(select, exp.Union) else select.this
-    if not isinstance(select, exp.Select):
+    select = fixups.outer_select(tree)
+    if select is None:
         return {}
     columns = {}
     for projection in select.expressions:
@@ -198,7 +198,7 @@ class _SampleParams(dict):
     """Parameter values standing for their types only (validation caches on the types, not the values)."""
 
     _SAMPLES = {"int": 0, "float": 0.0, "str": "", "bool": False, "datetime": datetime(2000, 1, 1, tzinfo=timezone.utc),
-                "date": date(2000, 1, 1), "Decimal": Decimal(0)}
+                "date": date(2000, 1, 1), "Decimal": Decimal(0), "tuple": (0,), "list": [0]}
 
     def __init__(self, kinds: tuple) -> None:
         super().__init__({k: self._SAMPLES.get(kind) for k, kind in kinds})

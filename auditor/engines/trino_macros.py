@@ -134,7 +134,8 @@ _MACROS = [
     # split_part: a field past the last one is NULL (https://trino.io/docs/current/functions/string.html#split_part);
     # DuckDB gives '' there, and counts a negative index from the end where Trino fails.
     ("CREATE OR REPLACE MACRO trino_split_part(s, d, i) AS CASE "
-     "WHEN i <= 0 THEN error('Index must be greater than zero') WHEN i > len(string_split(s, d)) THEN NULL ELSE split_part(s, d, i) END"),
+     "WHEN i <= 0 THEN error('Index must be greater than zero') "
+     "WHEN i > len(string_split(s, d)) THEN NULL ELSE split_part(s, d, i) END"),
     # upper maps code point by code point (Character.toUpperCase), so ß stays ß; DuckDB gives ẞ.
     ("CREATE OR REPLACE MACRO trino_upper(s) AS "
      "array_to_string(list_transform(string_split(s, 'ß'), lambda part: upper(part)), 'ß')"),
