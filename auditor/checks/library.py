@@ -14,7 +14,7 @@ import importlib.util
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Literal, Optional
@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from auditor.config import Strict, validation_error
-from auditor.engines.sql import parse, ungroup
+from auditor.engines.sql import parse, ungroup, validate, window_params
 from auditor.errors import CheckDefinitionError
-from auditor.models import Severity
+from auditor.models import Severity, TimeWindow
 from auditor.registry import Registry
 from auditor.timeparse import parse_duration
 from auditor.yamlpos import load_yaml
@@ -201,6 +201,7 @@ def load_check_dir(folder: Path) -> CheckSpec:
         raise CheckDefinitionError(f"{folder}: a check needs query.sql, query.insights or report.sql")
     if any(n in meta.needs for n in ("flow_logs", "cloudtrail")) and "query.sql" not in queries and "query.insights" not in queries:
         raise CheckDefinitionError(f"{folder}: a check that reads {', '.join(meta.needs)} needs an engine query (query.sql)")
+    _refuse_what_the_local_engine_cannot_answer(folder, meta, queries)
     if meta.reaggregates:
         if "query.sql" not in queries or "report.sql" not in queries:
             raise CheckDefinitionError(f"{meta_path}: reaggregates needs both query.sql and report.sql")
@@ -211,6 +212,14 @@ def load_check_dir(folder: Path) -> CheckSpec:
         if name not in meta.key and name not in known:
             raise CheckDefinitionError(f"{meta_path}: finding_title uses '{name}', which no query or hook produces")
     return CheckSpec(meta=meta, folder=folder, queries=queries, hook=hook, params_model=_params_model(meta))
+
+
+def _refuse_what_the_local_engine_cannot_answer(folder: Path, meta: CheckMeta, queries: Mapping[str, str]) -> None:
+    """A check's SQL goes through the same Trino conformance rules as ``auditor query`` (docs/trino.md): a
+    construct the local engine cannot answer as Athena does is refused now, with the file and line."""
+    sample = window_params(TimeWindow(datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2000, 1, 2, tzinfo=timezone.utc)))
+    sample.update({name: p.default for name, p in meta.params.items() if p.default is not None})
+    validate(queries, folder=str(folder), params=sample)
 
 
 def load_hook(path: Path, check_id: str) -> ModuleType:

@@ -15,10 +15,10 @@ import pyarrow as pa
 from sqlglot import exp
 
 from auditor.config import DuckDBSettings
-from auditor.engines import netaddr
+from auditor.engines import netaddr, trino_macros
 from auditor.engines.connection import connect
 from auditor.engines.sources import inventory
-from auditor.engines.sql import prepare_duckdb, prepare_fused
+from auditor.engines.sql import catalog_of, prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
 from auditor.models import QueryResult, QueryStats
 
@@ -29,6 +29,7 @@ class Workspace:
     """One in-process DuckDB database for one run."""
 
     def __init__(self, settings: DuckDBSettings | None = None) -> None:
+        # Pinned to UTC, Athena's session time zone: current_date, from_unixtime and date_trunc work in it here too.
         self.con = connect()
         if settings is not None:
             if settings.memory_limit:
@@ -38,6 +39,7 @@ class Workspace:
             if settings.threads:
                 self._set("threads", settings.threads)
         netaddr.register(self.con)
+        trino_macros.register(self.con)
         inventory.create_tables(self.con)
         self.inventory: inventory.InventorySnapshot | None = None
 
@@ -64,11 +66,12 @@ class Workspace:
         """Run Trino SQL here: transpile, bind, fetch. ``phase1``, the text and parameters of an engine query over
         this database's tables, is inlined as ``query_result`` (:func:`~auditor.engines.sql.prepare_fused`),
         without its GROUP BY when ``ungrouped`` (:func:`~auditor.engines.sql.ungroup`)."""
+        catalog = catalog_of(self.con)  # the tables as they are now, query_result included, type the query
         if phase1 is None:
-            prepared = prepare_duckdb(text, params, name=name)
+            prepared = prepare_duckdb(text, params, name=name, catalog=catalog)
         else:
             prepared = prepare_fused(text, params, phase1[0], phase1[1], table=PHASE1_TABLE, name=name,
-                                     ungrouped=ungrouped)
+                                     ungrouped=ungrouped, catalog=catalog)
         started = time.perf_counter()
         try:
             cur = self.con.execute(prepared.text, prepared.params)

@@ -1,23 +1,35 @@
 """Check SQL is written once, in Athena's dialect (Trino). The embedded engine transpiles it to DuckDB with
-sqlglot and fixes, in the AST, the places where sqlglot's translation is known to be wrong.
+sqlglot and fixes, in the AST, the places where DuckDB would answer differently, or refuses what it cannot answer
+as Athena does (:mod:`auditor.engines.fixups`, docs/trino.md).
 
-Every fix-up is golden-tested (tests/golden/sql/), so a sqlglot upgrade that changes a translation shows up
-as a diff instead of a wrong number in a report.
+Every built-in check's transpiled SQL is golden (tests/golden/sql/), and so is each fix-up's output
+(tests/trino/fixups.golden.sql), so a sqlglot upgrade that changes a translation shows up as a diff instead of a
+wrong number in a report; tests/trino/conformance.yaml proves what the translated SQL gives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
+import duckdb
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel, UnsupportedError
 
+from auditor.engines import fixups, trino_types
+from auditor.engines.connection import connect
 from auditor.errors import CheckDefinitionError
 from auditor.models import TimeWindow
+from auditor.tables import LOCAL_TABLES, ddl
 
-SOURCE_DIALECT = "trino"
+# Trino as Athena runs it; the format strings of the date functions are kept as written (fixups.AthenaTrino).
+SOURCE_DIALECT = fixups.AthenaTrino
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ def parse(text: str, *, name: str = "query") -> exp.Expression:
         raise CheckDefinitionError(f"{name}: not valid Trino SQL: {exc}") from None
     if len(statements) != 1:
         raise CheckDefinitionError(f"{name}: expected one SQL statement, found {len(statements)}")
-    return statements[0]
+    return fixups.keep_indexes(statements[0])
 
 
 def placeholders(tree: exp.Expression) -> list[str]:
@@ -73,77 +85,124 @@ def _bindable(value: Any) -> Any:
 # --- Trino -> DuckDB --------------------------------------------------------------------------------
 
 
-def _is_ipaddress_cast(node: exp.Expression) -> bool:
-    return isinstance(node, (exp.Cast, exp.TryCast)) and node.to.sql(dialect=SOURCE_DIALECT).upper() == "IPADDRESS"
+def catalog_of(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Table -> column -> DuckDB type of every table and view a connection holds, for typing queries over them."""
+    catalog: dict[str, dict[str, str]] = {}
+    for table, column, data_type in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "ORDER BY table_name, ordinal_position").fetchall():
+        catalog.setdefault(table, {})[column] = data_type
+    return catalog
 
 
-def _fix_cidr_contains(node: exp.Expression) -> exp.Expression:
-    # Trino: contains('10.0.0.0/8', CAST(addr AS IPADDRESS)) tests CIDR membership. sqlglot reads it as
-    # array containment (ARRAY_CONTAINS), and DuckDB's inet extension is not available everywhere, so it
-    # becomes our cidr_contains(cidr, addr) function (auditor.engines.netaddr), which handles IPv6 and
-    # judges IPv4-mapped IPv6 addresses by their IPv4 part, as Trino's IPADDRESS type does.
-    if isinstance(node, exp.ArrayContains) and _is_ipaddress_cast(node.expression):
-        return exp.Anonymous(this="cidr_contains", expressions=[node.this.copy(), node.expression.this.copy()])
-    return node
+@lru_cache(maxsize=1)
+def local_catalog() -> Mapping[str, Mapping[str, str]]:
+    """The local engine's tables (flow logs, CloudTrail, the inventory) as a query sees them, for typing a query
+    before any data is loaded (a check when it loads)."""
+    con = connect()
+    try:
+        for table, columns in LOCAL_TABLES.items():
+            con.execute(ddl(table, columns))
+        return MappingProxyType(catalog_of(con))
+    finally:
+        con.close()
 
 
-def _fix_json_cast(node: exp.Expression) -> exp.Expression:
-    # Trino: CAST(json_extract(j, '$.k') AS VARCHAR) yields the scalar's text without JSON quotes.
-    # sqlglot keeps a JSON -> TEXT cast, which in DuckDB keeps the quotes ("sg-1" instead of sg-1).
-    if (isinstance(node, (exp.Cast, exp.TryCast)) and isinstance(node.this, exp.JSONExtract)
-            and node.to.is_type(*exp.DataType.TEXT_TYPES)):
-        inner = node.this
-        return exp.JSONExtractScalar(this=inner.this.copy(), expression=inner.expression.copy())
-    return node
+def _where(name: str, text: str | None, start: int | None) -> str:
+    """``name:line:column`` of an offset in the query text (``name`` alone when it is unknown)."""
+    if text is None or start is None:
+        return name
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return f"{name}:{line}:{column}"
 
 
-def _fix_slice(node: exp.Expression) -> exp.Expression:
-    # Trino: slice(array, start, length). DuckDB: array_slice(list, begin, end), both ends inclusive.
-    # sqlglot's Trino reader puts the length where the end goes.
-    if isinstance(node, exp.ArraySlice) and node.args.get("end") is not None and not node.args.get("is_length"):
-        start, length = node.args["start"], node.args["end"]
-        end = exp.Sub(this=exp.Add(this=start.copy(), expression=length.copy()), expression=exp.Literal.number(1))
-        return exp.ArraySlice(this=node.this.copy(), start=start.copy(), end=end)
-    return node
+def to_duckdb(tree: exp.Expression, *, name: str = "query", text: str | None = None,
+              catalog: Mapping[str, Mapping[str, str]] | None = None,
+              params: Mapping[str, Any] | None = None) -> exp.Expression:
+    """The Trino AST translated to DuckDB with Trino's answers (:mod:`auditor.engines.fixups`). ``catalog`` types the
+    tables (default: the local engine's); ``params`` the ``:name`` parameters. A construct the local engine cannot
+    answer as Athena does is a :class:`CheckDefinitionError` naming ``name:line:column`` (with ``text``)."""
+    try:
+        return fixups.apply(tree, local_catalog() if catalog is None else catalog, params)
+    except fixups.Refusal as refusal:
+        raise CheckDefinitionError(f"{_where(name, text, refusal.start)}: {refusal.message}") from None
 
 
-def _reject_unsupported(node: exp.Expression) -> exp.Expression:
-    if _is_ipaddress_cast(node):
-        raise CheckDefinitionError(
-            "CAST(... AS IPADDRESS) is supported only inside contains(<cidr>, CAST(<addr> AS IPADDRESS)) "
-            f"for the embedded engine; found: {node.sql(dialect=SOURCE_DIALECT)}")
-    if isinstance(node, exp.ApproxDistinct):
-        raise CheckDefinitionError("approx_distinct gives engine-dependent numbers; use count(DISTINCT ...) in checks")
-    return node
+def duckdb_text(tree: exp.Expression, *, name: str = "query") -> str:
+    """DuckDB SQL of a translated tree. What sqlglot cannot translate (it would drop an argument) is refused."""
+    try:
+        return tree.sql(dialect="duckdb", pretty=True, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise CheckDefinitionError(f"{name}: the local engine cannot translate this query: {exc}") from None
 
 
-_FIXUPS = (_fix_cidr_contains, _fix_json_cast, _fix_slice)
-
-
-def to_duckdb(tree: exp.Expression) -> exp.Expression:
-    """The Trino AST translated to DuckDB, with the known gaps fixed (see the fix-up functions)."""
-    duck = tree.copy()
-    for fix in _FIXUPS:
-        duck = duck.transform(fix, copy=False)
-    duck.transform(_reject_unsupported, copy=False)
-    return duck
-
-
-# Guard against a sqlglot rename of ArraySlice's arguments, which would silently disable _fix_slice.
-if not {"start", "end"} <= set(exp.ArraySlice.arg_types):
-    raise ImportError(f"sqlglot's ArraySlice arguments changed: {sorted(exp.ArraySlice.arg_types)}")
-
-
-def transpile(text: str, *, name: str = "query") -> str:
+def transpile(text: str, *, name: str = "query", catalog: Mapping[str, Mapping[str, str]] | None = None,
+              params: Mapping[str, Any] | None = None) -> str:
     """Trino SQL text -> DuckDB SQL text with ``$name`` parameters."""
-    return to_duckdb(parse(text, name=name)).sql(dialect="duckdb", pretty=True)
+    return duckdb_text(to_duckdb(parse(text, name=name), name=name, text=text, catalog=catalog, params=params),
+                       name=name)
 
 
-def prepare_duckdb(text: str, available: Mapping[str, Any], *, name: str = "query") -> PreparedSQL:
+def prepare_duckdb(text: str, available: Mapping[str, Any], *, name: str = "query",
+                   catalog: Mapping[str, Mapping[str, str]] | None = None) -> PreparedSQL:
     """Transpile a Trino query for DuckDB and pick the parameter values it binds."""
     tree = parse(text, name=name)
     params = bind(tree, available, name=name)
-    return PreparedSQL(text=to_duckdb(tree).sql(dialect="duckdb", pretty=True), params=params)
+    duck = to_duckdb(tree, name=name, text=text, catalog=catalog, params=params)
+    return PreparedSQL(text=duckdb_text(duck, name=name), params=params)
+
+
+def output_columns(text: str, *, name: str = "query", catalog: Mapping[str, Mapping[str, str]] | None = None,
+                   params: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The output columns of a query as Athena names them, with their DuckDB types as far as they are known
+    (``UNKNOWN`` otherwise): what ``report.sql`` sees as ``query_result``."""
+    tree = parse(text, name=name).copy()
+    try:
+        trino_types.annotate(tree, local_catalog() if catalog is None else catalog, params)
+        fixups.name_output_columns(tree)
+    except fixups.Refusal as refusal:
+        raise CheckDefinitionError(f"{_where(name, text, refusal.start)}: {refusal.message}") from None
+    select = fixups.outer_select(tree)
+    if select is None:
+        return {}
+    columns = {}
+    for projection in select.expressions:
+        dt = trino_types.type_of(projection.this if isinstance(projection, exp.Alias) else projection)
+        if projection.output_name and projection.output_name != "*":
+            columns[projection.output_name] = "UNKNOWN" if trino_types.is_unknown(dt) else dt.sql("duckdb")
+    return columns
+
+
+def validate(queries: Mapping[str, str], *, folder: str, params: Mapping[str, Any]) -> None:
+    """Refuse, when a check loads, what the local engine would refuse when it runs: every SQL file of the check is
+    translated (``report.sql`` and ``chart.sql`` over the columns ``query.sql`` gives) and a refused construct is
+    a :class:`CheckDefinitionError` naming ``<file>:<line>:<column>``. Parameters count by their types only."""
+    kinds = tuple(sorted((k, type(v).__name__) for k, v in params.items()))
+    engine_query = queries.get("query.sql")
+    for file in ("query.sql", "report.sql", "chart.sql"):
+        if file in queries:
+            _validate_cached(queries[file], f"{folder}/{file}", kinds,
+                             engine_query if file != "query.sql" else None, f"{folder}/query.sql")
+
+
+@lru_cache(maxsize=256)
+def _validate_cached(text: str, name: str, kinds: tuple, engine_query: str | None, engine_query_name: str) -> None:
+    params = _SampleParams(kinds)
+    catalog = local_catalog()
+    if engine_query is not None:
+        catalog = {**catalog, "query_result": output_columns(engine_query, name=engine_query_name, params=params)}
+    transpile(text, name=name, catalog=catalog, params=params)
+
+
+class _SampleParams(dict):
+    """Parameter values standing for their types only (validation caches on the types, not the values)."""
+
+    _SAMPLES = {"int": 0, "float": 0.0, "str": "", "bool": False, "datetime": datetime(2000, 1, 1, tzinfo=timezone.utc),
+                "date": date(2000, 1, 1), "Decimal": Decimal(0), "tuple": (0,), "list": [0]}
+
+    def __init__(self, kinds: tuple) -> None:
+        super().__init__({k: self._SAMPLES.get(kind) for k, kind in kinds})
 
 
 # The engine query's parameters get this prefix inside a fused query, so that its window (a check's lookback)
@@ -209,7 +268,7 @@ def ungroup(query: exp.Expression, *, name: str = "query") -> exp.Expression:
 
 def prepare_fused(report_text: str, report_available: Mapping[str, Any], query_text: str,
                   query_available: Mapping[str, Any], *, table: str, name: str = "check",
-                  ungrouped: bool = False) -> PreparedSQL:
+                  ungrouped: bool = False, catalog: Mapping[str, Mapping[str, str]] | None = None) -> PreparedSQL:
     """A check's report query with its engine query inlined as the CTE ``table`` (``NOT MATERIALIZED``), for an
     engine whose tables live in the same DuckDB as the report phase.
 
@@ -227,6 +286,10 @@ def prepare_fused(report_text: str, report_available: Mapping[str, Any], query_t
     params.update({PHASE1_PARAM_PREFIX + k: v for k, v in bind(query, query_available, name=f"{name}/query").items()})
     for ph in query.find_all(exp.Placeholder):
         ph.set("this", PHASE1_PARAM_PREFIX + ph.this)
+    try:
+        fixups.name_output_columns(query)  # report.sql reads them by the names Athena gives them
+    except fixups.Refusal as refusal:
+        raise CheckDefinitionError(f"{name}/query: {refusal.message}") from None
     cte = exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(table)), materialized=False)
     key = "with_" if "with_" in report.arg_types else "with"  # sqlglot renamed the argument in v28
     with_ = report.args.get(key)
@@ -234,4 +297,5 @@ def prepare_fused(report_text: str, report_available: Mapping[str, Any], query_t
         report.set(key, exp.With(expressions=[cte]))
     else:
         with_.set("expressions", [cte, *with_.expressions])
-    return PreparedSQL(text=to_duckdb(report).sql(dialect="duckdb", pretty=True), params=params)
+    duck = to_duckdb(report, name=name, catalog=catalog, params=params)
+    return PreparedSQL(text=duckdb_text(duck, name=name), params=params)
