@@ -103,7 +103,8 @@ def _artifacts(record: RunRecord, reg: Registries, loaded: LoadedConfig, formats
     specs = {c.check_id: reg.checks.get(c.check_id) for c in record.checks}
     user_templates = loaded.resolve(config.templates_dir) if config.templates_dir else None
     ctx = RenderContext(record=record, specs=specs, template_dirs=template_dirs(user_templates),
-                        table_limit=config.table_limit, engines={e.name: e.dialect for e in reg.engines})
+                        table_limit=config.table_limit, engines={e.name: e.dialect for e in reg.engines},
+                        appendix=config.report.appendix)
     # findings.json is always written, and first: smallest and most important first, so that a full disk
     # costs the PDF before it costs the evidence.
     names = sorted(dict.fromkeys(["json", *formats]), key=lambda n: WRITE_ORDER.index(n) if n in WRITE_ORDER
