@@ -74,6 +74,7 @@ class FindingView:
     expires: str = ""  # "2026-12-01"
     expiry_note: str = ""  # "expires in 9 days", "expired 3 days ago", "" when far off
     remediation: str = ""  # what to do about this finding, when its check words it per finding
+    severity_rank: int = 0  # to sort by severity in the HTML (critical highest)
 
 
 @dataclass(frozen=True)

@@ -411,7 +411,7 @@ def _finding_view(finding: Finding, today: date) -> FindingView:
     key_text = ", ".join(f"{k}={v}" for k, v in finding.key.items())
     view = FindingView(_severity(finding.severity), finding.title, key_text, _where(finding),
                        _change(finding.change, finding.previous_severity), _short_fingerprint(finding.fingerprint),
-                       remediation=finding.remediation)
+                       remediation=finding.remediation, severity_rank=finding.severity.rank)
     s = finding.suppression
     if s is None:
         return view
@@ -425,7 +425,7 @@ def _finding_view(finding: Finding, today: date) -> FindingView:
     else:
         note = ""
     return FindingView(view.severity, view.title, view.key_text, view.where, view.change, view.fingerprint,
-                       True, s.owner, s.reason, s.expires.isoformat(), note, finding.remediation)
+                       True, s.owner, s.reason, s.expires.isoformat(), note, finding.remediation, finding.severity.rank)
 
 
 def _query_view(result: CheckResult, run: QueryRun, index: int) -> QueryView:
