@@ -83,11 +83,13 @@ class OutputFormat:
 
 
 def _json(ctx: RenderContext) -> list[Artifact]:
-    return [Artifact(FINDINGS_FILE, ctx.findings_json), Artifact(QUERIES_FILE, ctx.queries_sql)]
+    return [Artifact(FINDINGS_FILE, ctx.findings_json)]
 
 
 def _csv(ctx: RenderContext) -> list[Artifact]:
-    return [Artifact(name, lambda name=name: ctx.csvs()[name]) for name in ctx.csvs()]
+    # queries.sql after the CSVs: on a full disk, the rows go before the query texts (the PDF also embeds them).
+    return ([Artifact(name, lambda name=name: ctx.csvs()[name]) for name in ctx.csvs()]
+            + [Artifact(QUERIES_FILE, ctx.queries_sql)])
 
 
 def _html(ctx: RenderContext) -> list[Artifact]:
@@ -122,7 +124,7 @@ def _asff(ctx: RenderContext) -> list[Artifact]:
 
 BUILTIN_FORMATS = (
     OutputFormat("json", "findings.json (always written)", _json),
-    OutputFormat("csv", "results/<check>.csv, every row", _csv),
+    OutputFormat("csv", "results/<check>.csv, every row, and queries.sql, every query as run", _csv),
     OutputFormat("html", "report.html", _html),
     OutputFormat("pdf", "report.pdf (PDF/A-3b with findings.json and the CSVs attached)", _pdf),
     OutputFormat("ocsf", "findings.ocsf.json: OCSF 1.1 Detection Findings", _ocsf),
