@@ -33,6 +33,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from auditor.archive.archiver import require_archive
 from auditor.builtins import Registries, builtins
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig, SuiteSpec
@@ -62,9 +63,47 @@ def job_id(suite: str) -> str:
     return f"{JOB_PREFIX}{suite}"
 
 
+class WallClockCronTrigger(CronTrigger):
+    """A CronTrigger that treats the changes of daylight saving time as cron does: a local time that happens
+    twice (the night clocks go back) fires once, the first time; a local time that does not exist (the night
+    clocks go forward) is skipped, not moved to the hour after. APScheduler 3's own CronTrigger fires 02:30
+    Europe/Berlin twice in October and fires a non-existent 02:30 in March at 03:30 local time.
+
+    Stored jobs pickle the trigger by class path (auditor.schedule.WallClockCronTrigger)."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        for _ in range(10_000):  # a bound, never reached: one skip per transition, a repeated hour is 60 minutes
+            if fire is None or (_exists(fire, self.timezone) and not _repeated(fire, self.timezone)):
+                return fire
+            resume = fire.astimezone(timezone.utc) + timedelta(microseconds=1)
+            if _repeated(fire, self.timezone):
+                # APScheduler 3 keeps answering the same instant inside the repeated hour: step out of it
+                # (to the minute, so a fire time right at its end is kept).
+                resume = fire.astimezone(timezone.utc)
+                while _repeated(resume, self.timezone):
+                    resume += timedelta(minutes=1)
+            fire = super().get_next_fire_time(None, resume)
+        return fire
+
+
+def _exists(moment: datetime, zone: Any) -> bool:
+    """Whether ``moment``'s local wall-clock time in ``zone`` exists. APScheduler 3 hands out times in the gap
+    (02:30+01:00 on the March night in Europe/Berlin); such a time does not survive a round trip through UTC."""
+    wall = moment.replace(tzinfo=None)
+    return wall.replace(tzinfo=zone, fold=0).astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) == wall
+
+
+def _repeated(moment: datetime, zone: Any) -> bool:
+    """Whether ``moment`` is the second occurrence of its local wall-clock time (the night clocks go back)."""
+    local = moment.astimezone(timezone.utc).astimezone(zone)
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
 def trigger_for(spec: SuiteSpec) -> CronTrigger:
-    """The suite's cron in its time zone (numeric days of week were refused at config load)."""
-    return CronTrigger.from_crontab(spec.schedule, timezone=spec.timezone)
+    """The suite's cron in its time zone (numeric days of week were refused at config load), fired once per
+    wall-clock time across the changes of daylight saving time."""
+    return WallClockCronTrigger.from_crontab(spec.schedule, timezone=spec.timezone)
 
 
 def store_url(loaded: LoadedConfig) -> str:
@@ -85,7 +124,7 @@ def open_store(loaded: LoadedConfig) -> Iterator[SQLAlchemyJobStore]:
 
 
 def _same_trigger(a: Any, b: CronTrigger) -> bool:
-    return (isinstance(a, CronTrigger) and str(a) == str(b) and str(a.timezone) == str(b.timezone)
+    return (type(a) is type(b) and str(a) == str(b) and str(a.timezone) == str(b.timezone)
             and a.start_date == b.start_date and a.end_date == b.end_date and a.jitter == b.jitter)
 
 
@@ -166,6 +205,8 @@ class Daemon:
         now = self.clock()
         for name in config.suites:
             resolve_suite(self.loaded, name, now, reg.checks, deliver=True)  # config errors before anything runs
+        if config.archive is not None:
+            require_archive(self.loaded)  # every run archives: a signing key missing from the environment fails now
         if _active is not None and _active is not self:
             raise RuntimeError("another auditor scheduler is already running in this process")
         self.loaded.resolve(config.state_dir).mkdir(parents=True, exist_ok=True)
