@@ -17,7 +17,10 @@ executions and coalescing; limiting the number of concurrently executing instanc
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -47,6 +50,7 @@ from auditor.deliver.suite import (
     resolve_suite,
     run_suite,
 )
+from auditor.errors import AuditorError
 from auditor.models import iso_z
 from auditor.timeparse import parse_duration
 
@@ -55,6 +59,17 @@ log = logging.getLogger(__name__)
 JOB_FUNC = "auditor.schedule:fire"
 JOB_PREFIX = "suite:"
 STORE_FILE = "schedule.sqlite"
+LOCK_FILE = "scheduler.lock"  # held by the one daemon of a state directory for its whole life
+HEALTH_FILE = "health.json"
+HEALTH_VERSION = 1
+HEALTH_TICK = timedelta(seconds=30)  # how often serve() rewrites the health file (also after every run)
+HEALTH_SLACK = timedelta(minutes=5)  # a fire time this far in the past, or a file this old, is unhealthy
+
+
+class SchedulerBusy(AuditorError):
+    """Another daemon holds the state directory's scheduler lock."""
+
+    exit_code = 2
 
 _active: Daemon | None = None  # the daemon of this process: a stored job names a function, not an object
 
@@ -190,6 +205,9 @@ class Daemon:
     on_run: Callable[[str, SuiteRun | None, str | None], None] | None = None  # (suite, result, error) after each run
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BackgroundScheduler | None = None
+    # The clock APScheduler's fire times are real on (health.json); ``clock`` is what the runs see (their window).
+    wall_clock: Callable[[], datetime] = utcnow
+    _lock_fd: int | None = None
 
     @property
     def grace(self) -> timedelta:
@@ -207,9 +225,11 @@ class Daemon:
             resolve_suite(self.loaded, name, now, reg.checks, deliver=True)  # config errors before anything runs
         if config.archive is not None:
             require_archive(self.loaded)  # every run archives: a signing key missing from the environment fails now
-        if _active is not None and _active is not self:
-            raise RuntimeError("another auditor scheduler is already running in this process")
         self.loaded.resolve(config.state_dir).mkdir(parents=True, exist_ok=True)
+        self._lock_state()
+        if _active is not None and _active is not self:
+            self._unlock_state()
+            raise RuntimeError("another auditor scheduler is already running in this process")
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=store_url(self.loaded))},
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -227,9 +247,59 @@ class Daemon:
             self.stop(wait=False)
             raise
         self.scheduler.resume()
+        self.write_health()
         log.info("scheduler started: added %s, kept %s, rescheduled %s, removed %s", result.added, result.kept,
                  result.rescheduled, result.removed)
         return result
+
+    def _lock_state(self) -> None:
+        """Hold the state directory's scheduler lock, or refuse to start: two daemons on one state would fire
+        every job twice (each run then fails on the suite's lock)."""
+        path = self.loaded.resolve(self.loaded.config.state_dir) / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SchedulerBusy(f"another auditor scheduler (pid {holder}) is running on {path.parent}; one daemon "
+                                "per state directory: stop it first, or give this one its own state_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock_state(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def write_health(self, stopped: bool = False) -> None:
+        """``state_dir/health.json``: when it was written, and per suite its next fire time, last success and last
+        failure. ``auditor schedule --health`` reads it (container health checks, monitoring). Never raises: a
+        health file that cannot be written is logged."""
+        jobs = {}
+        if self.scheduler is not None and self.scheduler.running and not stopped:
+            jobs = {j.id: j.next_run_time for j in self.scheduler.get_jobs()}
+        suites = {}
+        for name in self.loaded.config.suites:
+            state = last_runs(self.loaded, name)
+            nxt = jobs.get(job_id(name))
+            suites[name] = {"next_fire": iso_z(nxt) if nxt else None,
+                            "last_success": (state.get("last_success") or {}).get("at"),
+                            "last_failure": (state.get("last_failure") or {}).get("at"),
+                            "last_failure_reason": (state.get("last_failure") or {}).get("reason"),
+                            "running_since": (state.get("running") or {}).get("started_at")}
+        now = self.wall_clock()
+        doc = {"health_version": HEALTH_VERSION, "updated_at": iso_z(now), "pid": os.getpid(),
+               "stopped_at": iso_z(now) if stopped else None, "suites": suites}
+        path = self.loaded.resolve(self.loaded.config.state_dir) / HEALTH_FILE
+        try:
+            tmp = path.with_name(f".{HEALTH_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc, indent=1))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", path, exc)
 
     def stop(self, wait: bool = True) -> None:
         """No new run starts; with ``wait``, the current one finishes first."""
@@ -242,6 +312,8 @@ class Daemon:
             self.scheduler.pause()
             self.scheduler.remove_jobstore("default")
             self.scheduler.shutdown(wait=wait)
+            self.write_health(stopped=True)
+        self._unlock_state()
         if _active is self:
             _active = None
 
@@ -254,8 +326,11 @@ class Daemon:
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
+            last = time.monotonic()
             while not self.stopping.wait(1.0):
-                pass
+                if time.monotonic() - last >= HEALTH_TICK.total_seconds():
+                    self.write_health()
+                    last = time.monotonic()
         finally:
             self.stop(wait=True)
             for s, handler in previous.items():
@@ -280,6 +355,7 @@ class Daemon:
         self._report(suite, result, result.delivery.error if result.delivery_failed and result.delivery else None)
 
     def _report(self, suite: str, result: SuiteRun | None, error: str | None) -> None:
+        self.write_health()
         if self.on_run is not None:
             self.on_run(suite, result, error)
 
@@ -344,3 +420,50 @@ def list_suites(loaded: LoadedConfig, now: datetime, count: int = 3) -> list[Sui
             upcoming = trigger.get_next_fire_time(upcoming, upcoming)
         out.append(SuiteListing(name, spec, tuple(times), same, overdue, last_runs(loaded, name)))
     return out
+
+
+@dataclass(frozen=True)
+class Health:
+    """What ``auditor schedule --health`` found: ``ok``, and one line per finding."""
+
+    ok: bool
+    lines: tuple[str, ...]
+
+
+def read_health(loaded: LoadedConfig, now: datetime, slack: timedelta = HEALTH_SLACK) -> Health:
+    """Judge ``state_dir/health.json``: unhealthy when it is missing or unreadable, when the daemon stopped, when
+    it was last written more than ``slack`` ago (the daemon is gone or stuck), or when a suite's next fire time
+    passed more than ``slack`` ago (a run is overdue). A suite whose last run failed is reported, not unhealthy:
+    its recipients were told."""
+    path = loaded.resolve(loaded.config.state_dir) / HEALTH_FILE
+    try:
+        doc = json.loads(path.read_text())
+        updated = datetime.fromisoformat(str(doc["updated_at"]).replace("Z", "+00:00"))
+        suites = dict(doc.get("suites") or {})
+    except FileNotFoundError:
+        return Health(False, (f"unhealthy: {path} does not exist: the scheduler has not run on this state directory",))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return Health(False, (f"unhealthy: {path} is unreadable ({exc})",))
+    problems, lines = [], []
+    if doc.get("stopped_at"):
+        problems.append(f"the scheduler stopped at {doc['stopped_at']}")
+    elif now - updated > slack:
+        problems.append(f"{path.name} was last written at {iso_z(updated)}, over {_minutes(slack)} ago: the "
+                        f"scheduler (pid {doc.get('pid')}) is not running or is stuck")
+    for name in loaded.config.suites:
+        info = suites.get(name) or {}
+        nxt = info.get("next_fire")
+        if name not in suites or (nxt is None and not doc.get("stopped_at")):
+            problems.append(f"suite {name}: not scheduled (start `auditor schedule` with this config)")
+        elif nxt and now - datetime.fromisoformat(nxt.replace("Z", "+00:00")) > slack:
+            problems.append(f"suite {name}: overdue: its run was due at {nxt}")
+        last = f"last success {info.get('last_success') or 'never'}"
+        if info.get("last_failure") and (info.get("last_success") or "") < info["last_failure"]:
+            last += f"; last failure {info['last_failure']}: {info.get('last_failure_reason')}"
+        lines.append(f"suite {name}: next fire {nxt or 'none'}; {last}")
+    head = "unhealthy: " + "; ".join(problems) if problems else f"healthy: written at {iso_z(updated)}"
+    return Health(not problems, (head, *lines))
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{int(span.total_seconds() // 60)} minutes"

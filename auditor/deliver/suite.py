@@ -31,9 +31,9 @@ from auditor.checks import CheckSpec
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig, SuiteSpec
 from auditor.deliver.email import (
+    PRESIGNED_MAX,
     BuiltMessage,
     DeliveryResult,
-    PRESIGNED_MAX,
     PdfLink,
     Transport,
     build_message,
