@@ -266,3 +266,34 @@ def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_p
     assert by_id["sg_changes"].status is Status.PASS
     assert by_id["sg_changes"].stats["bytes_scanned"] == "2.0 KB"
     assert any(n.startswith("Athena: 1 query scanned 2.0 KB") for n in outcome.record.data_quality.notes)
+
+
+def test_the_estimate_counts_every_object_each_per_format_table_reads(stubs):
+    # Issue 18: two per-format tables, each restricted to its flow log by "$path". Athena prunes files only through
+    # partitions, so each table reads every object under the day folders: 2 x 515 KB = 1.03 MB, not the 515 KB of
+    # the objects whose names match. A budget of 1 MB must skip the query.
+    source = AthenaSourceSpec.model_validate({
+        "engine": "athena", "database": "sec", "workgroup": "audit", "output_location": "s3://results/auditor/",
+        "location": "s3://org-logs/AWSLogs/",
+        "tables": [{"name": "vpc_v2", "flow_log_ids": ["fl-0123456789abcdef0"]},
+                   {"name": "vpc_v5", "format": "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} "
+                    "${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status} "
+                    "${flow-direction}", "flow_log_ids": ["fl-0fedcba9876543210"]}]})
+    days = [f"2026/11/{d:02d}/" for d in range(9, 17)]
+
+    def day_listing(prefix):
+        stubs["s"].add_response("list_objects_v2", {"Contents": [
+            {"Key": f"{prefix}111122223333_vpcflowlogs_us-east-1_fl-0123456789abcdef0_x.log.gz", "Size": 32_187},
+            {"Key": f"{prefix}111122223333_vpcflowlogs_us-east-1_fl-0fedcba9876543210_x.log.gz", "Size": 32_188}],
+            "KeyCount": 2, "IsTruncated": False}, {"Bucket": "org-logs", "Prefix": prefix})
+
+    for _table in range(2):
+        for day in days:
+            day_listing(f"AWSLogs/111122223333/vpcflowlogs/us-east-1/{day}")
+    clock = Clock()
+    athena = AthenaEngine(sources={"flow_logs": source}, settings=AthenaSettings(), budget=Budget(1_000_000),
+                          delivery_lag=timedelta(days=1), clients=lambda service, region: stubs[service],
+                          scope=Scope("111122223333", "us-east-1"), region="us-east-1", sleep=clock.sleep,
+                          monotonic=clock.monotonic, jitter=lambda: 0.5)
+    with pytest.raises(CheckSkipped, match=r"would scan about 1\.0 MB \(32 objects under 16 partitions\)"):
+        athena.run(query(), WINDOW, {})
