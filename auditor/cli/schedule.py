@@ -39,8 +39,9 @@ def schedule(config_path: str, list_only: bool, health: bool = False) -> int:
         delivery = result.delivery
         mailed = f"mail {delivery.status}" + (f" ({delivery.reason or delivery.error})" if delivery and
                                              (delivery.reason or delivery.error) else "") if delivery else ""
+        archived = f", archive: {result.archived.describe()}" if result.archived is not None else ""
         out.print(f"suite {suite}: run {result.outcome.record.id} {result.outcome.record.window}, "
-                  f"report {result.outcome.out_dir}, {mailed}", markup=False, soft_wrap=True)
+                  f"report {result.outcome.out_dir}, {mailed}{archived}", markup=False, soft_wrap=True)
 
     daemon = Daemon(loaded, on_run=on_run)
     out.print(f"auditor scheduler: {len(loaded.config.suites)} suite(s) from {loaded.path}; SIGTERM stops it after "
