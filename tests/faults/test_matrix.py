@@ -562,6 +562,12 @@ ROWS = (
     Row("a sender that ends in a newline", config_append(
         'email: {sender: "auditor@example.com\\n", smtp: {host: localhost}}\n'), 2,
         config_error("config.yaml:", "sender 'auditor@example.com\\n' is not an e-mail address"), report=False),
+    Row("an email.smtp.ca_file that is not there", config_append(
+        "email: {smtp: {host: localhost, ca_file: no-such-ca.pem}}\n"), 2,
+        config_error("config.yaml:", "email.smtp.ca_file:", "no-such-ca.pem is not a readable file"), report=False),
+    Row("a presigned link longer than SigV4 allows", config_append(
+        "email: {pdf_link_expiry: 30d, smtp: {host: localhost}}\n"), 2,
+        config_error("config.yaml:", "a presigned S3 link lives from 1m to 7d"), report=False),
 )
 
 
