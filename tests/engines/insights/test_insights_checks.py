@@ -105,7 +105,7 @@ def test_parse_clause_text():
     assert not needs_parse(None) and not needs_parse(logformat.DEFAULT_FORMAT)
     assert needs_parse("${version} ${vpc-id} ${srcaddr}")
     assert parse_clause("${version} ${vpc-id} ${srcaddr}") == \
-        r"parse @message /^\s*(?<version>\S+)\s+(?<vpcId>\S+)\s+(?<srcAddr>\S+)\s*$/"
+        r"parse @message /^\s*(?<version>-|[0-9]+)\s+(?<vpcId>\S+)\s+(?<srcAddr>\S+)\s*$/"
     assert parse(parse_clause("${version} ${vpc-id}")).parts[0].commands == (parse_command("${version} ${vpc-id}"),)
     with pytest.raises(ValueError, match="did you mean 'srcaddr'"):
         format_fields("${version} ${srcadr}")

@@ -96,7 +96,7 @@ def test_the_insights_engine_is_registered_and_configured_from_the_config(tmp_pa
         """)
     engine = factory.create(EngineContext.of(Workspace(), load_config(cfg)))
     assert engine.client.meta.region_name == "eu-west-1"
-    assert set(engine.sources) == {"flow_logs"} and engine.sources["flow_logs"].log_groups == ("/vpc/a", "/vpc/b")
+    assert set(engine.sources) == {"flow_logs"} and engine.sources["flow_logs"].group_names == ("/vpc/a", "/vpc/b")
     assert engine.min_slice == timedelta(minutes=30) and engine.timeout == 300 and engine.price_per_gb == 0.0076
     engine.close()
 
@@ -106,6 +106,12 @@ def test_insights_settings_are_validated_where_they_are_written(tmp_path):
         ('flow_logs: {engine: insights, log_groups: [/vpc/a], format: "${version} ${srcadr}"}',
          "did you mean 'srcaddr'"),
         ("flow_logs: {engine: insights, log_groups: []}", "log_groups"),
+        # A log group's own format is validated where it is written, with its line.
+        ('flow_logs:\n    engine: insights\n    log_groups:\n      - /vpc/default\n'
+         '      - {name: /vpc/custom, format: "${version} ${vpc-idd}"}', r"config.yaml:6:.*did you mean 'vpc-id'"),
+        ("flow_logs: {engine: insights, log_groups: [/vpc/a, {name: /vpc/a}]}", "listed twice"),
+        ("flow_logs: {engine: insights, log_groups: [{name: /vpc/a, fromat: x}]}", r"config.yaml:2:.*unknown key 'fromat'"),
+        ("flow_logs: {engine: insights, log_groups: ['vpc flow']}", "log_groups"),
     ]:
         cfg = write_config(tmp_path, f"sources:\n  {body}\n")
         with pytest.raises(ConfigError, match=message):
@@ -113,3 +119,25 @@ def test_insights_settings_are_validated_where_they_are_written(tmp_path):
     cfg = write_config(tmp_path, "insights: {min_slice: an hour}\n")
     with pytest.raises(ConfigError, match="config.yaml:1:.*not a duration"):
         load_config(cfg)
+
+
+def test_log_groups_take_a_format_each(tmp_path):
+    cfg = write_config(tmp_path, """
+        sources:
+          flow_logs:
+            engine: insights
+            format: "${version} ${srcaddr} ${start}"
+            log_groups:
+              - /vpc/inherits
+              - {name: /vpc/default, format: "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}"}
+              - {name: /vpc/v5, format: "${version} ${vpc-id} ${srcaddr} ${start}"}
+        """)
+    spec = load_config(cfg).config.sources.flow_logs
+    assert spec.group_names == ("/vpc/inherits", "/vpc/default", "/vpc/v5")
+    assert [spec.group_format(g) for g in spec.log_groups][0] == "${version} ${srcaddr} ${start}"
+    engine = cloud.CloudInsightsEngine(object(), sources={"flow_logs": spec}, settings=load_config(cfg).config.insights)
+    batches = engine.batches("flow_logs")
+    # One batch per format; the default format gets no parse clause (CloudWatch discovers its fields).
+    assert [(b.groups, bool(b.prefix)) for b in batches] == [
+        (("/vpc/inherits",), True), (("/vpc/default",), False), (("/vpc/v5",), True)]
+    engine.close()
