@@ -24,6 +24,7 @@ from auditor.engines.insights.catalog import DEFAULT_V2, TableCatalog, insights_
 from auditor.engines.insights.compiler import compile_program
 from auditor.engines.insights.local import execute
 from auditor.engines.insights.parser import parse
+from auditor.logformat import FIELDS
 
 ACCOUNT = "111122223333"
 DISCOVERED = tuple(insights_name(f.name) for f in DEFAULT_V2)
@@ -67,7 +68,10 @@ class CloudWatchLogs:
                     columns[name].append(value)
         types = {"@timestamp": pa.timestamp("ms", tz="UTC")}
         self.con.register("__events", pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in columns.items()}))
-        self.con.execute("CREATE TABLE events AS SELECT * FROM __events")
+        # A field no event has is simply empty in CloudWatch: every other flow-log name is an empty column.
+        empty = [insights_name(f.name) for f in FIELDS if insights_name(f.name) not in DISCOVERED]
+        self.con.execute("CREATE TABLE events AS SELECT *, "
+                         + ", ".join(f'CAST(NULL AS VARCHAR) AS "{n}"' for n in empty) + " FROM __events")
         self.con.unregister("__events")
         self.client.meta.events.register("provide-client-params.logs.StartQuery", self._start)
         self.stub.activate()

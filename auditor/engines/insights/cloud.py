@@ -250,7 +250,7 @@ class CloudInsightsEngine:
         except merge.PlanError as exc:
             raise program.error(str(exc), exc.pos, unsupported=True) from None
         remote_types: dict[str, str] = {}
-        for pipeline in (rp.remote, *rp.subqueries):
+        for pipeline in (rp.remote, *rp.typed_subqueries):
             remote = compile_program(Program((pipeline,), program.text), catalog, window=window)
             remote_types.update(zip(remote.names, self._types(remote)))
         fetched = []

@@ -78,6 +78,9 @@ class RemotePlan:
     helper: Pipeline | None = None  # stats: the query whose local compile gives each merged column's type
     dash_null: tuple[str, ...] = ()  # remote columns where a flow log's "-" means no value
     subqueries: tuple[Pipeline, ...] = ()  # stats across batches: earliest/latest over the events having the field
+    # The same sub-queries without their "-" test, which the local compiler refuses on a numeric field (CloudWatch's
+    # values are text): compiled for the columns' types only.
+    typed_subqueries: tuple[Pipeline, ...] = ()
 
 
 class PlanError(Exception):
@@ -167,6 +170,7 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
     weight = None
     helper_aggs: list[Item] = []
     subqueries: list[Pipeline] = []
+    typed_subqueries: list[Pipeline] = []
     key_items = tuple(by)  # the query's own keys, before any count_distinct/pct field joins them
     sub_columns: list[str] = []
 
@@ -193,6 +197,7 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
                              spelled="min" if call.name == "earliest" else "max")
             if batched:
                 subqueries.append(_present_subquery(pipeline, head, call, p, time_call, key_items, dash_means_absent))
+                typed_subqueries.append(_present_subquery(pipeline, head, call, p, time_call, key_items, False))
                 value, when = p, p + "t"
                 sub_columns += [value, when]
             else:
@@ -217,6 +222,8 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
                 assert isinstance(pct, Literal)
                 parts.append(AggregatePart(call, merged, "pct", (distinct[key_text], weight), distinct[key_text],
                                            float(pct.value) / 100))
+    if not remote_aggs:  # every aggregation went to a sub-query: the main query still lists the groups
+        add(Call(pos, "count", (), True, "count"), "auditorK")
     remote = Pipeline(pipeline.pos, tuple(head) + (Stats(pos, tuple(remote_aggs), tuple(by)),))
     remote_columns = (tuple(i.alias for i in by) + tuple(i.alias for i in remote_aggs)  # type: ignore[misc]
                       + tuple(sub_columns))
@@ -228,7 +235,8 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
         items.append(Item(item.pos, _replace_calls(item.expr, by_call), item.alias or item_name(item.expr)))
     local = (Fields(pos, tuple(items)),) + tuple(tail)
     return RemotePlan("stats", remote, remote_columns, local, keys=tuple(keys), parts=tuple(parts), weight=weight,
-                      helper=helper, dash_null=tuple(dash), subqueries=tuple(subqueries))
+                      helper=helper, dash_null=tuple(dash), subqueries=tuple(subqueries),
+                      typed_subqueries=tuple(typed_subqueries))
 
 
 def _present_subquery(pipeline: Pipeline, head: list[Command], call: Call, name: str, time_call: Call,
