@@ -20,6 +20,7 @@ from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.errors import ConfigError
 from auditor.models import TimeWindow
 from auditor.pipeline import run_audit
+from auditor.render.charts import rejected_flows_chart
 from tests.engines.insights.test_insights_cloud import LocalLogs
 from tests.support.flowdata import write_config
 
@@ -75,6 +76,12 @@ def test_a_run_with_insights_sources_gives_the_local_findings(tmp_path):
             sorted((f.severity.value, f.title, f.fingerprint) for f in lc.findings), check_id
         assert Counter(map(repr, cc.rows)) == Counter(map(repr, lc.rows)), check_id
     assert sum(len(c.findings) for c in cloud_checks.values()) > 10
+    # The "rejected flows per day" chart: chart.insights on CloudWatch, chart.sql locally, drawn the same.
+    local_chart = rejected_flows_chart(local_checks["top_rejected_sources"].chart, WINDOW)
+    cloud_chart = rejected_flows_chart(cloud_checks["top_rejected_sources"].chart, WINDOW)
+    assert local_chart is not None and cloud_chart is not None
+    assert cloud_chart.alt == local_chart.alt and cloud_chart.svg == local_chart.svg
+    assert "chart" in {q.name for q in cloud_checks["top_rejected_sources"].queries}
     engines = {q.engine for c in cloud_checks.values() for q in c.queries}
     assert engines == {"insights", "embedded"}
     assert any(n.startswith("Logs Insights:") for c in cloud_checks.values() for n in c.notes)
