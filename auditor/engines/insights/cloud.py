@@ -180,13 +180,20 @@ class CloudInsightsEngine:
         """Count, per log group, the lines in the window that its format's pattern does not match."""
         counts: dict[str, int] = {}
         fetched: list[_Fetched] = []
+        failed: list[FileQuality] = []
         for batch in self.batches("flow_logs"):
             pos = 0
             absent = Unary(pos, "not", Call(pos, "ispresent", (Field(pos, MATCHED),), spelled="ispresent"))
             stats = Stats(pos, (Item(pos, Call(pos, "count", (), True, "count"), "auditorN"),),
                           (Item(pos, Field(pos, "@log"), "auditorLog"),))
             text = render(Pipeline(pos, (mismatch_command(batch.log_format), Filter(pos, absent), stats)))
-            result = self._query(_Slice(window, batch), text, None)
+            try:
+                result = self._query(_Slice(window, batch), text, None)
+            except EngineError as exc:  # the checks still run; the report says the lines were not checked
+                shown = ", ".join(batch.groups[:3]) + (f" and {len(batch.groups) - 3} more" if len(batch.groups) > 3 else "")
+                failed.append(FileQuality(path=f"CloudWatch Logs log groups {shown}",
+                                          error=f"their lines could not be checked against their format: {exc}"))
+                continue
             fetched.append(result)
             for row in result.rows:
                 group = _log_group_name(row.get("auditorLog"))
@@ -207,7 +214,7 @@ class CloudInsightsEngine:
                     "sources.flow_logs.log_groups)")
             files.append(FileQuality(path=f"CloudWatch Logs log group {group}", malformed=n, notes=(note,)))
             notes.append(f"log group {group}: {note}")
-        return DataQuality(files=tuple(files), notes=tuple(notes))
+        return DataQuality(files=tuple(files) + tuple(failed), notes=tuple(notes))
 
     def close(self) -> None:
         self._con.close()

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from botocore.stub import Stubber
 
 from auditor.checks import load_builtin_checks
 from auditor.config import InsightsSettings, InsightsSourceSpec
@@ -21,7 +22,7 @@ from auditor.engines.insights.local import run_insights
 from auditor.engines.sources import files, flowlogs
 from auditor.models import Query, TimeWindow
 from auditor.registry import Registry
-from tests.support.cloudwatch import CloudWatchLogs
+from tests.support.cloudwatch import CloudWatchLogs, logs_client
 from tests.support.flowdata import DEFAULT_FIELDS, record, write_flow_log
 
 WINDOW = TimeWindow(datetime(2026, 11, 10, tzinfo=timezone.utc), datetime(2026, 11, 11, tzinfo=timezone.utc))
@@ -176,3 +177,14 @@ def test_earliest_and_latest_merge_exactly_across_batches_when_first_events_lack
     assert got.rows == ((8080, 19, 3, 5),)
     assert len({tuple(c["logGroupNames"]) for c in fake.calls}) == 2  # two batches: 50 groups and 1
     assert any("ispresent(tcpFlags)" in c["queryString"] for c in fake.calls)
+
+
+def test_a_format_check_that_fails_costs_no_check_and_is_reported():
+    client = logs_client()
+    with Stubber(client) as stub:
+        stub.add_client_error("start_query", "MalformedQueryException", "unexpected symbol")
+        quality = cloud_engine(client, ["/vpc/default"]).prepare({"flow_logs": WINDOW})
+        stub.assert_no_pending_responses()
+    assert [f.path for f in quality.unreadable] == ["CloudWatch Logs log groups /vpc/default"]
+    assert "could not be checked against their format" in quality.unreadable[0].error
+    assert "MalformedQueryException" in quality.unreadable[0].error
