@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     Tag,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -254,6 +255,12 @@ class LogGroupSpec(Strict):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return {"name": data} if isinstance(data, str) else data
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Any) -> Any:
+        # A log group without its own format dumps as its bare name, as before log groups took a format: the
+        # history's sources key (a hash of the dumped sources) stays the same, and runs keep comparing.
+        return self.name if self.format is None else handler(self)
 
 
 class InsightsSourceSpec(Strict):

@@ -11,13 +11,14 @@ import pytest
 
 from auditor.builtins import EngineFactory, Registries, builtins
 from auditor.checks import load_builtin_checks
-from auditor.config import load_config
+from auditor.config import InsightsSourceSpec, load_config
 from auditor.demo import generate
 from auditor.engines.base import EngineContext
 from auditor.engines.embedded import Workspace
 from auditor.engines.insights import cloud
 from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.errors import ConfigError
+from auditor.history import sources_key
 from auditor.models import TimeWindow
 from auditor.pipeline import run_audit
 from auditor.render.charts import rejected_flows_chart
@@ -148,3 +149,13 @@ def test_log_groups_take_a_format_each(tmp_path):
     assert [(b.groups, bool(b.prefix)) for b in batches] == [
         (("/vpc/inherits",), True), (("/vpc/default",), False), (("/vpc/v5",), True)]
     engine.close()
+
+
+def test_log_groups_without_a_format_keep_the_history_comparable():
+    """The sources key (which runs are compared) of a config written before log groups took a format is unchanged:
+    a bare log group dumps as its name."""
+    spec = InsightsSourceSpec(engine="insights", log_groups=["/vpc/a", "/vpc/b"])
+    assert sources_key(spec) == sources_key({"engine": "insights", "log_groups": ["/vpc/a", "/vpc/b"], "format": None})
+    custom = InsightsSourceSpec(engine="insights", log_groups=["/vpc/a", {"name": "/vpc/b", "format": "${version}"}])
+    assert sources_key(custom) != sources_key(spec)
+    assert custom.model_dump(mode="json")["log_groups"] == ["/vpc/a", {"name": "/vpc/b", "format": "${version}"}]
