@@ -84,3 +84,52 @@ def listing(values: Sequence[str]) -> str:
 def usd(amount: float) -> str:
     """``$0.0123`` below a dollar, ``$12.34`` from one."""
     return f"${amount:,.4f}" if amount < 1 else f"${amount:,.2f}"
+
+
+# Service names of the ports a reader recognises (IANA service names, as people say them).
+SERVICES = {20: "FTP data", 21: "FTP", 22: "SSH", 23: "Telnet", 25: "SMTP", 53: "DNS", 80: "HTTP", 110: "POP3",
+            135: "MS RPC", 137: "NetBIOS", 138: "NetBIOS", 139: "NetBIOS", 143: "IMAP", 389: "LDAP", 443: "HTTPS",
+            445: "SMB", 636: "LDAPS", 1433: "SQL Server", 1434: "SQL Server", 1521: "Oracle", 2375: "Docker API",
+            2376: "Docker API", 3306: "MySQL", 3389: "RDP", 4333: "mSQL", 5432: "PostgreSQL", 5500: "VNC",
+            5601: "Kibana", 5900: "VNC", 6379: "Redis", 8080: "HTTP", 8443: "HTTPS", 9200: "Elasticsearch",
+            9300: "Elasticsearch", 11211: "Memcached", 27017: "MongoDB", 27018: "MongoDB"}
+PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", -1: "all"}
+
+
+def protocol_name(protocol: int | None) -> str:
+    """``tcp`` for 6; the number for a protocol without a common name."""
+    if protocol is None:
+        return "any protocol"
+    return PROTOCOLS.get(protocol, f"protocol {protocol}")
+
+
+def port_range(protocol: int | None, from_port: int | None, to_port: int | None) -> str:
+    """What a rule covers, in words: ``RDP (tcp/3389)``, ``tcp/1000-2000``, ``all traffic``, ``all tcp ports``."""
+    if protocol == -1:
+        return "all traffic"
+    name = protocol_name(protocol)
+    if protocol not in (6, 17):
+        return name
+    if from_port is None or to_port is None or (from_port <= 0 and to_port >= 65535):
+        return f"all {name} ports"
+    if from_port == to_port:
+        service = SERVICES.get(from_port)
+        return f"{service} ({name}/{from_port})" if service else f"{name}/{from_port}"
+    return f"{name}/{from_port}-{to_port}"
+
+
+def short_actor(actor: str | None) -> str:
+    """An actor as people name it: ``alice@example.com (AdminRole)`` for an assumed-role session, ``legacy-ops`` for
+    an IAM user, ``root``, a service (``config.amazonaws.com``) as it is. The full ARN belongs in the detail."""
+    if not actor:
+        return "an unknown principal"
+    if not actor.startswith("arn:"):
+        return actor
+    resource = actor.split(":", 5)[-1]
+    kind, _, rest = resource.partition("/")
+    if kind == "assumed-role" and "/" in rest:
+        role, _, session = rest.partition("/")
+        return f"{session} ({role})"
+    if kind in ("user", "role", "federated-user"):
+        return rest.rsplit("/", 1)[-1]
+    return resource

@@ -79,6 +79,9 @@ class CheckMeta(Strict):
         None, description="The report's chart of the check: rejected_flows (its chart query's rows per hour or day, "
         "top sources stacked) or exposed_ports (its rows: public sources per port, shaded by severity).")
     asff_type: str = Field(DEFAULT_ASFF_TYPE, description="The ASFF finding type of its findings in findings.asff.json.")
+    unsupported: dict[Literal["trino", "insights"], str] = Field(
+        default_factory=dict, description="Query dialects the check cannot be written in, each with the reason the "
+        "report gives when the check is skipped on an engine of that dialect (Logs Insights cannot join two log groups).")
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,12 @@ class CheckSpec:
         return self.queries[{"trino": "query.sql", "insights": "query.insights"}[dialect]]
 
     def finding_title(self, row: Mapping[str, Any]) -> str:
-        """The finding title for a row: ``{column}`` placeholders filled in, nothing else evaluated."""
+        """The finding title for a row: the hook's ``finding_title(row)`` when it has one (a sentence built from the
+        row's named facts), else ``finding_title`` with its ``{column}`` placeholders filled in, nothing else
+        evaluated."""
+        titled = getattr(self.hook, "finding_title", None)
+        if callable(titled):
+            return str(titled(row))
         return _PLACEHOLDER.sub(lambda m: _display(row.get(m.group(1))), self.meta.finding_title)
 
     def validate_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:

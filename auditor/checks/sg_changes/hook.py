@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from auditor.checks import HookContext
+from auditor.checks.events import unique_events
 from auditor.engines.netaddr import parse_network
 from auditor.engines.sources.protocols import protocol_number
 
@@ -30,23 +31,6 @@ _DIRECTION = {"AuthorizeSecurityGroupIngress": "ingress", "RevokeSecurityGroupIn
 def transform(columns: tuple[str, ...], rows: list[dict[str, Any]], ctx: HookContext) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
     sensitive = set(ctx.params.get("sensitive_ports", ()))
     return COLUMNS, [_judge(row, sensitive, ctx.rule_egress) for row in unique_events(rows)]
-
-
-def unique_events(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Each event once: an organization trail and an account trail both deliver the same call, with the same
-    ``eventID``. The local reader already drops (and counts) such duplicates; Athena and Insights read the
-    delivered files as they are, so the check drops them here, the first row winning. Rows without an event ID
-    are never taken as duplicates."""
-    seen: set[Any] = set()
-    out = []
-    for row in rows:
-        event_id = row.get("event_id")
-        if event_id is not None:
-            if event_id in seen:
-                continue
-            seen.add(event_id)
-        out.append(row)
-    return out
 
 
 def _judge(row: Mapping[str, Any], sensitive: set[int], rule_egress: Mapping[str, bool]) -> dict[str, Any]:
