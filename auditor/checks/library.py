@@ -259,4 +259,8 @@ class HookContext:
 
     params: Mapping[str, Any]
     rule_egress: Mapping[str, bool] = field(default_factory=dict)  # security-group rule ID -> is it an egress rule
+    # (network ACL ID, rule number, egress) -> the entry (rule_action, protocol, from_port, to_port, cidr), from the
+    # inventory's describe-network-acls, and when that inventory was captured
+    nacl_entries: Mapping[tuple[str, int, bool], Mapping[str, Any]] = field(default_factory=dict)
+    inventory_captured_at: Optional[datetime] = None
 

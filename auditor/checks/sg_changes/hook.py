@@ -15,7 +15,7 @@ from typing import Any
 
 from auditor.checks import HookContext
 from auditor.checks.events import unique_events
-from auditor.engines.netaddr import parse_network
+from auditor.checks.rules import covers_sensitive, world_open
 from auditor.engines.sources.protocols import protocol_number
 
 COLUMNS = ("event_id", "event_time", "event_name", "actor", "source_ip", "error_code", "group_id", "rules",
@@ -136,24 +136,6 @@ def _rules(name: str, req: Mapping[str, Any], resp: Mapping[str, Any],
         if rule_id:
             rules.append(_rule(direction, None, None, None, None, rule_id=rule_id))
     return group_id, rules, notes
-
-
-def world_open(source: str | None) -> bool:
-    """0.0.0.0/0 or ::/0. A /0 with host bits (an anonymised log's 208.236.235.254/0) is the whole internet too."""
-    net = parse_network(source) if source and not source.startswith(("sg-", "pl-")) else None
-    return net is not None and net.prefixlen == 0
-
-
-def covers_sensitive(rule: Mapping[str, Any], sensitive: set[int]) -> bool:
-    proto = rule["protocol"]
-    if proto == -1:
-        return True
-    if proto not in (6, 17):
-        return False
-    lo, hi = rule["from_port"], rule["to_port"]
-    if lo is None or hi is None or lo == -1:
-        return True  # TCP/UDP without a range means every port
-    return any(lo <= p <= hi for p in sensitive)
 
 
 def _severity(name: str, rules: list[dict[str, Any]], sensitive: set[int], failed: bool,

@@ -2,8 +2,8 @@
 
 For one account and region the EC2 API is asked for what the AWS CLI would print for
 
-- ``describe-security-groups``, ``describe-security-group-rules``, ``describe-network-interfaces`` (the inventory
-  tables, see :mod:`auditor.engines.sources.inventory`);
+- ``describe-security-groups``, ``describe-security-group-rules``, ``describe-network-interfaces``,
+  ``describe-network-acls`` (the inventory tables, see :mod:`auditor.engines.sources.inventory`);
 - ``describe-flow-logs``, ``describe-subnets``, ``describe-vpcs`` (flow-log coverage).
 
 The documents are written as a snapshot, ``<dir>/<account>/<region>/describe-*.json``, each with a top-level
@@ -32,6 +32,7 @@ from auditor.aws import AwsSessions, Target, describe_error
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig
 from auditor.engines.sources.inventory import (
+    NETWORK_ACLS,
     NETWORK_INTERFACES,
     SECURITY_GROUP_RULES,
     SECURITY_GROUPS,
@@ -51,11 +52,12 @@ CALLS: Mapping[str, tuple[str, str]] = {
     SECURITY_GROUPS: ("describe_security_groups", "SecurityGroups"),
     SECURITY_GROUP_RULES: ("describe_security_group_rules", "SecurityGroupRules"),
     NETWORK_INTERFACES: ("describe_network_interfaces", "NetworkInterfaces"),
+    NETWORK_ACLS: ("describe_network_acls", "NetworkAcls"),
     FLOW_LOGS: ("describe_flow_logs", "FlowLogs"),
     SUBNETS: ("describe_subnets", "Subnets"),
     VPCS: ("describe_vpcs", "Vpcs"),
 }
-INVENTORY_CALLS = (SECURITY_GROUPS, SECURITY_GROUP_RULES, NETWORK_INTERFACES)
+INVENTORY_CALLS = (SECURITY_GROUPS, SECURITY_GROUP_RULES, NETWORK_INTERFACES, NETWORK_ACLS)
 COVERAGE_CALLS = (FLOW_LOGS, SUBNETS, VPCS)
 SHOWN_IDS = 10  # resource IDs listed per note; the counters hold the totals
 
