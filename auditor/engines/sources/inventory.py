@@ -98,10 +98,13 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_NetworkInterface.html
 ``nacl_changes`` to name the entry a Delete or Replace call removed:
 
 - ``account_id`` VARCHAR, ``region`` VARCHAR: as above (``OwnerId``, the folder's region).
-- ``network_acl_id`` VARCHAR, ``vpc_id`` VARCHAR: ``NetworkAclId``, ``VpcId``.
-- ``rule_number`` INTEGER, ``egress`` BOOLEAN, ``rule_action`` VARCHAR (``allow`` or ``deny``).
-- ``protocol`` INTEGER: IANA number, -1 for all; ``from_port``, ``to_port`` INTEGER: ``PortRange`` for TCP and
-  UDP entries, NULL otherwise.
+- ``network_acl_id`` VARCHAR: ``NetworkAclId`` (``acl-…``).
+- ``vpc_id`` VARCHAR: ``VpcId``.
+- ``rule_number`` INTEGER: ``RuleNumber``, the order in which entries are evaluated.
+- ``egress`` BOOLEAN: true for an outbound entry.
+- ``rule_action`` VARCHAR: ``allow`` or ``deny``.
+- ``protocol`` INTEGER: IANA number, -1 for all protocols.
+- ``from_port`` INTEGER, ``to_port`` INTEGER: ``PortRange`` for TCP and UDP entries, NULL otherwise.
 - ``cidr`` VARCHAR: ``CidrBlock`` or ``Ipv6CidrBlock``.
 """
 
