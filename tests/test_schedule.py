@@ -89,7 +89,7 @@ def test_near_future_run_is_produced_and_mailed(tmp_path):
     assert result.delivery.status == "sent" and result.delivery.attached
     pdf = (result.outcome.out_dir / "report.pdf").read_bytes()
     msg = received.message()
-    assert msg["Subject"] == "[auditor] Weekly network audit 2026-11-09..2026-11-16: 0 high, 1 new"
+    assert msg["Subject"] == "[auditor] Weekly network audit, 9–15 Nov 2026, 7 days: 0 high, 1 new"
     (attachment,) = list(msg.iter_attachments())
     assert attachment.get_content() == pdf
     assert pinged == ["https://hc.example.com/ping/1"]

@@ -372,7 +372,7 @@ SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 SUBJECT_FIELDS = ("title", "suite", "since", "until", "findings", "critical", "high", "medium", "low", "info",
                   "new", "escalated", "de_escalated", "resolved", "errors", "no_data", "run_id", "window",
                   "compared_with")
-DEFAULT_SUBJECT = "[auditor] {title} {since}..{until}: {high} high, {new} new"
+DEFAULT_SUBJECT = "[auditor] {title}, {window}: {high} high, {new} new"
 
 # cron numbers days of the week from Sunday=0 (7 is Sunday too); these are its names for 0..7.
 _CRON_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -4,6 +4,8 @@ and the transports against a real aiosmtpd server (plain, STARTTLS + AUTH, impli
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import smtplib
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -71,7 +73,7 @@ def assert_report_mail(msg, pdf: bytes) -> None:
     """Headers, both bodies and the attached PDF, byte for byte."""
     assert msg["From"] == "auditor@example.com"
     assert msg["To"] == "secops@example.com, cto@example.com"
-    assert msg["Subject"] == "[auditor] Weekly network audit 2026-11-09..2026-11-16: 1 high, 2 new"
+    assert msg["Subject"] == "[auditor] Weekly network audit, 9–15 Nov 2026, 7 days: 1 high, 2 new"
     assert msg["Date"] == "Mon, 16 Nov 2026 06:00:00 +0000"
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["Message-ID"].endswith("@example.com>")
@@ -330,6 +332,7 @@ def test_ses_transport_from_config_in_a_suite_run(tmp_path, aws):
     ran = run_suite(load_config(cfg), "weekly", deliver=True, clock=lambda: NOW, formats=("json", "pdf"))
     (sent,) = ses_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].sent_messages
     assert ran.delivery.status == "sent" and ran.delivery.transport == "ses"
-    assert "Weekly network audit 2026-11-09..2026-11-16" in sent.raw_data
+    parsed = email.message_from_string(sent.raw_data, policy=email.policy.default)
+    assert "Weekly network audit, 9–15 Nov 2026, 7 days" in parsed["Subject"]
     pdf_b64 = base64.b64encode((ran.outcome.out_dir / "report.pdf").read_bytes()[:300]).decode()[:60]
     assert pdf_b64 in sent.raw_data.replace("\n", "")

@@ -157,7 +157,7 @@ def test_deliver_mails_records_and_pings_the_heartbeat(tmp_path):
                         formats=("json",))
         (received,) = server.inbox.wait(1)
     assert ran.delivery.status == "sent" and not ran.delivery_failed
-    assert received.message()["Subject"] == "[auditor] Weekly network audit 2026-11-09..2026-11-16: 1 high, 2 new"
+    assert received.message()["Subject"] == "[auditor] Weekly network audit, 9–15 Nov 2026, 7 days: 1 high, 2 new"
     assert pinged == ["https://hc.example.com/ping/abc"]
     (stored,) = (tmp_path / ".auditor" / "runs").glob("*.json")
     delivery = json.loads(stored.read_text())["delivery"]
@@ -210,7 +210,7 @@ def test_hand_run_mails_only_with_deliver(tmp_path):
         assert "mail: sent to secops@example.com, cto@example.com" in result.output
         (received,) = server.inbox.wait(1)
     msg = received.message()
-    assert "2026-11-09..2026-11-16" in msg["Subject"]
+    assert "9–15 Nov 2026, 7 days" in msg["Subject"]
     assert list(msg.iter_attachments()) == []  # --format json: no PDF, and the mail says so
     assert "This run has no PDF: it was not requested (--format)" in msg.get_body(("plain",)).get_content()
 
