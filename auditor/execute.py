@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -43,6 +43,7 @@ from auditor.models import (
     iso_z,
 )
 from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck
+from auditor.timeline.run import TimelineRun, build_for_run, events_window
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,23 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
                 warnings.append(f"the inventory was captured at {iso_z(captured_at)}, outside the window {window}: "
                                 "groups, rules and addresses may have changed since the traffic was logged")
         engines: dict[str, Engine] = {}
+        wants_timeline = any(pc.spec.meta.timeline for pc in plan.runnable)
         for name in plan.engines:
             engines[name] = reg.engines.get(name).create(context)
-            data_quality = data_quality.merge(engines[name].prepare(plan.scans_for(name)))
+            scans = plan.scans_for(name)
+            if wants_timeline and "cloudtrail" in scans:
+                # The timeline reads the SG events from the window's start to the inventory's capture.
+                scans["cloudtrail"] = scans["cloudtrail"].union(events_window(window, captured_at))
+            data_quality = data_quality.merge(engines[name].prepare(scans))
         if workspace.inventory is not None:
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
-        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace) for pc in plan.checks)
+        timeline = _timeline(loaded, plan, reg, engines, workspace) if wants_timeline else TimelineRun(None)
+        if timeline.covers_capture:
+            # The timeline walks the inventory back (or forward) to the window: the warning that the inventory lies
+            # outside it stays only where the timeline cannot cover the gap.
+            warnings = [w for w in warnings if not w.startswith("the inventory was captured at")]
+        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace, timeline)
+                        for pc in plan.checks)
         places = _accounts_regions(workspace, engines.values())
         inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
         for engine in engines.values():
@@ -136,6 +148,18 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
                      places=frozenset(places), inputs=inputs, inventory=workspace.inventory)
+
+
+def _timeline(loaded: LoadedConfig, plan: Plan, reg: Registries, engines: Mapping[str, Engine],
+              workspace: Workspace) -> TimelineRun:
+    """The run's security-group timeline in the workspace (see :mod:`auditor.timeline`)."""
+    trail = engines.get(plan.table_engines.get("cloudtrail", ""))
+    flows = engines.get(plan.table_engines.get("flow_logs", ""))
+    sg_events = reg.checks.get("sg_changes")  # the timeline reads the very events sg_changes reads
+    queries = {d: sg_events.query_for(d) for d in sg_events.dialects}
+    return build_for_run(workspace, plan.window, trail_engine=trail, flow_engine=flows, sg_events_query=queries,
+                         params={"sensitive_ports": tuple(loaded.config.sensitive_ports)},
+                         delivery_lag=loaded.config.delivery_lag_td)
 
 
 def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
@@ -148,16 +172,25 @@ def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tu
     return places
 
 
-def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace) -> CheckResult:
-    """One planned check: its engine query, its report query in the workspace, its chart and its hook."""
+def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace,
+              timeline: TimelineRun | None = None) -> CheckResult:
+    """One planned check: its engine query, its report query in the workspace, its chart and its hook. A check
+    that reads the security-group timeline lists the timeline's queries and notes too (the first one that runs
+    carries the queries, so that their cost is counted once)."""
     spec = pc.spec
     if pc.skip_reason is not None:
         return skipped(spec, pc.skip_reason)
     runs: list[QueryRun] = []
+    timeline_notes: tuple[str, ...] = ()
+    if timeline is not None and spec.meta.timeline:
+        first = next((c for c in plan.runnable if c.spec.meta.timeline), None)
+        if first is not None and first.spec.id == spec.id:
+            runs.extend(timeline.runs)
+        timeline_notes = timeline.notes
     try:
         result, phase1 = None, None
         report_params = {**window_params(plan.window), **pc.params}
-        if engine is not None:
+        if engine is not None and spec.dialects:
             query = Query(check_id=spec.id, name="query", text=spec.query_for(engine.dialect), dialect=engine.dialect,
                           tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window,
                           params=pc.params)
@@ -183,6 +216,7 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         if chart_run is not None:
             runs.append(chart_run)
         notes: tuple[str, ...] = tuple(n for r in runs for n in r.stats.notes)  # e.g. a truncated engine result
+        notes += timeline_notes
         if pc.window != plan.window:
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:

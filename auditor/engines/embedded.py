@@ -21,6 +21,7 @@ from auditor.engines.sources import inventory
 from auditor.engines.sql import catalog_of, prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
 from auditor.models import QueryResult, QueryStats
+from auditor.tables import TIMELINE_TABLES, ddl
 
 PHASE1_TABLE = "query_result"
 
@@ -41,6 +42,8 @@ class Workspace:
         netaddr.register(self.con)
         trino_macros.register(self.con)
         inventory.create_tables(self.con)
+        for table, columns in TIMELINE_TABLES.items():  # empty until the run builds its timeline
+            self.con.execute(ddl(table, columns))
         self.inventory: inventory.InventorySnapshot | None = None
 
     def _set(self, name: str, value: Any) -> None:
