@@ -124,12 +124,14 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
                                 "groups, rules and addresses may have changed since the traffic was logged")
         engines: dict[str, Engine] = {}
         wants_timeline = any(pc.spec.meta.timeline for pc in plan.runnable)
-        for name in plan.engines:
+        trail_engine = plan.table_engines.get("cloudtrail") if wants_timeline else None
+        for name in sorted({*plan.engines, *([trail_engine] if trail_engine in reg.engines else [])}):
             engines[name] = reg.engines.get(name).create(context)
             scans = plan.scans_for(name)
-            if wants_timeline and "cloudtrail" in scans:
+            if name == trail_engine:
                 # The timeline reads the SG events from the window's start to the inventory's capture.
-                scans["cloudtrail"] = scans["cloudtrail"].union(events_window(window, captured_at))
+                span = events_window(window, captured_at)
+                scans["cloudtrail"] = scans["cloudtrail"].union(span) if "cloudtrail" in scans else span
             data_quality = data_quality.merge(engines[name].prepare(scans))
         if workspace.inventory is not None:
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
