@@ -124,14 +124,16 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
                                 "groups, rules and addresses may have changed since the traffic was logged")
         engines: dict[str, Engine] = {}
         wants_timeline = any(pc.spec.meta.timeline for pc in plan.runnable)
-        trail_engine = plan.table_engines.get("cloudtrail") if wants_timeline else None
-        for name in sorted({*plan.engines, *([trail_engine] if trail_engine in reg.engines else [])}):
+        # The timeline reads the SG events from the window's start to the inventory's capture, and the flows of
+        # the interfaces that changed inside the window: their engines serve those too.
+        timeline_scans = {"cloudtrail": events_window(window, captured_at), "flow_logs": window} if wants_timeline else {}
+        timeline_engines = {plan.table_engines[t] for t in timeline_scans if t in plan.table_engines}
+        for name in sorted({*plan.engines, *(e for e in timeline_engines if e in reg.engines)}):
             engines[name] = reg.engines.get(name).create(context)
             scans = plan.scans_for(name)
-            if name == trail_engine:
-                # The timeline reads the SG events from the window's start to the inventory's capture.
-                span = events_window(window, captured_at)
-                scans["cloudtrail"] = scans["cloudtrail"].union(span) if "cloudtrail" in scans else span
+            for table, span in timeline_scans.items():
+                if plan.table_engines.get(table) == name:
+                    scans[table] = scans[table].union(span) if table in scans else span
             data_quality = data_quality.merge(engines[name].prepare(scans))
         if workspace.inventory is not None:
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))

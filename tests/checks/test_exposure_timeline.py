@@ -6,7 +6,7 @@ from __future__ import annotations
 from auditor.models import Severity
 from tests.support.flowdata import ACCOUNT, record, write_config, write_flow_log, write_inventory
 from tests.support.runner import results
-from tests.support.trail import event, ingress, write_trail
+from tests.support.trail import authorized, event, group_set, modified, revoked, write_trail
 
 CONFIG = """
     sources:
@@ -23,29 +23,6 @@ def rule(rid, gid, port, cidr, proto="tcp"):
     return {"SecurityGroupRuleId": rid, "GroupId": gid, "GroupOwnerId": ACCOUNT, "IsEgress": False,
             "IpProtocol": proto, "FromPort": port, "ToPort": port,
             "CidrIpv4" if ":" not in cidr else "CidrIpv6": cidr}
-
-
-def authorized(group, port, cidr, rid, time):
-    """An AuthorizeSecurityGroupIngress whose response names the rule it created, as CloudTrail records it."""
-    resp = {"_return": True, "securityGroupRuleSet": {"items": [
-        {"groupId": group, "groupOwnerId": ACCOUNT, "securityGroupRuleId": rid, "isEgress": False,
-         "ipProtocol": "tcp", "fromPort": port, "toPort": port, "cidrIpv4": cidr}]}}
-    return event("AuthorizeSecurityGroupIngress", ingress(group, "tcp", port, port, cidr), resp, time=time)
-
-
-def revoked(group, port, cidr, time):
-    return event("RevokeSecurityGroupIngress", ingress(group, "tcp", port, port, cidr), {"_return": True}, time=time)
-
-
-def group_set(eni, groups, time):
-    return event("ModifyNetworkInterfaceAttribute",
-                 {"networkInterfaceId": eni, "groupSet": {"items": [{"groupId": g} for g in groups]}}, time=time)
-
-
-def modified(group, rid, port, cidr, time):
-    return event("ModifySecurityGroupRules", {"ModifySecurityGroupRulesRequest": {
-        "GroupId": group, "SecurityGroupRule": {"SecurityGroupRuleId": rid, "SecurityGroupRule": {
-            "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIpv4": cidr}}}}, {"_return": True}, time=time)
 
 
 def inbound(eni, addr, src, port, start):
