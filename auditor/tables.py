@@ -118,6 +118,8 @@ TIMELINE_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
                            ("opened_event_id", _V), ("closed_event_id", _V)),
     "sg_unknown": (("kind", _V), ("resource_id", _V), ("piece", _V), ("valid_from", _T), ("valid_until", _T),
                    ("reason", _V)),
+    # the sources the timeline read ('cloudtrail', 'flow_logs'): a count of flows is NULL, not 0, without flow logs
+    "timeline_inputs": (("source", _V),),
     # the interfaces whose admitted traffic changed inside the window, and their ACCEPTed records per start time
     "timeline_changed": (("interface_id", _V),),
     "flow_times": (("interface_id", _V), ("dstaddr", _V), ("flow_direction", _V), ("dstport", _I), ("protocol", _I),

@@ -85,6 +85,8 @@ def build_for_run(workspace: Workspace, window: TimeWindow, *, trail_engine: Eng
     _insert(workspace, "timeline_changed", [{"interface_id": i} for i in changed])
     if changed and flow_engine is not None:
         runs.append(_flow_times(workspace, flow_engine, window, changed, params))
+    read = [name for name, engine in (("cloudtrail", trail_engine), ("flow_logs", flow_engine)) if engine is not None]
+    _insert(workspace, "timeline_inputs", [{"source": name} for name in read])
     covers = trail_engine is not None and trail_end is None and captured_at is not None
     return TimelineRun(timeline, tuple(runs), tuple(notes), covers_capture=covers)
 

@@ -51,15 +51,17 @@ SELECT
   c.closed_at,
   c.opened_by,
   c.closed_by,
-  coalesce(t.public_sources, 0) AS public_sources_during,
-  coalesce(t.flows, 0) AS public_flows_during,
+  CASE WHEN f.read THEN coalesce(t.public_sources, 0) END AS public_sources_during,
+  CASE WHEN f.read THEN coalesce(t.flows, 0) END AS public_flows_during,
   CASE
+    -- without flow logs nobody can say that nothing came through: a sensitive port stays high
     WHEN (c.protocol = -1 OR (c.protocol IN (6, 17) AND (c.from_port = -1 OR EXISTS (
             SELECT 1 FROM UNNEST(:sensitive_ports) AS p(port) WHERE p.port BETWEEN c.from_port AND c.to_port))))
-      THEN CASE WHEN coalesce(t.public_sources, 0) > 0 THEN 'high' ELSE 'medium' END
+      THEN CASE WHEN coalesce(t.public_sources, 0) > 0 OR NOT f.read THEN 'high' ELSE 'medium' END
     ELSE 'low'
   END AS severity
 FROM closed AS c
+CROSS JOIN (SELECT EXISTS (SELECT 1 FROM timeline_inputs WHERE source = 'flow_logs') AS read) AS f
 LEFT JOIN came_through AS t
   ON t.group_id = c.group_id AND t.rule_id IS NOT DISTINCT FROM c.rule_id
  AND t.opened_at IS NOT DISTINCT FROM c.opened_at
