@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Union
 
 from auditor import formatting as fmt
@@ -28,7 +29,7 @@ from auditor.config import LoadedConfig, PricingSettings
 from auditor.engines.athena.cost import cost_usd
 from auditor.engines.base import Engine, EngineContext
 from auditor.engines.embedded import Workspace
-from auditor.engines.sources import aws_inventory
+from auditor.engines.sources import aws_inventory, snapshots
 from auditor.engines.sources.inventory import InventorySnapshot
 from auditor.engines.sql import window_params
 from auditor.errors import AuditorError, CheckSkipped, EngineError
@@ -40,6 +41,7 @@ from auditor.models import (
     Query,
     QueryRun,
     Status,
+    TimeWindow,
     iso_z,
 )
 from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck
@@ -111,12 +113,15 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         captured_at = None
         inventory = config.sources.inventory
         if inventory is not None:
+            state_dir = loaded.resolve(config.state_dir)
             if inventory.engine == "aws_api":
-                snapshot, coverage = aws_inventory.load(workspace.con, loaded, sessions, context.aws_target())
+                # Every live inventory is kept in the state directory: an anchor for later runs' timelines.
+                snapshot, coverage = aws_inventory.load(workspace.con, loaded, sessions, context.aws_target(),
+                                                        keep_in=_writable(state_dir, warnings))
                 workspace.inventory = snapshot
                 data_quality = data_quality.merge(coverage)
             else:
-                snapshot = workspace.load_inventory(loaded.resolve(inventory.path))
+                snapshot = _file_inventory(workspace, loaded.resolve(inventory.path), state_dir, window, warnings)
             captured_at = snapshot.captured_at
             warnings.extend(snapshot.warnings)
             if captured_at is not None and not window.since <= captured_at <= window.until + config.delivery_lag_td:
@@ -152,6 +157,36 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
                      places=frozenset(places), inputs=inputs, inventory=workspace.inventory)
+
+
+def _writable(state_dir: Path, warnings: list[str]) -> Path | None:
+    try:
+        (state_dir / snapshots.FOLDER).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        warnings.append(f"the inventory snapshot cannot be kept in {state_dir}: {exc.strerror or exc}")
+        return None
+    return state_dir
+
+
+def _file_inventory(workspace: Workspace, root: Path, state_dir: Path, window: TimeWindow,
+                    warnings: list[str]) -> InventorySnapshot:
+    """Load the configured inventory, or a snapshot an earlier run kept that lies nearer the window (a run over a
+    past window then starts from the state as it was then), and keep the configured one in the state directory."""
+    snapshot = workspace.load_inventory(root)
+    if snapshot.captured_at is None:
+        return snapshot
+    try:
+        snapshots.keep_files(state_dir, root, [f.path for f in snapshot.files], snapshot.captured_at)
+    except OSError as exc:
+        warnings.append(f"the inventory snapshot cannot be kept in {state_dir}: {exc.strerror or exc}")
+    anchor = snapshots.nearest(state_dir, window)
+    if anchor is None or snapshots.distance(anchor[0], window) >= snapshots.distance(snapshot.captured_at, window):
+        return snapshot
+    workspace.clear_inventory()
+    kept = workspace.load_inventory(anchor[1])
+    warnings.append(f"the inventory snapshot captured at {iso_z(anchor[0])}, kept by an earlier run, lies nearer the "
+                    f"window than {root} (captured at {iso_z(snapshot.captured_at)}): it is the one used")
+    return kept
 
 
 def _timeline(loaded: LoadedConfig, plan: Plan, reg: Registries, engines: Mapping[str, Engine],
