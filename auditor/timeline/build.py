@@ -180,6 +180,8 @@ def _undo(state: _State, event: SgEvent) -> None:
         group = state.rules.setdefault(event.group_id, {})
         for r in event.added:
             group.pop(r.content, None)
+            if r.rule_id is not None:  # before its creation the rule was not there: nothing unknown about it
+                state.unknown.pop(("group", event.group_id, r.rule_id), None)
         for r in event.removed:
             group[r.content] = _Open(r, None, None)
         for rid in event.removed_ids:
