@@ -261,8 +261,10 @@ def no_data(run: Run) -> None:
     # An absence of evidence is no finding: no rule is called unused...
     assert checks["unused_sg_rules"]["rows"] == [] and checks["unused_sg_rules"]["findings"] == []
     # ...but the world-open SSH rule is a configuration fact, reported as one.
-    (exposed,) = checks["exposed_well_known_ports"]["findings"]
-    assert exposed["title"].endswith("(no flow evidence in the window)") and exposed["dstport"] == 22
+    # ...as is the RDP rule CloudTrail shows opened after the inventory's capture (the security-group timeline).
+    exposed = {f["dstport"]: f for f in checks["exposed_well_known_ports"]["findings"]}
+    assert set(exposed) == {22, 3389}
+    assert all(f["title"].endswith("(no flow evidence in the window)") for f in exposed.values())
     assert checks["sg_changes"]["status"] == "fail"
     html = (run.out / "report.html").read_text()
     assert html.index("No data:") < html.index("Executive summary") < html.index("callout-no-data\" id=\"no-data\"")
