@@ -18,7 +18,7 @@ from auditor.engines.base import Engine
 from auditor.engines.embedded import Workspace
 from auditor.models import Query, QueryRun, TimeWindow, iso_z
 from auditor.tables import TIMELINE_TABLES
-from auditor.timeline.build import Timeline, build_timeline
+from auditor.timeline.build import WHOLE_GROUP, Timeline, build_timeline
 from auditor.timeline.events import Rule, instant, parse_events
 
 QUERIES = Path(__file__).parent
@@ -87,8 +87,27 @@ def build_for_run(workspace: Workspace, window: TimeWindow, *, trail_engine: Eng
         runs.append(_flow_times(workspace, flow_engine, window, changed, params))
     read = [name for name, engine in (("cloudtrail", trail_engine), ("flow_logs", flow_engine)) if engine is not None]
     _insert(workspace, "timeline_inputs", [{"source": name} for name in read])
+    notes.extend(unknown_notes(timeline, window))
     covers = trail_engine is not None and trail_end is None and captured_at is not None
     return TimelineRun(timeline, tuple(runs), tuple(notes), covers_capture=covers)
+
+
+def unknown_notes(timeline: Timeline, window: TimeWindow, limit: int = 5) -> list[str]:
+    """The unknown stretches that reach into the window, in words, at most ``limit`` of them and a count of the
+    rest: the report says where the rules as they were cannot be known, and why."""
+    inside = [u for u in timeline.unknowns if (u.valid_from is None or u.valid_from < window.until)
+              and (u.valid_until is None or u.valid_until > window.since)]
+    inside.sort(key=lambda u: (u.kind, u.resource_id, u.valid_until or window.until))
+    out = []
+    for u in inside[:limit]:
+        what = f"the groups of {u.resource_id}" if u.kind == "interface" else (
+            f"the rules of {u.resource_id}" if u.piece == WHOLE_GROUP else f"rule {u.piece} of {u.resource_id}")
+        start = "" if u.valid_from is None or u.valid_from <= window.since else f" from {iso_z(u.valid_from)}"
+        end = "" if u.valid_until is None or u.valid_until >= window.until else f" until {iso_z(u.valid_until)}"
+        out.append(f"timeline: {what} cannot be known{start}{end}: {u.reason}")
+    if len(inside) > limit:
+        out.append(f"timeline: and {len(inside) - limit} more stretches that cannot be known (docs/timeline.md)")
+    return out
 
 
 def _inventory(workspace: Workspace) -> tuple[list[Rule], dict[str, list[str]]]:

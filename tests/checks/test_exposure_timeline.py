@@ -140,3 +140,12 @@ def test_an_interface_that_changed_groups_mid_window_is_judged_by_the_groups_of_
     assert got[("eni-y", 22)]["exposure"] == "reached_unexplained"
     assert got[("eni-y", 22)]["unexplained_reason"] == "state_unknown"
     assert got[("eni-y", 22)]["admitted_by"] == ["sgr-vpn"]
+
+
+def test_the_check_says_where_the_rules_cannot_be_known(tmp_path):
+    r = run(tmp_path, enis={"eni-db": ["10.0.0.7"]}, eni_groups={"eni-db": ["sg-db"]},
+            rules=[rule("sgr-mysql", "sg-db", 3306, "203.0.113.0/24")],
+            events=[modified("sg-db", "sgr-mysql", 3306, "203.0.113.0/24", "2026-11-12T00:00:00Z")],
+            flows=[inbound("eni-db", "10.0.0.7", "45.1.1.1", 3306, "2026-11-11T08:00:00Z")])
+    assert ("timeline: rule sgr-mysql of sg-db cannot be known until 2026-11-12T00:00:00Z: before "
+            "ModifySecurityGroupRules at 2026-11-12 00:00 UTC, which does not carry the old rule") in r.notes
