@@ -196,9 +196,14 @@ def _timeline(loaded: LoadedConfig, plan: Plan, reg: Registries, engines: Mappin
     flows = engines.get(plan.table_engines.get("flow_logs", ""))
     sg_events = reg.checks.get("sg_changes")  # the timeline reads the very events sg_changes reads
     queries = {d: sg_events.query_for(d) for d in sg_events.dialects}
-    return build_for_run(workspace, plan.window, trail_engine=trail, flow_engine=flows, sg_events_query=queries,
-                         params={"sensitive_ports": tuple(loaded.config.sensitive_ports)},
-                         delivery_lag=loaded.config.delivery_lag_td)
+    try:
+        return build_for_run(workspace, plan.window, trail_engine=trail, flow_engine=flows, sg_events_query=queries,
+                             params={"sensitive_ports": tuple(loaded.config.sensitive_ports)},
+                             delivery_lag=loaded.config.delivery_lag_td)
+    except AuditorError as exc:
+        # The checks that read it error with the reason; the others run. No half-built timeline is judged from.
+        log.warning("the security-group timeline could not be built: %s", exc)
+        return TimelineRun(None, error=str(exc))
 
 
 def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
@@ -226,6 +231,8 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         if first is not None and first.spec.id == spec.id:
             runs.extend(timeline.runs)
         timeline_notes = timeline.notes
+    if timeline is not None and spec.meta.timeline and timeline.error is not None:
+        return errored(spec, f"the security-group timeline could not be built: {timeline.error}")
     try:
         result, phase1 = None, None
         report_params = {**window_params(plan.window), **pc.params}

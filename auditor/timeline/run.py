@@ -35,6 +35,7 @@ class TimelineRun:
     runs: tuple[QueryRun, ...] = ()
     notes: tuple[str, ...] = ()
     covers_capture: bool = False  # CloudTrail was read from the window to the inventory's capture, without a gap
+    error: str | None = None  # why it could not be built: the checks that read it then error with this reason
 
 
 def events_window(window: TimeWindow, captured_at: datetime | None) -> TimeWindow:
@@ -59,7 +60,7 @@ def build_for_run(workspace: Workspace, window: TimeWindow, *, trail_engine: Eng
     events, trail_end = [], None
     if trail_engine is not None and trail_engine.dialect in sg_events_query:
         span = events_window(window, captured_at)
-        query = Query(check_id="timeline", name="sg events", text=sg_events_query[trail_engine.dialect],
+        query = Query(check_id="timeline", name="sg_events", text=sg_events_query[trail_engine.dialect],
                       dialect=trail_engine.dialect, tables=frozenset({"cloudtrail"}), window=span, params=params)
         result = trail_engine.run(query, span, params)
         runs.append(QueryRun("timeline: security-group events", trail_engine.name, result.stats.text_as_run,
@@ -124,7 +125,7 @@ def _inventory(workspace: Workspace) -> tuple[list[Rule], dict[str, list[str]]]:
 
 
 def _trail_end(engine: Engine, span: TimeWindow, params: Mapping[str, Any]) -> tuple[datetime | None, QueryRun]:
-    query = Query(check_id="timeline", name="trail end", text=(QUERIES / "trail_end.sql").read_text(encoding="utf-8"),
+    query = Query(check_id="timeline", name="trail_end", text=(QUERIES / "trail_end.sql").read_text(encoding="utf-8"),
                   dialect=engine.dialect, tables=frozenset({"cloudtrail"}), window=span, params=params)
     result = engine.run(query, span, params)
     run = QueryRun("timeline: last CloudTrail event", engine.name, result.stats.text_as_run, result.stats,
@@ -137,7 +138,7 @@ def _flow_times(workspace: Workspace, engine: Engine, window: TimeWindow, interf
                 params: Mapping[str, Any]) -> QueryRun:
     name = {"trino": "flow_times.sql", "insights": "flow_times.insights"}[engine.dialect]
     params = {**params, "interface_ids": tuple(interfaces)}
-    query = Query(check_id="timeline", name="flow times", text=(QUERIES / name).read_text(encoding="utf-8"),
+    query = Query(check_id="timeline", name="flow_times", text=(QUERIES / name).read_text(encoding="utf-8"),
                   dialect=engine.dialect, tables=frozenset({"flow_logs"}), window=window, params=params)
     result = engine.run(query, window, params)
     _insert(workspace, "flow_times", result.records())

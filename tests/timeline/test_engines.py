@@ -60,7 +60,7 @@ def test_flow_times_twin_agrees_with_sql(engines):
     out = []
     for engine, name in ((local, "flow_times.sql"), (insights, "flow_times.insights")):
         text = (QUERIES / name).read_text(encoding="utf-8")
-        out.append(engine.run(Query("timeline", "flow times", text, engine.dialect, frozenset({"flow_logs"}), WINDOW,
+        out.append(engine.run(Query("timeline", "flow_times", text, engine.dialect, frozenset({"flow_logs"}), WINDOW,
                                     params), WINDOW, params))
     assert out[0].columns == out[1].columns == ("interface_id", "dstaddr", "flow_direction", "dstport", "protocol",
                                                 "srcaddr", "start", "flows")
