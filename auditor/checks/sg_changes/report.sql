@@ -13,20 +13,8 @@ inbound AS (
   FROM flow_times AS f
   WHERE (f.flow_direction = 'ingress'
          OR EXISTS (SELECT 1 FROM eni_addresses AS a WHERE a.interface_id = f.interface_id AND a.address = f.dstaddr))
-    AND NOT (
-      contains('10.0.0.0/8', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('172.16.0.0/12', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('192.168.0.0/16', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('100.64.0.0/10', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('127.0.0.0/8', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('169.254.0.0/16', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('0.0.0.0/8', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('fc00::/7', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('fe80::/10', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('::1/128', CAST(f.srcaddr AS IPADDRESS))
-    )
 ),
-came_after AS (
+matched AS (
   SELECT o.event_id, i.srcaddr, i.flows
   FROM opened AS o
   JOIN eni_group_versions AS g ON g.group_id = o.group_id
@@ -34,6 +22,28 @@ came_after AS (
   WHERE i.at >= o.valid_from AND (o.valid_until IS NULL OR i.at < o.valid_until)
     AND (g.valid_from IS NULL OR g.valid_from <= i.at) AND (g.valid_until IS NULL OR i.at < g.valid_until)
     AND (o.protocol = -1 OR (o.protocol = i.protocol AND (o.from_port = -1 OR i.dstport BETWEEN o.from_port AND o.to_port)))
+),
+public_addresses AS (
+  -- the public test once per distinct address that matched, not once per record
+  SELECT srcaddr
+  FROM (SELECT DISTINCT srcaddr FROM matched) AS a
+  WHERE NOT (
+    contains('10.0.0.0/8', CAST(srcaddr AS IPADDRESS))
+    OR contains('172.16.0.0/12', CAST(srcaddr AS IPADDRESS))
+    OR contains('192.168.0.0/16', CAST(srcaddr AS IPADDRESS))
+    OR contains('100.64.0.0/10', CAST(srcaddr AS IPADDRESS))
+    OR contains('127.0.0.0/8', CAST(srcaddr AS IPADDRESS))
+    OR contains('169.254.0.0/16', CAST(srcaddr AS IPADDRESS))
+    OR contains('0.0.0.0/8', CAST(srcaddr AS IPADDRESS))
+    OR contains('fc00::/7', CAST(srcaddr AS IPADDRESS))
+    OR contains('fe80::/10', CAST(srcaddr AS IPADDRESS))
+    OR contains('::1/128', CAST(srcaddr AS IPADDRESS))
+  )
+),
+came_after AS (
+  SELECT m.event_id, m.srcaddr, m.flows
+  FROM matched AS m
+  JOIN public_addresses AS p ON p.srcaddr = m.srcaddr
 ),
 per_event AS (
   SELECT

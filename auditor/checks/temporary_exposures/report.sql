@@ -17,28 +17,38 @@ inbound AS (
   FROM flow_times AS f
   WHERE (f.flow_direction = 'ingress'
          OR EXISTS (SELECT 1 FROM eni_addresses AS a WHERE a.interface_id = f.interface_id AND a.address = f.dstaddr))
-    AND NOT (
-      contains('10.0.0.0/8', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('172.16.0.0/12', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('192.168.0.0/16', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('100.64.0.0/10', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('127.0.0.0/8', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('169.254.0.0/16', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('0.0.0.0/8', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('fc00::/7', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('fe80::/10', CAST(f.srcaddr AS IPADDRESS))
-      OR contains('::1/128', CAST(f.srcaddr AS IPADDRESS))
-    )
 ),
-came_through AS (
-  SELECT c.group_id, c.rule_id, c.opened_at, count(DISTINCT i.srcaddr) AS public_sources, sum(i.flows) AS flows
+matched AS (
+  SELECT c.group_id, c.rule_id, c.opened_at, i.srcaddr, i.flows
   FROM closed AS c
   JOIN eni_group_versions AS g ON g.group_id = c.group_id
   JOIN inbound AS i ON i.interface_id = g.interface_id
   WHERE i.at >= c.open_from AND i.at < c.closed_at
     AND (g.valid_from IS NULL OR g.valid_from <= i.at) AND (g.valid_until IS NULL OR i.at < g.valid_until)
     AND (c.protocol = -1 OR (c.protocol = i.protocol AND (c.from_port = -1 OR i.dstport BETWEEN c.from_port AND c.to_port)))
-  GROUP BY c.group_id, c.rule_id, c.opened_at
+),
+public_addresses AS (
+  -- the public test once per distinct address that matched, not once per record
+  SELECT srcaddr
+  FROM (SELECT DISTINCT srcaddr FROM matched) AS a
+  WHERE NOT (
+    contains('10.0.0.0/8', CAST(srcaddr AS IPADDRESS))
+    OR contains('172.16.0.0/12', CAST(srcaddr AS IPADDRESS))
+    OR contains('192.168.0.0/16', CAST(srcaddr AS IPADDRESS))
+    OR contains('100.64.0.0/10', CAST(srcaddr AS IPADDRESS))
+    OR contains('127.0.0.0/8', CAST(srcaddr AS IPADDRESS))
+    OR contains('169.254.0.0/16', CAST(srcaddr AS IPADDRESS))
+    OR contains('0.0.0.0/8', CAST(srcaddr AS IPADDRESS))
+    OR contains('fc00::/7', CAST(srcaddr AS IPADDRESS))
+    OR contains('fe80::/10', CAST(srcaddr AS IPADDRESS))
+    OR contains('::1/128', CAST(srcaddr AS IPADDRESS))
+  )
+),
+came_through AS (
+  SELECT m.group_id, m.rule_id, m.opened_at, count(DISTINCT m.srcaddr) AS public_sources, sum(m.flows) AS flows
+  FROM matched AS m
+  JOIN public_addresses AS p ON p.srcaddr = m.srcaddr
+  GROUP BY m.group_id, m.rule_id, m.opened_at
 )
 SELECT
   c.rule_id,

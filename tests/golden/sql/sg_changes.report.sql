@@ -35,19 +35,7 @@ WITH opened AS (
           a.interface_id = f.interface_id AND a.address = f.dstaddr
       )
     )
-    AND NOT (
-      CIDR_CONTAINS('10.0.0.0/8', f.srcaddr)
-      OR CIDR_CONTAINS('172.16.0.0/12', f.srcaddr)
-      OR CIDR_CONTAINS('192.168.0.0/16', f.srcaddr)
-      OR CIDR_CONTAINS('100.64.0.0/10', f.srcaddr)
-      OR CIDR_CONTAINS('127.0.0.0/8', f.srcaddr)
-      OR CIDR_CONTAINS('169.254.0.0/16', f.srcaddr)
-      OR CIDR_CONTAINS('0.0.0.0/8', f.srcaddr)
-      OR CIDR_CONTAINS('fc00::/7', f.srcaddr)
-      OR CIDR_CONTAINS('fe80::/10', f.srcaddr)
-      OR CIDR_CONTAINS('::1/128', f.srcaddr)
-    )
-), came_after AS (
+), matched AS (
   SELECT
     o.event_id,
     i.srcaddr,
@@ -77,6 +65,36 @@ WITH opened AS (
         )
       )
     )
+), public_addresses AS (
+  /* the public test once per distinct address that matched, not once per record */
+  SELECT
+    srcaddr
+  FROM (
+    SELECT DISTINCT
+      srcaddr
+    FROM matched
+  ) AS a
+  WHERE
+    NOT (
+      CIDR_CONTAINS('10.0.0.0/8', srcaddr)
+      OR CIDR_CONTAINS('172.16.0.0/12', srcaddr)
+      OR CIDR_CONTAINS('192.168.0.0/16', srcaddr)
+      OR CIDR_CONTAINS('100.64.0.0/10', srcaddr)
+      OR CIDR_CONTAINS('127.0.0.0/8', srcaddr)
+      OR CIDR_CONTAINS('169.254.0.0/16', srcaddr)
+      OR CIDR_CONTAINS('0.0.0.0/8', srcaddr)
+      OR CIDR_CONTAINS('fc00::/7', srcaddr)
+      OR CIDR_CONTAINS('fe80::/10', srcaddr)
+      OR CIDR_CONTAINS('::1/128', srcaddr)
+    )
+), came_after AS (
+  SELECT
+    m.event_id,
+    m.srcaddr,
+    m.flows
+  FROM matched AS m
+  JOIN public_addresses AS p
+    ON p.srcaddr = m.srcaddr
 ), per_event AS (
   SELECT
     o.event_id,

@@ -49,25 +49,13 @@ WITH closed AS (
           a.interface_id = f.interface_id AND a.address = f.dstaddr
       )
     )
-    AND NOT (
-      CIDR_CONTAINS('10.0.0.0/8', f.srcaddr)
-      OR CIDR_CONTAINS('172.16.0.0/12', f.srcaddr)
-      OR CIDR_CONTAINS('192.168.0.0/16', f.srcaddr)
-      OR CIDR_CONTAINS('100.64.0.0/10', f.srcaddr)
-      OR CIDR_CONTAINS('127.0.0.0/8', f.srcaddr)
-      OR CIDR_CONTAINS('169.254.0.0/16', f.srcaddr)
-      OR CIDR_CONTAINS('0.0.0.0/8', f.srcaddr)
-      OR CIDR_CONTAINS('fc00::/7', f.srcaddr)
-      OR CIDR_CONTAINS('fe80::/10', f.srcaddr)
-      OR CIDR_CONTAINS('::1/128', f.srcaddr)
-    )
-), came_through AS (
+), matched AS (
   SELECT
     c.group_id,
     c.rule_id,
     c.opened_at,
-    COUNT(DISTINCT i.srcaddr) AS public_sources,
-    SUM(i.flows) AS flows
+    i.srcaddr,
+    i.flows
   FROM closed AS c
   JOIN eni_group_versions AS g
     ON g.group_id = c.group_id
@@ -91,10 +79,42 @@ WITH closed AS (
         )
       )
     )
+), public_addresses AS (
+  /* the public test once per distinct address that matched, not once per record */
+  SELECT
+    srcaddr
+  FROM (
+    SELECT DISTINCT
+      srcaddr
+    FROM matched
+  ) AS a
+  WHERE
+    NOT (
+      CIDR_CONTAINS('10.0.0.0/8', srcaddr)
+      OR CIDR_CONTAINS('172.16.0.0/12', srcaddr)
+      OR CIDR_CONTAINS('192.168.0.0/16', srcaddr)
+      OR CIDR_CONTAINS('100.64.0.0/10', srcaddr)
+      OR CIDR_CONTAINS('127.0.0.0/8', srcaddr)
+      OR CIDR_CONTAINS('169.254.0.0/16', srcaddr)
+      OR CIDR_CONTAINS('0.0.0.0/8', srcaddr)
+      OR CIDR_CONTAINS('fc00::/7', srcaddr)
+      OR CIDR_CONTAINS('fe80::/10', srcaddr)
+      OR CIDR_CONTAINS('::1/128', srcaddr)
+    )
+), came_through AS (
+  SELECT
+    m.group_id,
+    m.rule_id,
+    m.opened_at,
+    COUNT(DISTINCT m.srcaddr) AS public_sources,
+    SUM(m.flows) AS flows
+  FROM matched AS m
+  JOIN public_addresses AS p
+    ON p.srcaddr = m.srcaddr
   GROUP BY
-    c.group_id,
-    c.rule_id,
-    c.opened_at
+    m.group_id,
+    m.rule_id,
+    m.opened_at
 )
 SELECT
   c.rule_id,
