@@ -99,16 +99,18 @@ def _prefixes(s3: Any, scan: PartitionScan) -> Iterable[tuple[str, str]]:
 
 
 def estimate_scan(s3: Any, scans: Iterable[PartitionScan]) -> Estimate:
-    """The bytes under the pruned partitions of ``scans`` (an S3 listing; no object is read)."""
+    """The bytes under the pruned partitions of ``scans`` (an S3 listing; no object is read).
+
+    Every object under a scan's day folders counts, even for a table restricted to some flow logs: the
+    ``strpos("$path", ...)`` restriction filters rows after the files are read, because Athena prunes files only
+    through partitions (https://docs.aws.amazon.com/athena/latest/ug/partitions.html). Two per-format tables over
+    the same folders each read all of them, and the estimate counts both."""
     total = objects = prefixes = 0
     for scan in scans:
         for bucket, prefix in _prefixes(s3, scan):
             prefixes += 1
             for page in _list(s3, bucket, prefix):
                 for obj in page.get("Contents", []):
-                    name = obj["Key"].rsplit("/", 1)[-1]
-                    if scan.flow_log_ids and not any(f"_{fid}_" in name for fid in scan.flow_log_ids):
-                        continue
                     total += int(obj.get("Size", 0))
                     objects += 1
     return Estimate(bytes=total, objects=objects, prefixes=prefixes)
