@@ -38,6 +38,7 @@ from auditor.models import (
     CheckResult,
     DataQuality,
     InputFile,
+    Names,
     Query,
     QueryRun,
     Status,
@@ -61,6 +62,7 @@ class Execution:
     places: frozenset[tuple[str | None, str | None]]
     inputs: tuple[InputFile, ...] = ()  # the engines' input files, for the evidence archive
     inventory: InventorySnapshot | None = None  # the workspace's inventory snapshot
+    names: Names = Names()  # the inventory's names of interfaces and groups, for finding titles
 
 
 Outcome = Union[Execution, BaseException]  # one target's execution, or why it could not run
@@ -147,7 +149,8 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
             # The timeline walks the inventory back (or forward) to the window: the warning that the inventory lies
             # outside it stays only where the timeline cannot cover the gap.
             warnings = [w for w in warnings if not w.startswith("the inventory was captured at")]
-        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace, timeline)
+        names = workspace.names()
+        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace, names, timeline)
                         for pc in plan.checks)
         places = _accounts_regions(workspace, engines.values())
         inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
@@ -156,7 +159,7 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
     finally:
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
-                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory)
+                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, names=names)
 
 
 def _writable(state_dir: Path, warnings: list[str]) -> Path | None:
@@ -217,7 +220,7 @@ def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tu
 
 
 def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace,
-              timeline: TimelineRun | None = None) -> CheckResult:
+              names: Names | None = None, timeline: TimelineRun | None = None) -> CheckResult:
     """One planned check: its engine query, its report query in the workspace, its chart and its hook. A check
     that reads the security-group timeline lists the timeline's queries and notes too (the first one that runs
     carries the queries, so that their cost is counted once)."""
@@ -266,9 +269,16 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         if pc.window != plan.window:
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
-            columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
+            # A hook returns (columns, rows), or (columns, rows, notes) to tell the report what it left out and why.
+            inventory = workspace.inventory
+            context = HookContext(params=pc.params, rule_egress=workspace.rule_egress(),
+                                  nacl_entries=workspace.nacl_entries() if inventory is not None else {},
+                                  inventory_captured_at=inventory.captured_at if inventory is not None else None)
+            transformed = spec.hook.transform(columns, rows, context)
+            columns, rows = transformed[0], transformed[1]
+            notes += tuple(transformed[2]) if len(transformed) > 2 else ()
         return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes,
-                            chart=chart, no_data=_without_evidence(spec, pc, engine, workspace))
+                            chart=chart, no_data=_without_evidence(spec, pc, engine, workspace), names=names)
     except CheckSkipped as exc:
         return skipped(spec, str(exc))
     except AuditorError as exc:
@@ -319,6 +329,10 @@ def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
 def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Execution:
     """One execution from one per target (in target order): rows tagged, findings recomputed, failures kept."""
     results: list[CheckResult] = []
+    names = Names()
+    for _, outcome in outcomes:
+        if not isinstance(outcome, BaseException):
+            names = names.merge(outcome.names)
     for pc in plan.checks:
         per_target: list[tuple[Target, CheckResult]] = []
         for target, outcome in outcomes:
@@ -326,7 +340,7 @@ def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Exe
                 per_target.append((target, _failed(pc, outcome)))
             else:
                 per_target.append((target, next(r for r in outcome.results if r.check_id == pc.spec.id)))
-        results.append(_merge_check(pc, per_target))
+        results.append(_merge_check(pc, per_target, names))
 
     data_quality = DataQuality()
     warnings: list[str] = []
@@ -363,7 +377,7 @@ def _tagged(target: Target, result: CheckResult) -> tuple[tuple[str, ...], list[
     return columns, rows
 
 
-def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResult]]) -> CheckResult:
+def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResult]], names: Names) -> CheckResult:
     spec = pc.spec
     if pc.skip_reason is not None:
         return per_target[0][1]
@@ -394,7 +408,7 @@ def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResul
     elif blind:
         notes.append(f"no data for {', '.join(t.label for t in blind)}: its rows rest on the other sources only")
     merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)),
-                          chart=merge_chart_rows(r.chart for _, r in ran), no_data=no_data)
+                          chart=merge_chart_rows(r.chart for _, r in ran), no_data=no_data, names=names)
     if failed:
         error = "; ".join(f"{t.label}: {r.error}" for t, r in failed)
         return replace(merged, status=Status.ERROR, error=error)

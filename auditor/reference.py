@@ -74,7 +74,9 @@ def _type_text(tp: Any) -> str:
                           "date": "date (YYYY-MM-DD)", "Any": "any"}.get(member.__name__, member.__name__))
         else:
             names.append(str(member))
-    return " or ".join(dict.fromkeys(names)) or "any"
+    # Sorted: typing caches Union[int, str] and Union[str, int] as one object, so the members' order depends on
+    # which spelling the process met first (an import order), and the generated page must not.
+    return " or ".join(sorted(dict.fromkeys(names))) or "any"
 
 
 def _default_text(field: Any) -> str:
@@ -165,6 +167,8 @@ def checks_markdown(registries: Registries | None = None) -> str:
                 f"**What to do.** {_cell(meta.remediation)}", ""]
         files = ", ".join(f"`{name}`" for name in spec.queries) + (", `hook.py`" if spec.hook is not None else "")
         out += [f"Files: {files}. Chart: {meta.chart or 'none'}. ASFF type: `{meta.asff_type}`.", ""]
+        for dialect, reason in sorted(meta.unsupported.items()):
+            out += [f"**Not on the {dialect} engines.** {' '.join(reason.split())}", ""]
         out += ["| parameter | type | default | meaning |", "|---|---|---|---|",
                 "| `enabled` | boolean | `true` | Run this check. |"]
         for name, param in meta.params.items():

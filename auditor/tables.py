@@ -98,9 +98,12 @@ INVENTORY_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
                  ("referenced_group_owner_id", _V), ("referenced_vpc_id", _V), ("description", _V)),
     "enis": (("account_id", _V), ("region", _V), ("interface_id", _V), ("vpc_id", _V), ("subnet_id", _V),
              ("status", _V), ("interface_type", _V), ("description", _V), ("requester_managed", _B),
-             ("instance_id", _V), ("owner_id", _V)),
+             ("instance_id", _V), ("owner_id", _V), ("name", _V)),
     "eni_groups": (("account_id", _V), ("region", _V), ("interface_id", _V), ("group_id", _V)),
     "eni_addresses": (("account_id", _V), ("region", _V), ("interface_id", _V), ("address", _V), ("kind", _V)),
+    "nacl_entries": (("account_id", _V), ("region", _V), ("network_acl_id", _V), ("vpc_id", _V),
+                     ("rule_number", _I), ("egress", _B), ("rule_action", _V), ("protocol", _I), ("from_port", _I),
+                     ("to_port", _I), ("cidr", _V)),
 }
 
 # --- the security-group timeline --------------------------------------------------------------------------

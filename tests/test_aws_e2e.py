@@ -309,7 +309,9 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     assert not [c.error for c in record_.checks if c.error]
     assert {c.check_id: c.status for c in record_.checks} == {
         "exposed_well_known_ports": Status.FAIL, "sg_changes": Status.FAIL, "top_rejected_sources": Status.FAIL,
-        "unused_security_groups": Status.FAIL, "unused_sg_rules": Status.FAIL, "temporary_exposures": Status.PASS}
+        "unused_security_groups": Status.FAIL, "unused_sg_rules": Status.FAIL, "temporary_exposures": Status.PASS,
+        # issue 21's signals: this world holds no logging, network ACL or probing events
+        "logging_disabled": Status.PASS, "nacl_changes": Status.PASS, "probing_sources": Status.PASS}
     assert (record_.accounts, record_.regions) == ((A, B), (REGION_B, REGION_A))
 
     # The same findings as the local engine over the same records, account by account.
@@ -332,7 +334,11 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     charts = [e for e in oracle.sent if re.match(r"-- auditor \w+/chart ", e["Query"])]
     timeline = [q for q in queries if q.name.startswith("timeline: ")]
     assert len([q for q in timeline if q.name.startswith("timeline: security-group events")]) == 2
-    assert len(charts) == 2 and len(queries) == 8 + len(charts) + len(timeline)  # 4 engine checks x 2 targets
+    assert len(charts) == 2 and len(queries) == 14 + len(charts) + len(timeline)  # 7 engine checks x 2 targets
+    # probing_sources reads both tables in one query, each restricted like the others
+    probing = [e["Query"] for e in oracle.sent if e["Query"].startswith("-- auditor probing_sources/query ")]
+    assert len(probing) == 2
+    assert all('"security"."vpc_flow_logs"' in t and '"security"."cloudtrail"' in t for t in probing)
     assert len(oracle.sent) == len(queries)
     assert sorted(q.name for q in queries if q.name.startswith("chart")) == [
         f"chart ({A}/{REGION_A})", f"chart ({B}/{REGION_B})"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
 
+from auditor.builtins import builtins
 from auditor.cli import main
 from auditor.config import load_config
 from auditor.demo import generate
@@ -98,8 +100,10 @@ def test_second_week_compares_with_the_first(two_weeks):
     changes = after["sg_changes"]
     assert changes["resolved"] and {r["label"] for r in changes["resolved"]} == {"aged out"}
     assert all(f["change"] == "new" for f in changes["findings"])
-    assert {r["label"] for c in after.values() if c["id"] not in ("sg_changes", "top_rejected_sources")
-            for r in c["resolved"]} <= {"resolved"}
+    events = {spec.id for spec in builtins().checks if spec.meta.event_like}
+    assert {"sg_changes", "top_rejected_sources", "logging_disabled", "nacl_changes", "probing_sources"} == events
+    assert {r["label"] for c in after.values() if c["id"] not in events for r in c["resolved"]} <= {"resolved"}
+    assert {r["label"] for c in after.values() if c["id"] in events for r in c["resolved"]} <= {"aged out"}
     # a state finding goes away: the reporting host's SSH rule, unused in the older week, was used by the on-call
     # session of the newer one, so it is resolved (not aged out) and no longer listed
     assert manifest.weeks[1].on_call_ssh_at is None and WEEK2.contains(manifest.weeks[0].on_call_ssh_at)
@@ -277,3 +281,21 @@ def test_unknown_record_versions_are_skipped_with_a_warning(tmp_path):
     h = History(tmp_path)
     assert h.load() == []
     assert any("version 99" in w for w in h.warnings) and any("unreadable" in w for w in h.warnings)
+
+
+def test_a_finding_that_persists_with_another_severity_is_escalated_or_de_escalated():
+    up, down, same = _finding("c", {"k": 1}), _finding("c", {"k": 2}), _finding("c", {"k": 3})
+    history = [StoredRun("r1", WEEK1.since, WEEK1.until, "s",
+                         {"c": StoredCheck("fail", {up.fingerprint: ("up", "low"), down.fingerprint: ("down", "high"),
+                                                    same.fingerprint: ("same", "medium")}, 3)})]
+    now = (replace(up, severity=Severity.MEDIUM), replace(down, severity=Severity.LOW),
+           replace(same, severity=Severity.MEDIUM))
+    ok = CheckResult(check_id="c", title="c", status=Status.FAIL, severity=Severity.MEDIUM, findings=now)
+    out = compare(_record("r2", WEEK2, [ok]), history, {"c": False})
+    changes = [(f.change, f.previous_severity) for f in out.checks[0].findings]
+    assert changes == [(Change.ESCALATED, Severity.LOW), (Change.DE_ESCALATED, Severity.HIGH),
+                       (Change.PERSISTING, None)]
+    assert out.previous_window == WEEK1
+    doc = [f.to_json() for f in out.checks[0].findings]
+    assert doc[0]["change"] == "escalated" and doc[0]["previous_severity"] == "low"
+    assert doc[1]["change"] == "de-escalated" and "previous_severity" not in doc[2]

@@ -20,7 +20,7 @@ from auditor.engines.connection import connect
 from auditor.engines.sources import inventory
 from auditor.engines.sql import catalog_of, prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
-from auditor.models import QueryResult, QueryStats
+from auditor.models import InterfaceName, Names, QueryResult, QueryStats
 from auditor.tables import INVENTORY_TABLES, TIMELINE_TABLES, ddl
 
 PHASE1_TABLE = "query_result"
@@ -65,10 +65,27 @@ class Workspace:
         ((count,),) = self.con.execute("SELECT count(*) FROM sg_groups").fetchall()
         return int(count)
 
+    def names(self) -> Names:
+        """The inventory's names of interfaces (Name tag, instance, description) and groups, for finding titles."""
+        interfaces = {eni: InterfaceName(name or "", instance or "", description or "")
+                      for eni, name, instance, description in self.con.execute(
+                          "SELECT interface_id, name, instance_id, description FROM enis").fetchall()}
+        groups = {gid: name for gid, name in self.con.execute(
+            "SELECT group_id, group_name FROM sg_groups WHERE group_name IS NOT NULL").fetchall()}
+        return Names(interfaces, groups)
+
     def rule_egress(self) -> dict[str, bool]:
         """Security-group rule ID -> whether it is an egress rule, from the inventory."""
         rows = self.con.execute("SELECT rule_id, is_egress FROM sg_rules WHERE rule_id IS NOT NULL").fetchall()
         return {rule_id: bool(egress) for rule_id, egress in rows}
+
+    def nacl_entries(self) -> dict[tuple[str, int, bool], dict[str, Any]]:
+        """(network ACL ID, rule number, egress) -> the entry, from the inventory's describe-network-acls."""
+        rows = self.con.execute("SELECT network_acl_id, rule_number, egress, rule_action, protocol, from_port, to_port, "
+                                "cidr FROM nacl_entries WHERE network_acl_id IS NOT NULL").fetchall()
+        return {(acl, number, bool(egress)): {"rule_action": action, "protocol": protocol, "from_port": lo,
+                                              "to_port": hi, "cidr": cidr}
+                for acl, number, egress, action, protocol, lo, hi, cidr in rows}
 
     def execute(self, text: str, params: Mapping[str, Any], *, name: str, engine: str = "embedded",
                 phase1: tuple[str, Mapping[str, Any]] | None = None, ungrouped: bool = False) -> QueryResult:

@@ -13,8 +13,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from auditor import formatting as fmt
 from auditor.checks import HookContext
-from auditor.engines.netaddr import parse_network
+from auditor.checks.events import unique_events
+from auditor.checks.rules import covers_sensitive, world_open
 from auditor.engines.sources.protocols import protocol_number
 
 COLUMNS = ("event_id", "event_time", "event_name", "actor", "source_ip", "error_code", "group_id", "rules",
@@ -31,23 +33,6 @@ _DIRECTION = {"AuthorizeSecurityGroupIngress": "ingress", "RevokeSecurityGroupIn
 def transform(columns: tuple[str, ...], rows: list[dict[str, Any]], ctx: HookContext) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
     sensitive = set(ctx.params.get("sensitive_ports", ()))
     return COLUMNS, [_judge(row, sensitive, ctx.rule_egress) for row in unique_events(rows)]
-
-
-def unique_events(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Each event once: an organization trail and an account trail both deliver the same call, with the same
-    ``eventID``. The local reader already drops (and counts) such duplicates; Athena and Insights read the
-    delivered files as they are, so the check drops them here, the first row winning. Rows without an event ID
-    are never taken as duplicates."""
-    seen: set[Any] = set()
-    out = []
-    for row in rows:
-        event_id = row.get("event_id")
-        if event_id is not None:
-            if event_id in seen:
-                continue
-            seen.add(event_id)
-        out.append(row)
-    return out
 
 
 def _judge(row: Mapping[str, Any], sensitive: set[int], rule_egress: Mapping[str, bool]) -> dict[str, Any]:
@@ -170,53 +155,63 @@ def _rules(name: str, req: Mapping[str, Any], resp: Mapping[str, Any],
     return group_id, rules, notes
 
 
-def world_open(source: str | None) -> bool:
-    """0.0.0.0/0 or ::/0. A /0 with host bits (an anonymised log's 208.236.235.254/0) is the whole internet too."""
-    net = parse_network(source) if source and not source.startswith(("sg-", "pl-")) else None
-    return net is not None and net.prefixlen == 0
-
-
-def covers_sensitive(rule: Mapping[str, Any], sensitive: set[int]) -> bool:
-    proto = rule["protocol"]
-    if proto == -1:
-        return True
-    if proto not in (6, 17):
-        return False
-    lo, hi = rule["from_port"], rule["to_port"]
-    if lo is None or hi is None or lo == -1:
-        return True  # TCP/UDP without a range means every port
-    return any(lo <= p <= hi for p in sensitive)
+# What each call does, as the verb of a finding title (past tense; "tried to" + the infinitive when it failed).
+_VERBS = {
+    "AuthorizeSecurityGroupIngress": ("added", "add"), "AuthorizeSecurityGroupEgress": ("added", "add"),
+    "RevokeSecurityGroupIngress": ("revoked", "revoke"), "RevokeSecurityGroupEgress": ("revoked", "revoke"),
+    "ModifySecurityGroupRules": ("changed", "change"),
+    "UpdateSecurityGroupRuleDescriptionsIngress": ("updated the descriptions of", "update the descriptions of"),
+    "UpdateSecurityGroupRuleDescriptionsEgress": ("updated the descriptions of", "update the descriptions of"),
+    "CreateSecurityGroup": ("created the group", "create a group"),
+    "DeleteSecurityGroup": ("deleted the group", "delete a group"),
+    "ModifyNetworkInterfaceAttribute": ("set the groups", "set the groups"),
+    "ModifyInstanceAttribute": ("set the groups", "set the groups"),
+}
 
 
 def _severity(name: str, rules: list[dict[str, Any]], sensitive: set[int], failed: bool,
               error_code: str | None) -> tuple[str | None, str]:
-    if failed:
-        return "low", f"failed ({error_code})"
-    if name not in _OPENING:
-        return None, _describe(name, rules)
+    """The severity of a call and what it did, in words: ``opened RDP (tcp/3389) to the internet``; a failed
+    call ``tried to open …, refused (Client.UnauthorizedOperation)``."""
     open_ingress = [r for r in rules if r["direction"] == "ingress" and world_open(r["source"])]
-    if any(r["protocol"] == -1 for r in open_ingress):
-        return "critical", "opens all traffic from the internet"
     hot = [r for r in open_ingress if covers_sensitive(r, sensitive)]
-    if hot:
-        return "high", f"opens sensitive port(s) {_ports(hot, sensitive)} to the internet"
-    if open_ingress:
-        return "medium", f"opens {_ports(open_ingress, set())} to the internet"
-    if any(r["direction"] == "egress" and world_open(r["source"]) for r in rules):
-        return "info", "allows egress to the internet"
-    return None, _describe(name, rules)
+    if name in _OPENING and any(r["protocol"] == -1 for r in open_ingress):
+        severity, done, todo = "critical", "opened all traffic to the internet", "open all traffic to the internet"
+    elif name in _OPENING and hot:
+        what = _ports(hot, sensitive)
+        severity, done, todo = "high", f"opened {what} to the internet", f"open {what} to the internet"
+    elif name in _OPENING and open_ingress:
+        what = _ports(open_ingress, set())
+        severity, done, todo = "medium", f"opened {what} to the internet", f"open {what} to the internet"
+    elif name in _OPENING and any(r["direction"] == "egress" and world_open(r["source"]) for r in rules):
+        severity, done, todo = "info", "allowed egress to the internet", "allow egress to the internet"
+    else:
+        severity = None
+        done, todo = _describe(name, rules)
+    if failed:
+        return "low", f"tried to {todo} and was refused ({error_code})"
+    return severity, done
 
 
 def _ports(rules: list[dict[str, Any]], sensitive: set[int]) -> str:
+    """The ports a set of rules opens, as service names: ``SSH (tcp/22) and RDP (tcp/3389)``."""
     out = []
     for r in rules:
-        lo, hi, proto = r["from_port"], r["to_port"], {6: "tcp", 17: "udp"}.get(r["protocol"], str(r["protocol"]))
-        if sensitive and lo is not None and hi is not None and lo != hi:
-            out.extend(f"{proto}/{p}" for p in sorted(sensitive) if lo <= p <= hi)
+        lo, hi, proto = r["from_port"], r["to_port"], r["protocol"]
+        if sensitive and lo is not None and hi is not None and lo != hi and lo != -1:
+            out.extend(fmt.service(p, proto) for p in sorted(sensitive) if lo <= p <= hi)
         else:
-            out.append(f"{proto}/{lo}" if lo == hi else f"{proto}/{lo}-{hi}")
-    return ", ".join(dict.fromkeys(out))
+            out.append(fmt.ports(proto, lo, hi))
+    return fmt.join(dict.fromkeys(out))
 
 
-def _describe(name: str, rules: list[dict[str, Any]]) -> str:
-    return f"{len(rules)} rule(s)" if rules else "no rules"
+def _describe(name: str, rules: list[dict[str, Any]]) -> tuple[str, str]:
+    done, todo = _VERBS.get(name, (f"called {name}", f"call {name}"))
+    if name in ("CreateSecurityGroup", "DeleteSecurityGroup"):
+        return done, todo
+    if name in ("ModifyNetworkInterfaceAttribute", "ModifyInstanceAttribute"):
+        groups = fmt.join(r["source"] for r in rules if r.get("source")) or "no group"
+        return f"{done} to {groups}", f"{todo} to {groups}"
+    what = fmt.rules(rules) if rules else "no rule"
+    noun = fmt.count(len(rules), "rule")
+    return f"{done} {noun}: {what}", f"{todo} {noun}: {what}"
