@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Union
 
 from auditor import formatting as fmt
@@ -28,7 +29,7 @@ from auditor.config import LoadedConfig, PricingSettings
 from auditor.engines.athena.cost import cost_usd
 from auditor.engines.base import Engine, EngineContext
 from auditor.engines.embedded import Workspace
-from auditor.engines.sources import aws_inventory
+from auditor.engines.sources import aws_inventory, snapshots
 from auditor.engines.sources.inventory import InventorySnapshot
 from auditor.engines.sql import window_params
 from auditor.errors import AuditorError, CheckSkipped, EngineError
@@ -41,9 +42,11 @@ from auditor.models import (
     Query,
     QueryRun,
     Status,
+    TimeWindow,
     iso_z,
 )
 from auditor.plan import ENGINE_TABLES, Plan, PlannedCheck
+from auditor.timeline.run import TimelineRun, build_for_run, events_window
 
 log = logging.getLogger(__name__)
 
@@ -112,25 +115,43 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         captured_at = None
         inventory = config.sources.inventory
         if inventory is not None:
+            state_dir = loaded.resolve(config.state_dir)
             if inventory.engine == "aws_api":
-                snapshot, coverage = aws_inventory.load(workspace.con, loaded, sessions, context.aws_target())
+                # Every live inventory is kept in the state directory: an anchor for later runs' timelines.
+                snapshot, coverage = aws_inventory.load(workspace.con, loaded, sessions, context.aws_target(),
+                                                        keep_in=_writable(state_dir, warnings))
                 workspace.inventory = snapshot
                 data_quality = data_quality.merge(coverage)
             else:
-                snapshot = workspace.load_inventory(loaded.resolve(inventory.path))
+                snapshot = _file_inventory(workspace, loaded.resolve(inventory.path), state_dir, window, warnings)
             captured_at = snapshot.captured_at
             warnings.extend(snapshot.warnings)
             if captured_at is not None and not window.since <= captured_at <= window.until + config.delivery_lag_td:
                 warnings.append(f"the inventory was captured at {iso_z(captured_at)}, outside the window {window}: "
                                 "groups, rules and addresses may have changed since the traffic was logged")
         engines: dict[str, Engine] = {}
-        for name in plan.engines:
+        wants_timeline = any(pc.spec.meta.timeline for pc in plan.runnable)
+        # The timeline reads the SG events from the window's start to the inventory's capture, and the flows of
+        # the interfaces that changed inside the window: their engines serve those too.
+        timeline_scans = {"cloudtrail": events_window(window, captured_at), "flow_logs": window} if wants_timeline else {}
+        timeline_engines = {plan.table_engines[t] for t in timeline_scans if t in plan.table_engines}
+        for name in sorted({*plan.engines, *(e for e in timeline_engines if e in reg.engines)}):
             engines[name] = reg.engines.get(name).create(context)
-            data_quality = data_quality.merge(engines[name].prepare(plan.scans_for(name)))
+            scans = plan.scans_for(name)
+            for table, span in timeline_scans.items():
+                if plan.table_engines.get(table) == name:
+                    scans[table] = scans[table].union(span) if table in scans else span
+            data_quality = data_quality.merge(engines[name].prepare(scans))
         if workspace.inventory is not None:
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
+        timeline = _timeline(loaded, plan, reg, engines, workspace) if wants_timeline else TimelineRun(None)
+        if timeline.covers_capture:
+            # The timeline walks the inventory back (or forward) to the window: the warning that the inventory lies
+            # outside it stays only where the timeline cannot cover the gap.
+            warnings = [w for w in warnings if not w.startswith("the inventory was captured at")]
         names = workspace.names()
-        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace, names) for pc in plan.checks)
+        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace, names, timeline)
+                        for pc in plan.checks)
         places = _accounts_regions(workspace, engines.values())
         inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
         for engine in engines.values():
@@ -139,6 +160,53 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
                      places=frozenset(places), inputs=inputs, inventory=workspace.inventory, names=names)
+
+
+def _writable(state_dir: Path, warnings: list[str]) -> Path | None:
+    try:
+        (state_dir / snapshots.FOLDER).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        warnings.append(f"the inventory snapshot cannot be kept in {state_dir}: {exc.strerror or exc}")
+        return None
+    return state_dir
+
+
+def _file_inventory(workspace: Workspace, root: Path, state_dir: Path, window: TimeWindow,
+                    warnings: list[str]) -> InventorySnapshot:
+    """Load the configured inventory, or a snapshot an earlier run kept that lies nearer the window (a run over a
+    past window then starts from the state as it was then), and keep the configured one in the state directory."""
+    snapshot = workspace.load_inventory(root)
+    if snapshot.captured_at is None:
+        return snapshot
+    try:
+        snapshots.keep_files(state_dir, root, [f.path for f in snapshot.files], snapshot.captured_at)
+    except OSError as exc:
+        warnings.append(f"the inventory snapshot cannot be kept in {state_dir}: {exc.strerror or exc}")
+    anchor = snapshots.nearest(state_dir, window)
+    if anchor is None or snapshots.distance(anchor[0], window) >= snapshots.distance(snapshot.captured_at, window):
+        return snapshot
+    workspace.clear_inventory()
+    kept = workspace.load_inventory(anchor[1])
+    warnings.append(f"the inventory snapshot captured at {iso_z(anchor[0])}, kept by an earlier run, lies nearer the "
+                    f"window than {root} (captured at {iso_z(snapshot.captured_at)}): it is the one used")
+    return kept
+
+
+def _timeline(loaded: LoadedConfig, plan: Plan, reg: Registries, engines: Mapping[str, Engine],
+              workspace: Workspace) -> TimelineRun:
+    """The run's security-group timeline in the workspace (see :mod:`auditor.timeline`)."""
+    trail = engines.get(plan.table_engines.get("cloudtrail", ""))
+    flows = engines.get(plan.table_engines.get("flow_logs", ""))
+    sg_events = reg.checks.get("sg_changes")  # the timeline reads the very events sg_changes reads
+    queries = {d: sg_events.query_for(d) for d in sg_events.dialects}
+    try:
+        return build_for_run(workspace, plan.window, trail_engine=trail, flow_engine=flows, sg_events_query=queries,
+                             params={"sensitive_ports": tuple(loaded.config.sensitive_ports)},
+                             delivery_lag=loaded.config.delivery_lag_td)
+    except AuditorError as exc:
+        # The checks that read it error with the reason; the others run. No half-built timeline is judged from.
+        log.warning("the security-group timeline could not be built: %s", exc)
+        return TimelineRun(None, error=str(exc))
 
 
 def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
@@ -152,16 +220,26 @@ def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tu
 
 
 def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace,
-              names: Names | None = None) -> CheckResult:
-    """One planned check: its engine query, its report query in the workspace, its chart and its hook."""
+              names: Names | None = None, timeline: TimelineRun | None = None) -> CheckResult:
+    """One planned check: its engine query, its report query in the workspace, its chart and its hook. A check
+    that reads the security-group timeline lists the timeline's queries and notes too (the first one that runs
+    carries the queries, so that their cost is counted once)."""
     spec = pc.spec
     if pc.skip_reason is not None:
         return skipped(spec, pc.skip_reason)
     runs: list[QueryRun] = []
+    timeline_notes: tuple[str, ...] = ()
+    if timeline is not None and spec.meta.timeline:
+        first = next((c for c in plan.runnable if c.spec.meta.timeline), None)
+        if first is not None and first.spec.id == spec.id:
+            runs.extend(timeline.runs)
+        timeline_notes = timeline.notes
+    if timeline is not None and spec.meta.timeline and timeline.error is not None:
+        return errored(spec, f"the security-group timeline could not be built: {timeline.error}")
     try:
         result, phase1 = None, None
         report_params = {**window_params(plan.window), **pc.params}
-        if engine is not None:
+        if engine is not None and spec.dialects:
             query = Query(check_id=spec.id, name="query", text=spec.query_for(engine.dialect), dialect=engine.dialect,
                           tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=pc.window,
                           params=pc.params)
@@ -187,6 +265,7 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         if chart_run is not None:
             runs.append(chart_run)
         notes: tuple[str, ...] = tuple(n for r in runs for n in r.stats.notes)  # e.g. a truncated engine result
+        notes += timeline_notes
         if pc.window != plan.window:
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:

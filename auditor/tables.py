@@ -106,10 +106,33 @@ INVENTORY_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
                      ("to_port", _I), ("cidr", _V)),
 }
 
+# --- the security-group timeline --------------------------------------------------------------------------
+
+_T, _N = "TIMESTAMPTZ", "BIGINT"
+# Built once per run from the inventory and CloudTrail (auditor.timeline; docs/timeline.md says what each holds).
+# valid_from NULL: since before the timeline starts; valid_until NULL: still in force at its end.
+TIMELINE_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "sg_rule_versions": (("rule_id", _V), ("group_id", _V), ("is_egress", _B), ("protocol", _I), ("from_port", _I),
+                         ("to_port", _I), ("cidr_ipv4", _V), ("cidr_ipv6", _V), ("prefix_list_id", _V),
+                         ("referenced_group_id", _V), ("valid_from", _T), ("valid_until", _T),
+                         ("opened_event_id", _V), ("opened_by", _V), ("opened_ip", _V), ("closed_event_id", _V),
+                         ("closed_by", _V), ("closed_ip", _V)),
+    "eni_group_versions": (("interface_id", _V), ("group_id", _V), ("valid_from", _T), ("valid_until", _T),
+                           ("opened_event_id", _V), ("closed_event_id", _V)),
+    "sg_unknown": (("kind", _V), ("resource_id", _V), ("piece", _V), ("valid_from", _T), ("valid_until", _T),
+                   ("reason", _V)),
+    # the sources the timeline read ('cloudtrail', 'flow_logs'): a count of flows is NULL, not 0, without flow logs
+    "timeline_inputs": (("source", _V),),
+    # the interfaces whose admitted traffic changed inside the window, and their ACCEPTed records per start time
+    "timeline_changed": (("interface_id", _V),),
+    "flow_times": (("interface_id", _V), ("dstaddr", _V), ("flow_direction", _V), ("dstport", _I), ("protocol", _I),
+                   ("srcaddr", _V), ("start", _N), ("flows", _N)),
+}
+
 # --- all of them -------------------------------------------------------------------------------------------
 
 LOCAL_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "flow_logs": TABLE_COLUMNS, "cloudtrail": CLOUDTRAIL_COLUMNS, **INVENTORY_TABLES}
+    "flow_logs": TABLE_COLUMNS, "cloudtrail": CLOUDTRAIL_COLUMNS, **INVENTORY_TABLES, **TIMELINE_TABLES}
 
 
 def ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:

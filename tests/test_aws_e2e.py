@@ -27,6 +27,7 @@ from auditor.errors import EngineError
 from auditor.models import Query, Status, TimeWindow
 from auditor.pipeline import run_audit
 from auditor.plan import ENGINE_TABLES, plan_run
+from auditor.timeline.run import build_for_run, events_window
 from tests.support.flowdata import record, write_config
 from tests.support.moto_server import (
     FAKE_ENV,
@@ -114,6 +115,8 @@ class Oracle:
     def local(self, check_id: str, name: str, target: tuple[str, str]):
         loaded = load_config(self.local_configs[target])
         reg = builtins()
+        if check_id == "timeline":
+            return self.timeline(loaded, target)[name]
         plan = plan_run(loaded, reg.checks, WINDOW, NOW, {"local": "trino"})
         pc = next(p for p in plan.checks if p.spec.id == check_id)
         workspace = Workspace()
@@ -135,6 +138,36 @@ class Oracle:
             return engine.run(query, window, params)
         finally:
             workspace.close()
+
+
+    def timeline(self, loaded, target: tuple[str, str]) -> dict[str, Any]:
+        """The timeline's queries as the local engine answers them over the same inputs, by query name."""
+        key = ("timeline", target)
+        if key not in self.cache:
+            workspace = Workspace()
+            try:
+                engine = LocalEngine(workspace, flow_logs=_resolved(loaded, "flow_logs"),
+                                     cloudtrail_source=_resolved(loaded, "cloudtrail"), delivery_lag=timedelta(days=1))
+                snapshot = workspace.load_inventory(loaded.resolve(loaded.config.sources.inventory.path))
+                engine.prepare({"flow_logs": WINDOW, "cloudtrail": events_window(WINDOW, snapshot.captured_at)})
+                answers: dict[str, Any] = {}
+
+                class Recorder:
+                    name, dialect = engine.name, engine.dialect
+
+                    def run(self, query, window, params):
+                        answers[query.name] = engine.run(query, window, params)
+                        return answers[query.name]
+
+                sg = builtins().checks.get("sg_changes")
+                build_for_run(workspace, WINDOW, trail_engine=Recorder(), flow_engine=Recorder(),
+                              sg_events_query={"trino": sg.query_for("trino")},
+                              params={"sensitive_ports": tuple(loaded.config.sensitive_ports)},
+                              delivery_lag=timedelta(days=1))
+                self.cache[key] = answers
+            finally:
+                workspace.close()
+        return self.cache[key]
 
 
 def _resolved(loaded, name):
@@ -276,7 +309,7 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     assert not [c.error for c in record_.checks if c.error]
     assert {c.check_id: c.status for c in record_.checks} == {
         "exposed_well_known_ports": Status.FAIL, "sg_changes": Status.FAIL, "top_rejected_sources": Status.FAIL,
-        "unused_security_groups": Status.FAIL, "unused_sg_rules": Status.FAIL,
+        "unused_security_groups": Status.FAIL, "unused_sg_rules": Status.FAIL, "temporary_exposures": Status.PASS,
         # issue 21's signals: this world holds no logging, network ACL or probing events
         "logging_disabled": Status.PASS, "nacl_changes": Status.PASS, "probing_sources": Status.PASS}
     assert (record_.accounts, record_.regions) == ((A, B), (REGION_B, REGION_A))
@@ -295,9 +328,13 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
 
     # One Athena query per engine check and target, plus top_rejected_sources' chart per target, each restricted to
     # its account, region and days. Every query sent is listed with its check (the appendix and the cost totals).
+    # The security-group timeline adds its own queries per target (at least its SG events), listed with the first
+    # check that reads it; they read CloudTrail up to the live inventory's capture time, so their days run on.
     queries = [q for c in record_.checks for q in c.queries if q.engine == "athena"]
     charts = [e for e in oracle.sent if re.match(r"-- auditor \w+/chart ", e["Query"])]
-    assert len(charts) == 2 and len(queries) == 14 + len(charts)  # 7 engine checks x 2 targets, and the charts
+    timeline = [q for q in queries if q.name.startswith("timeline: ")]
+    assert len([q for q in timeline if q.name.startswith("timeline: security-group events")]) == 2
+    assert len(charts) == 2 and len(queries) == 14 + len(charts) + len(timeline)  # 7 engine checks x 2 targets
     # probing_sources reads both tables in one query, each restricted like the others
     probing = [e["Query"] for e in oracle.sent if e["Query"].startswith("-- auditor probing_sources/query ")]
     assert len(probing) == 2
@@ -312,7 +349,9 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
         assert '"security"."vpc_flow_logs"' in text or '"security"."cloudtrail"' in text
         assert "FROM flow_logs" not in text and "FROM cloudtrail\n" not in text
         assert '"aws_account_id" = ?' in text and '"aws_region" = ?' in text and '"day" BETWEEN ? AND ?' in text
-        assert params[:4] == [f"'{account}'", f"'{region}'", "'2026/11/09'", "'2026/11/16'"]
+        assert params[:3] == [f"'{account}'", f"'{region}'", "'2026/11/09'"]
+        if not text.startswith("-- auditor timeline/"):
+            assert params[3] == "'2026/11/16'"
         assert text.count("?") == len(params)
         assert execution["WorkGroup"] == "primary"
         assert execution["QueryExecutionContext"]["Database"] == "security"

@@ -79,6 +79,10 @@ class CheckMeta(Strict):
         False, description="The findings say that something was not seen (a rule no traffic matched). When a source "
         "the check reads yields no usable record in its window (status no_data), such a check gives no rows and no "
         "findings: an absence of evidence is no finding. Other checks keep the rows the other sources give.")
+    timeline: bool = Field(
+        False, description="report.sql reads the security-group timeline (sg_rule_versions, eni_group_versions, "
+        "sg_unknown, flow_times), which the run builds once from the inventory and CloudTrail (docs/timeline.md). "
+        "Such a check may have report.sql alone although it needs cloudtrail.")
     params: dict[str, ParamMeta] = Field(default_factory=dict)
     compliance: tuple[ControlMeta, ...] = ()
     chart: Optional[Literal["rejected_flows", "exposed_ports"]] = Field(
@@ -213,7 +217,8 @@ def load_check_dir(folder: Path) -> CheckSpec:
                if p.name in ("query.sql", "report.sql", "query.insights", "chart.sql", "chart.insights")}
     if not queries:
         raise CheckDefinitionError(f"{folder}: a check needs query.sql, query.insights or report.sql")
-    if any(n in meta.needs for n in ("flow_logs", "cloudtrail")) and "query.sql" not in queries and "query.insights" not in queries:
+    if (any(n in meta.needs for n in ("flow_logs", "cloudtrail")) and "query.sql" not in queries
+            and "query.insights" not in queries and not (meta.timeline and "report.sql" in queries)):
         raise CheckDefinitionError(f"{folder}: a check that reads {', '.join(meta.needs)} needs an engine query (query.sql)")
     _refuse_what_the_local_engine_cannot_answer(folder, meta, queries)
     if meta.reaggregates:

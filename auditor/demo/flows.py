@@ -336,10 +336,37 @@ def scenarios(fl: Flows, block: Block, plan: WeekPlan) -> WeekFacts:
     for _ in range(2):
         fl.status(e["app-2"], pick(rng, lo, hi - INTERVAL), "SKIPDATA")
 
+    _timeline_scenarios(fl, block, plan)
+
     return WeekFacts(since=as_datetime(lo), until=as_datetime(hi), scanner_target_eni=target.eni_id, scanner_ports=len(ports),
                      scanner_records=scan_records, bruteforce_rejects=n_rej, bruteforce_accepts=n_acc,
                      exposed_sources=sources, exposed_sessions=sessions, sg_opened_at=as_datetime(plan.sg_opened_at),
                      sg_closed_at=as_datetime(plan.sg_closed_at))
+
+
+def _timeline_scenarios(fl: Flows, block: Block, plan: WeekPlan) -> None:
+    """What the security-group timeline explains (docs/timeline.md), drawn from a generator of their own so that
+    the rest of the week's data stays as it was.
+
+    - While alice's 22 is open to the world on the app servers' group, alice herself (the office address her
+      console call came from) and one outside address connect to app-1: the change's own author among those
+      that came through afterwards, and a temporary exposure that something came through.
+    - In the newer week, before the groupSet change of app-2 (never earlier than half an hour into the week), an
+      outside address is ACCEPTed on app-2's 22: nobody can say which groups app-2 carried then, so the exposure
+      is unexplained.
+    """
+    own = random.Random(f"timeline/{block.since}")
+    e = ENIS
+    t = plan.sg_opened_at + own.randint(60, 300)
+    for src in (CORP_IP, own.choice(EXPOSED_SOURCE_POOL)):
+        n = own.randint(20, 80)
+        fl.session(t, src, e["app-1"], own.randint(49152, 65535), 22, (n, n * 90), (n, n * 150), own.randint(30, 300),
+                   tag="opened")
+        t += own.randint(120, 600)
+    if block.variant == 0:
+        n = own.randint(5, 20)
+        fl.session(block.since + own.randint(60, 900), own.choice(EXPOSED_SOURCE_POOL), e["app-2"],
+                   own.randint(49152, 65535), 22, (n, n * 90), (n, n * 150), own.randint(5, 60), tag="unexplained")
 
 
 def brute_force_turns_to_scanning(fl: Flows, blocks: Sequence[Block], rng: random.Random) -> int:

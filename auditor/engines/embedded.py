@@ -21,6 +21,7 @@ from auditor.engines.sources import inventory
 from auditor.engines.sql import catalog_of, prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
 from auditor.models import InterfaceName, Names, QueryResult, QueryStats
+from auditor.tables import INVENTORY_TABLES, TIMELINE_TABLES, ddl
 
 PHASE1_TABLE = "query_result"
 
@@ -41,6 +42,8 @@ class Workspace:
         netaddr.register(self.con)
         trino_macros.register(self.con)
         inventory.create_tables(self.con)
+        for table, columns in TIMELINE_TABLES.items():  # empty until the run builds its timeline
+            self.con.execute(ddl(table, columns))
         self.inventory: inventory.InventorySnapshot | None = None
 
     def _set(self, name: str, value: Any) -> None:
@@ -50,6 +53,12 @@ class Workspace:
     def load_inventory(self, root: Path) -> inventory.InventorySnapshot:
         self.inventory = inventory.load_inventory(self.con, root)
         return self.inventory
+
+    def clear_inventory(self) -> None:
+        """Empty the inventory tables, to load another snapshot in their place."""
+        for table in INVENTORY_TABLES:
+            self.con.execute(f'DELETE FROM "{table}"')  # table: a name of auditor.tables, never input
+        self.inventory = None
 
     def security_groups(self) -> int:
         """How many security groups the inventory holds: none means the inventory gave no usable record."""

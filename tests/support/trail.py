@@ -58,3 +58,26 @@ def write_trail(root: Path, events: Iterable[Mapping[str, Any]], *, day: str = "
     path = folder / (name + (".gz" if gz else ""))
     path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
     return path
+
+
+def authorized(group, port, cidr, rid, time):
+    """An AuthorizeSecurityGroupIngress whose response names the rule it created, as CloudTrail records it."""
+    resp = {"_return": True, "securityGroupRuleSet": {"items": [
+        {"groupId": group, "groupOwnerId": ACCOUNT, "securityGroupRuleId": rid, "isEgress": False,
+         "ipProtocol": "tcp", "fromPort": port, "toPort": port, "cidrIpv4": cidr}]}}
+    return event("AuthorizeSecurityGroupIngress", ingress(group, "tcp", port, port, cidr), resp, time=time)
+
+
+def revoked(group, port, cidr, time):
+    return event("RevokeSecurityGroupIngress", ingress(group, "tcp", port, port, cidr), {"_return": True}, time=time)
+
+
+def group_set(eni, groups, time):
+    return event("ModifyNetworkInterfaceAttribute",
+                 {"networkInterfaceId": eni, "groupSet": {"items": [{"groupId": g} for g in groups]}}, time=time)
+
+
+def modified(group, rid, port, cidr, time):
+    return event("ModifySecurityGroupRules", {"ModifySecurityGroupRulesRequest": {
+        "GroupId": group, "SecurityGroupRule": {"SecurityGroupRuleId": rid, "SecurityGroupRule": {
+            "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIpv4": cidr}}}}, {"_return": True}, time=time)

@@ -20,7 +20,8 @@ from auditor.checks.rules import covers_sensitive, world_open
 from auditor.engines.sources.protocols import protocol_number
 
 COLUMNS = ("event_id", "event_time", "event_name", "actor", "source_ip", "error_code", "group_id", "rules",
-           "summary", "user_agent", "account_id", "region", "severity")
+           "summary", "user_agent", "account_id", "region", "public_sources_after", "public_flows_after", "open_until",
+           "actor_ip_seen_after", "severity")
 
 _OPENING = {"AuthorizeSecurityGroupIngress": "ingress", "AuthorizeSecurityGroupEgress": "egress",
             "ModifySecurityGroupRules": None}  # direction of the rules an event adds; None: look it up per rule
@@ -43,9 +44,24 @@ def _judge(row: Mapping[str, Any], sensitive: set[int], rule_egress: Mapping[str
     severity, summary = _severity(name, rules, sensitive, failed, row.get("error_code"))
     if notes:
         summary = f"{summary} ({'; '.join(notes)})"
+    summary += _after(row)
     out = {c: row.get(c) for c in COLUMNS if c in row}
     out.update(group_id=group_id, rules=rules, summary=summary, severity=severity)
     return {c: out.get(c) for c in COLUMNS}
+
+
+def _after(row: Mapping[str, Any]) -> str:
+    """What came through after an event that opened ingress (report.sql, from the timeline), in words. The caller's
+    own address among them is context (the author testing the change), not an all-clear."""
+    count = row.get("public_sources_after")
+    if count is None:
+        return ""
+    if count == 0:
+        return "; no internet address connected afterwards"
+    text = f"; {count} internet address{'es' if count != 1 else ''} connected afterwards"
+    if row.get("actor_ip_seen_after"):
+        text += ", the caller's own" if count == 1 else ", one of them the caller's own"
+    return text
 
 
 def _json(text: Any) -> dict[str, Any]:

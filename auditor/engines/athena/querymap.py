@@ -120,8 +120,11 @@ def literal_node(value: Any, *, name: str = "parameter") -> exp.Expression:
     if isinstance(value, int):
         return exp.Literal.number(value)
     if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, str) and _SAFE_STRING.match(v) for v in value):
+            return exp.Array(expressions=[exp.Literal.string(v) for v in value])  # interface IDs and the like
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise CheckDefinitionError(f":{name}: only lists of integers can be sent to Athena, got {value!r}")
+            raise CheckDefinitionError(f":{name}: only lists of integers or identifier-like strings can be sent to "
+                                       f"Athena, got {value!r}")
         return exp.Array(expressions=[exp.Literal.number(v) for v in value])
     if isinstance(value, datetime):
         return exp.Cast(this=exp.Literal.string(_timestamp_text(value)),

@@ -19,6 +19,7 @@ ACCEPT or only REJECT traffic, the logs whose delivery failed, and each log's fo
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ import duckdb
 from auditor.aws import AwsSessions, Target, describe_error
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig
+from auditor.engines.sources import snapshots
 from auditor.engines.sources.inventory import (
     NETWORK_ACLS,
     NETWORK_INTERFACES,
@@ -132,10 +134,12 @@ def write_snapshot(root: Path, docs: Documents) -> list[Path]:
 # --- loading into a run -----------------------------------------------------------------------------------
 
 def load(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, sessions: AwsSessions, target: Target, *,
-         clock: Callable[[], datetime] = utcnow) -> tuple[InventorySnapshot, DataQuality]:
+         clock: Callable[[], datetime] = utcnow, keep_in: Path | None = None) -> tuple[InventorySnapshot, DataQuality]:
     """Load the live inventory of one target (an account and a region) into the inventory tables of ``con``.
 
-    Returns the snapshot (its files named ``aws:<account>/<region>/describe-*.json``) and the coverage.
+    Returns the snapshot (its files named ``aws:<account>/<region>/describe-*.json``) and the coverage. With
+    ``keep_in`` (the state directory) the snapshot's files are kept there too
+    (:mod:`auditor.engines.sources.snapshots`), an anchor for later runs' timelines.
     """
     region = target.region or sessions.default_region()
     if not region:
@@ -147,6 +151,8 @@ def load(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, sessions: AwsSess
     with tempfile.TemporaryDirectory(prefix="auditor-inventory-") as tmp:
         write_snapshot(Path(tmp), docs)
         snapshot = load_inventory(con, Path(tmp))
+        if keep_in is not None:
+            shutil.copytree(tmp, snapshots.folder(keep_in, docs.captured_at), dirs_exist_ok=True)
         prefix = str(Path(tmp)) + "/"
         files = tuple(replace(f, path="aws:" + f.path.removeprefix(prefix)) for f in snapshot.files)
     snapshot = replace(snapshot, files=files, warnings=snapshot.warnings + docs.warnings)

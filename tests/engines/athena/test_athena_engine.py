@@ -3,6 +3,7 @@ the scan budget, and a failing query that errors its check while the others run.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -23,8 +24,9 @@ from auditor.engines.athena.querymap import Scope
 from auditor.errors import CheckSkipped, EngineError
 from auditor.models import Query, Status, TimeWindow
 from auditor.pipeline import run_audit
-from tests.support.flowdata import write_config
+from tests.support.flowdata import write_config, write_inventory
 from tests.support.moto_server import FAKE_ENV
+from tests.support.trail import authorized, revoked
 
 WINDOW = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
 SOURCE = AthenaSourceSpec.model_validate({"engine": "athena", "database": "sec", "tables": ["vpc_v2"],
@@ -257,8 +259,11 @@ def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_p
     status(a, "FAILED", reason="HIVE_BAD_DATA: Error parsing field value")
     a.add_response("start_query_execution", {"QueryExecutionId": QID})
     status(a, "SUCCEEDED", scanned=2048)
+    # sg_changes' query gives its columns (and no event here): its report.sql reads every one of them
+    columns = ("event_id", "event_time", "event_name", "actor", "source_ip", "user_agent", "error_code", "account_id",
+               "region", "request_parameters", "response_elements")
     a.add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [
-        {"Name": "event_id", "Type": "varchar"}]}, "Rows": [row("event_id")]}})
+        {"Name": c, "Type": "varchar"} for c in columns]}, "Rows": [row(*columns)]}})
     loaded = load_config(cfg)
     outcome = run_audit(loaded, WINDOW, out_dir=tmp_path / "out", force=True, formats=("json",),
                         clock=lambda: datetime(2026, 11, 23, tzinfo=timezone.utc),
@@ -269,6 +274,86 @@ def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_p
     assert by_id["sg_changes"].status is Status.PASS
     assert by_id["sg_changes"].stats["bytes_scanned"] == "2.05 KB"
     assert any(n.startswith("Athena: 1 query scanned 2.05 KB") for n in outcome.record.data_quality.notes)
+
+
+def _results(a, columns, rows, scanned):
+    a.add_response("start_query_execution", {"QueryExecutionId": QID})
+    status(a, "SUCCEEDED", scanned=scanned)
+    a.add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [
+        {"Name": c, "Type": t} for c, t in columns]}, "Rows": [row(*(c for c, _ in columns))] + [row(*r) for r in rows]}})
+
+
+def test_the_timeline_runs_its_extra_queries_on_athena_priced_and_listed(stubs, tmp_path):
+    """On Athena the timeline adds the SG events from the window's start to the capture time and the flows of the
+    interfaces that changed: both listed in the appendix with the first check that reads the timeline, and priced."""
+    write_inventory(tmp_path / "inventory", {"eni-web": ["10.0.1.10"]}, eni_groups={"eni-web": ["sg-web"]},
+                    groups=[{"GroupId": "sg-web", "GroupName": "web", "VpcId": "vpc-1", "OwnerId": "111122223333"}],
+                    captured_at="2026-11-15T00:00:00Z")
+    cfg = write_config(tmp_path, """
+        sources:
+          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/"}
+          cloudtrail: {engine: athena, database: sec, tables: [trail], location: "s3://org-logs/AWSLogs/"}
+          inventory: inventory
+        checks:
+          sg_changes: {}
+          temporary_exposures: {}
+        """)
+    events = [authorized("sg-web", 22, "0.0.0.0/0", "sgr-open", "2026-11-10T12:00:00Z"),
+              revoked("sg-web", 22, "0.0.0.0/0", "2026-11-10T14:00:00Z")]
+    trail_columns = [(c, "varchar") for c in ("event_id", "event_time", "event_name", "actor", "source_ip",
+                                              "user_agent", "error_code", "account_id", "region",
+                                              "request_parameters", "response_elements")]
+    trail_rows = [(e["eventID"], e["eventTime"], e["eventName"], e["userIdentity"]["arn"], e["sourceIPAddress"],
+                   e["userAgent"], None, "111122223333", "us-east-1", json.dumps(e["requestParameters"]),
+                   json.dumps(e["responseElements"])) for e in events]
+    a = stubs["a"]
+    _results(a, trail_columns, trail_rows, scanned=3_000_000)  # the timeline's SG events
+    at = str(int(datetime(2026, 11, 10, 12, 30, tzinfo=timezone.utc).timestamp()))
+    _results(a, [("interface_id", "varchar"), ("dstaddr", "varchar"), ("flow_direction", "varchar"),
+                 ("dstport", "integer"), ("protocol", "integer"), ("srcaddr", "varchar"), ("start", "bigint"),
+                 ("flows", "bigint")],
+             [("eni-web", "10.0.1.10", None, "22", "6", "203.0.113.9", at, "2")], scanned=5_000_000)  # flow times
+    _results(a, trail_columns, trail_rows, scanned=3_000_000)  # sg_changes' own query
+    loaded = load_config(cfg)
+    outcome = run_audit(loaded, WINDOW, out_dir=tmp_path / "out", force=True, formats=("json",),
+                        clock=lambda: datetime(2026, 11, 23, tzinfo=timezone.utc),
+                        aws_sessions=StubSessions(loaded.config.aws, stubs))
+    by_id = {c.check_id: c for c in outcome.record.checks}
+    sg, temporary = by_id["sg_changes"], by_id["temporary_exposures"]
+    assert [(q.name, q.engine) for q in sg.queries][:2] == [("timeline: security-group events", "athena"),
+                                                            ("timeline: flows of the interfaces that changed", "athena")]
+    assert sg.stats["athena_queries"] == 3 and "temporary_exposures" not in {q.name for q in sg.queries}
+    assert not any(q.engine == "athena" for q in temporary.queries)  # the timeline's cost is counted once
+    (row_,) = temporary.rows
+    assert (row_["rule_id"], row_["public_sources_during"], row_["public_flows_during"], row_["severity"]) == (
+        "sgr-open", 1, 2, "high")
+    opened = next(r for r in sg.rows if r["event_name"] == "AuthorizeSecurityGroupIngress")
+    assert (opened["public_sources_after"], opened["open_until"]) == (1, "2026-11-10T14:00:00Z")
+
+
+def test_a_timeline_that_cannot_be_built_errors_the_checks_that_read_it_and_the_others_run(stubs, tmp_path):
+    write_inventory(tmp_path / "inventory", {"eni-web": ["10.0.1.10"]}, eni_groups={"eni-web": ["sg-web"]},
+                    groups=[{"GroupId": "sg-web", "GroupName": "web", "VpcId": "vpc-1", "OwnerId": "111122223333"}])
+    cfg = write_config(tmp_path, """
+        sources:
+          cloudtrail: {engine: athena, database: sec, tables: [trail], location: "s3://org-logs/AWSLogs/"}
+          inventory: inventory
+        checks:
+          temporary_exposures: {}
+          unused_security_groups: {}
+        """)
+    a = stubs["a"]
+    a.add_response("start_query_execution", {"QueryExecutionId": QID})
+    status(a, "FAILED", reason="HIVE_BAD_DATA: Error parsing field value")
+    loaded = load_config(cfg)
+    outcome = run_audit(loaded, WINDOW, out_dir=tmp_path / "out", force=True, formats=("json",),
+                        clock=lambda: datetime(2026, 11, 23, tzinfo=timezone.utc),
+                        aws_sessions=StubSessions(loaded.config.aws, stubs))
+    by_id = {c.check_id: c for c in outcome.record.checks}
+    assert by_id["temporary_exposures"].status is Status.ERROR
+    assert by_id["temporary_exposures"].error.startswith("the security-group timeline could not be built: ")
+    assert "HIVE_BAD_DATA" in by_id["temporary_exposures"].error
+    assert by_id["unused_security_groups"].status is Status.PASS
 
 
 def test_the_estimate_counts_every_object_each_per_format_table_reads(stubs):

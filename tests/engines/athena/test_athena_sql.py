@@ -95,8 +95,9 @@ def test_a_string_parameter_is_quoted_and_escaped_never_spliced():
 def test_unsafe_values_outside_where_are_refused():
     with pytest.raises(CheckDefinitionError, match="outside a WHERE clause"):
         compiled("SELECT :name AS n FROM flow_logs", params={"name": "a'; DROP TABLE x; --"})
-    with pytest.raises(CheckDefinitionError, match="lists of integers"):
-        literal_node(["a", "b"], name="x")
+    with pytest.raises(CheckDefinitionError, match="lists of integers or identifier-like strings"):
+        literal_node(["a", "b'); DROP TABLE x; --"], name="x")
+    assert literal_node(["eni-0a1", "eni-0b2"], name="x").sql(dialect="trino") == "ARRAY['eni-0a1', 'eni-0b2']"
 
 
 @pytest.mark.parametrize("value, text", [
