@@ -165,6 +165,7 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
                 # The engine's tables are in the workspace (local): its query runs inside report.sql as the
                 # query_result CTE, streamed rather than stored (millions of rows at scale). One run, listed once.
                 # A report that re-aggregates gets the records ungrouped: one aggregate instead of two chained.
+                engine.prepare_query(query)  # e.g. the flow summary of the check's window
                 phase1 = (query.text, {**window_params(pc.window), **pc.params})
             else:
                 result = engine.run(query, pc.window, pc.params)
