@@ -58,6 +58,7 @@ class Execution:
     places: frozenset[tuple[str | None, str | None]]
     inputs: tuple[InputFile, ...] = ()  # the engines' input files, for the evidence archive
     inventory: InventorySnapshot | None = None  # the workspace's inventory snapshot
+    window_bytes: int = 0  # the bytes of the S3 objects that hold the window's logs, on Athena (0: none read there)
 
 
 Outcome = Union[Execution, BaseException]  # one target's execution, or why it could not run
@@ -106,6 +107,7 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
     data_quality = DataQuality()
     workspace = Workspace(config.duckdb)
     context = EngineContext(workspace=workspace, loaded=loaded, sessions=sessions, budget=budget, target=target)
+    engines: dict[str, Engine] = {}
     try:
         captured_at = None
         inventory = config.sources.inventory
@@ -121,7 +123,6 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
             if captured_at is not None and not window.since <= captured_at <= window.until + config.delivery_lag_td:
                 warnings.append(f"the inventory was captured at {iso_z(captured_at)}, outside the window {window}: "
                                 "groups, rules and addresses may have changed since the traffic was logged")
-        engines: dict[str, Engine] = {}
         for name in plan.engines:
             engines[name] = reg.engines.get(name).create(context)
             data_quality = data_quality.merge(engines[name].prepare(plan.scans_for(name)))
@@ -130,12 +131,15 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace) for pc in plan.checks)
         places = _accounts_regions(workspace, engines.values())
         inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
+        window_bytes = sum(getattr(engine, "window_bytes", 0) for engine in engines.values())
+    finally:
+        # Also when a check or the run fails halfway: an engine removes what it created (Athena's flow summary).
         for engine in engines.values():
             engine.close()
-    finally:
+            warnings.extend(getattr(engine, "warnings", ()))
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
-                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory)
+                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, window_bytes=window_bytes)
 
 
 def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
@@ -169,6 +173,7 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
                 phase1 = (query.text, {**window_params(pc.window), **pc.params})
             else:
                 result = engine.run(query, pc.window, pc.params)
+                runs.extend(_taken(engine))  # e.g. the flow summary this query made Athena create
                 runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, len(result.rows)))
         if "report.sql" in spec.queries:
             if result is not None:
@@ -181,6 +186,8 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
         chart, chart_run = _chart(spec, pc, plan, engine)
+        if engine is not None:
+            runs.extend(_taken(engine))
         if chart_run is not None:
             runs.append(chart_run)
         notes: tuple[str, ...] = tuple(n for r in runs for n in r.stats.notes)  # e.g. a truncated engine result
@@ -193,10 +200,11 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
     except CheckSkipped as exc:
         return skipped(spec, str(exc))
     except AuditorError as exc:
-        return errored(spec, str(exc), tuple(runs))
+        return errored(spec, str(exc), tuple(runs) + (_taken(engine) if engine is not None else ()))
     except Exception as exc:  # noqa: BLE001 - a broken check becomes an error result; the run goes on
         log.error("check %s failed:\n%s", spec.id, traceback.format_exc())
-        return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
+        return errored(spec, f"internal error: {type(exc).__name__}: {exc}",
+                       tuple(runs) + (_taken(engine) if engine is not None else ()))
     finally:
         # An engine's rows registered for report.sql must not stay in memory while the next check runs.
         workspace.drop_result()
@@ -234,6 +242,12 @@ def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
     return result.records(), QueryRun("chart", engine.name, result.stats.text_as_run, result.stats, len(result.rows))
 
 
+def _taken(engine: Engine) -> tuple[QueryRun, ...]:
+    """The queries an engine ran on its own for the last query (Athena's flow summary), to list with the check."""
+    take = getattr(engine, "take_runs", None)
+    return take() if take is not None else ()
+
+
 # --- merging the targets ---------------------------------------------------------------------------------
 
 def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Execution:
@@ -262,8 +276,9 @@ def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Exe
         places |= set(outcome.places)
         if outcome.captured_at is not None:
             captured.append(outcome.captured_at)
+    window_bytes = sum(o.window_bytes for _, o in outcomes if not isinstance(o, BaseException))
     return Execution(results=tuple(results), data_quality=data_quality, captured_at=min(captured) if captured else None,
-                     warnings=tuple(dict.fromkeys(warnings)), places=frozenset(places))
+                     warnings=tuple(dict.fromkeys(warnings)), places=frozenset(places), window_bytes=window_bytes)
 
 
 def _failed(pc: PlannedCheck, exc: BaseException) -> CheckResult:
@@ -345,14 +360,24 @@ def with_cost(execution: Execution, pricing: PricingSettings, outcomes: Sequence
     notes: list[str] = []
     counters: dict[str, int] = {}
     if queries:
-        notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {fmt.size(int(total_bytes))}; "
+        notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {fmt.size(int(total_bytes))}"
+                     f"{_against_window(int(total_bytes), execution.window_bytes)}; "
                      f"estimated cost {fmt.usd(total_cost)} at ${pricing.athena_usd_per_tb:g}/TB with "
                      f"{fmt.size(pricing.athena_min_bytes)} minimum per query")
         counters = {"athena_queries": queries, "athena_bytes_scanned": int(total_bytes)}
+        if execution.window_bytes:
+            counters["athena_window_bytes"] = execution.window_bytes
     for target, outcome in outcomes:
         notes.append(_breakdown(target, outcome, pricing))
     quality = execution.data_quality.merge(DataQuality(notes=tuple(notes), counters=counters))
     return replace(execution, results=tuple(results), data_quality=quality)
+
+
+def _against_window(scanned: int, window: int) -> str:
+    """", 1.1× the window's logs (4.7 MB)": the run's scan against the size of the objects that hold its window."""
+    if window <= 0:
+        return ""
+    return f", {fmt.ratio(scanned / window)} the window's logs ({fmt.size(window)})"
 
 
 def _athena_runs(results: Iterable[CheckResult]) -> list[QueryRun]:

@@ -84,3 +84,8 @@ def listing(values: Sequence[str]) -> str:
 def usd(amount: float) -> str:
     """``$0.0123`` below a dollar, ``$12.34`` from one."""
     return f"${amount:,.4f}" if amount < 1 else f"${amount:,.2f}"
+
+
+def ratio(value: float) -> str:
+    """A multiple, as in "scanned 1.1× the window": one decimal below 10, whole numbers from there."""
+    return f"{value:.1f}×" if value < 10 else f"{value:.0f}×"
