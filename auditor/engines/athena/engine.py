@@ -161,6 +161,7 @@ class AthenaEngine:
         self._summaries: dict[TimeWindow, Summary] = {}
         self._runs: list[QueryRun] = []
         self._listings: dict[PartitionScan, Listing] = {}
+        self._scans: set[tuple[PartitionScan, str | None]] = set()  # what the queries over the logs read, by region
         self.warnings: list[str] = []
 
     # --- the Engine protocol ---------------------------------------------------------------------------
@@ -195,8 +196,14 @@ class AthenaEngine:
         """The bytes of the objects that hold the run's records: every object a query over the logs read, once,
         and only the configured flow logs' own (the report's "scanned N x the window")."""
         own: dict[tuple[str, str], int] = {}
-        for scan, listing in self._listings.items():
-            own.update(own_objects(scan, listing))
+        try:
+            for scan, region in sorted(self._scans, key=repr):
+                if scan not in self._listings:
+                    self._listings[scan] = list_scan(self._client("s3", region), scan)
+                own.update(own_objects(scan, self._listings[scan]))
+        except EngineError as exc:  # the ratio is left out of the report; the run's numbers stand
+            log.warning("the window's size is unknown: %s", exc)
+            return 0
         return sum(own.values())
 
     def close(self) -> None:
@@ -294,14 +301,15 @@ class AthenaEngine:
         return self._cache[key]
 
     def _reserve(self, label: str, compiled: AthenaQuery, region: str | None, summary: Summary | None) -> int:
-        """List what the query will read (the window's objects, once per run, for the report's ratio) and, with a
-        budget, reserve it or skip the query."""
+        """With a budget, list what the query will read and reserve it, or skip the query. Either way its scans
+        are noted for :attr:`window_bytes`."""
+        self._scans.update((scan, region) for scan in compiled.scans)
+        if self.budget.limit is None:
+            return 0
         s3 = self._client("s3", region)
         for scan in compiled.scans:
             if scan not in self._listings:
                 self._listings[scan] = list_scan(s3, scan)
-        if self.budget.limit is None:
-            return 0
         if summary is not None:
             # Parquet: an upper bound, Athena reads only the columns the query uses.
             size = size_of(s3, summary.location)

@@ -58,10 +58,12 @@ class Clock:
 def stubs():
     athena = boto3.client("athena", region_name="us-east-1")
     s3 = boto3.client("s3", region_name="us-east-1")
-    with Stubber(athena) as a, Stubber(s3) as s:
-        yield {"athena": athena, "s3": s3, "a": a, "s": s}
+    glue = boto3.client("glue", region_name="us-east-1")
+    with Stubber(athena) as a, Stubber(s3) as s, Stubber(glue) as g:
+        yield {"athena": athena, "s3": s3, "glue": glue, "a": a, "s": s, "g": g}
         a.assert_no_pending_responses()
         s.assert_no_pending_responses()
+        g.assert_no_pending_responses()
 
 
 def engine(stubs, clock, *, budget=None, timeout="30m"):
@@ -243,15 +245,20 @@ class StubSessions(AwsSessions):
 def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_path):
     cfg = write_config(tmp_path, """
         sources:
-          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/"}
+          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/",
+                      output_location: "s3://results/auditor/"}
           cloudtrail: {engine: athena, database: sec, tables: [trail], location: "s3://org-logs/AWSLogs/"}
         checks:
           exposed_well_known_ports: {}
           sg_changes: {}
         """)
     a = stubs["a"]
+    # the flow summary (CREATE TABLE AS SELECT) fails: the check that needs it errors with Athena's reason
     a.add_response("start_query_execution", {"QueryExecutionId": QID})
     status(a, "FAILED", reason="HIVE_BAD_DATA: Error parsing field value")
+    # and the run removes what the failed CTAS may have left: the table (none here) and the objects
+    stubs["g"].add_client_error("delete_table", "EntityNotFoundException",
+                                expected_params={"DatabaseName": "sec", "Name": ANY})
     a.add_response("start_query_execution", {"QueryExecutionId": QID})
     status(a, "SUCCEEDED", scanned=2048)
     a.add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [
@@ -266,3 +273,5 @@ def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_p
     assert by_id["sg_changes"].status is Status.PASS
     assert by_id["sg_changes"].stats["bytes_scanned"] == "2.0 KB"
     assert any(n.startswith("Athena: 1 query scanned 2.0 KB") for n in outcome.record.data_quality.notes)
+    # the objects could not be listed under the stubs: the run says so and names the safety net
+    assert any("could not be removed" in w and "lifecycle rule" in w for w in outcome.record.warnings)
