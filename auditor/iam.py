@@ -50,7 +50,8 @@ def _athena_statements(name: str, source: AthenaSourceSpec, with_output: bool,
     region = source.region or "*"
     sid = "".join(part.capitalize() for part in name.split("_"))
     glue = f"arn:aws:glue:{region}:*"
-    bucket, prefix = _bucket_key(source.location)
+    folders = sorted({_bucket_key(loc) for loc in [source.location] + [t.location for t in source.tables if t.location]})
+    bucket, prefix = folders[0]
     statements: list[dict[str, Any]] = [
         {"Sid": f"{sid}AthenaQueries", "Effect": "Allow", "Action": ATHENA_ACTIONS,
          "Resource": [f"arn:aws:athena:{region}:*:workgroup/{source.workgroup}"]},
@@ -58,10 +59,13 @@ def _athena_statements(name: str, source: AthenaSourceSpec, with_output: bool,
          "Resource": [f"{glue}:catalog", f"{glue}:database/{source.database}"]
                      + [f"{glue}:table/{source.database}/{t.name}" for t in source.tables]},
         {"Sid": f"{sid}ReadLogs", "Effect": "Allow", "Action": ["s3:GetObject"],
-         "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"]},
-        {"Sid": f"{sid}ListLogs", "Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
-         "Resource": [f"arn:aws:s3:::{bucket}"], "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+         "Resource": [f"arn:aws:s3:::{b}/{p}*" for b, p in folders]},
     ]
+    for b in sorted({b for b, _ in folders}):  # one list statement per bucket, for its log folders only
+        statements.append({"Sid": f"{sid}ListLogs" + ("" if b == bucket else b.replace("-", "").replace(".", "")),
+                           "Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+                           "Resource": [f"arn:aws:s3:::{b}"],
+                           "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for bb, p in folders if bb == b]}}})
     if name == "flow_logs" and scratch is not None:
         # The flow summary: CREATE TABLE AS SELECT writes Parquet under the run's folder and registers a table;
         # the run deletes both (https://docs.aws.amazon.com/athena/latest/ug/ctas-considerations-limitations.html).

@@ -89,7 +89,13 @@ class AthenaTableSpec(Strict):
                                                                          "(.log.gz) or parquet.")
     flow_log_ids: tuple[str, ...] = Field((), description="Read only the files of these flow logs (fl-...), by "
                                                           "their S3 object names (\"$path\"), when several flow "
-                                                          "logs of different formats share a prefix.")
+                                                          "logs of different formats share a prefix. Athena still "
+                                                          "reads the other logs' files there: give each log its own "
+                                                          "prefix and set location instead (docs/athena-cost.md).")
+    location: Optional[str] = Field(None, pattern=_S3_URI,
+                                    description="This table's own s3:// AWSLogs/ folder, when its flow log delivers "
+                                                "to a prefix of its own (the flow log's LogDestination with a "
+                                                "folder). Default: the source's location.")
 
     @model_validator(mode="before")
     @classmethod
@@ -100,6 +106,11 @@ class AthenaTableSpec(Strict):
     @classmethod
     def _known_fields(cls, v: Optional[str]) -> Optional[str]:
         return known_log_format(v)
+
+    @field_validator("location")
+    @classmethod
+    def _table_folder(cls, v: Optional[str]) -> Optional[str]:
+        return v if v is None or v.endswith("/") else v + "/"
 
     @field_validator("flow_log_ids")
     @classmethod

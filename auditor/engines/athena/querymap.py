@@ -294,7 +294,7 @@ def _mapped(logical: str, source: AthenaSourceSpec, window: TimeWindow, delivery
             ids = [_path_contains(f"_{fid}_", params, "flow_log_id") for fid in table.flow_log_ids]
             preds.append(exp.Paren(this=exp.or_(*ids)) if len(ids) > 1 else ids[0])
         selects.append(select.where(exp.and_(*preds)))
-        scans.append(PartitionScan(location=source.location, service=service, hive=source.projection.layout == "hive",
+        scans.append(PartitionScan(location=table.location or source.location, service=service, hive=source.projection.layout == "hive",
                                    days=days, account=scope.account, region=scope.region,
                                    flow_log_ids=table.flow_log_ids if logical == "flow_logs" else ()))
     body = selects[0]
