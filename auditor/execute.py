@@ -59,6 +59,7 @@ class Execution:
     inputs: tuple[InputFile, ...] = ()  # the engines' input files, for the evidence archive
     inventory: InventorySnapshot | None = None  # the workspace's inventory snapshot
     window_bytes: int = 0  # the bytes of the S3 objects that hold the window's logs, on Athena (0: none read there)
+    log_bytes: int = 0  # what the Athena queries that read those logs scanned (the rest read the flow summary)
 
 
 Outcome = Union[Execution, BaseException]  # one target's execution, or why it could not run
@@ -132,6 +133,7 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
         places = _accounts_regions(workspace, engines.values())
         inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
         window_bytes = sum(getattr(engine, "window_bytes", 0) for engine in engines.values())
+        log_bytes = sum(getattr(engine, "log_bytes", 0) for engine in engines.values())
     finally:
         # Also when a check or the run fails halfway: an engine removes what it created (Athena's flow summary).
         for engine in engines.values():
@@ -139,7 +141,8 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
             warnings.extend(getattr(engine, "warnings", ()))
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
-                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, window_bytes=window_bytes)
+                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, window_bytes=window_bytes,
+                     log_bytes=log_bytes)
 
 
 def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
@@ -276,9 +279,10 @@ def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Exe
         places |= set(outcome.places)
         if outcome.captured_at is not None:
             captured.append(outcome.captured_at)
-    window_bytes = sum(o.window_bytes for _, o in outcomes if not isinstance(o, BaseException))
+    ran = [o for _, o in outcomes if not isinstance(o, BaseException)]
     return Execution(results=tuple(results), data_quality=data_quality, captured_at=min(captured) if captured else None,
-                     warnings=tuple(dict.fromkeys(warnings)), places=frozenset(places), window_bytes=window_bytes)
+                     warnings=tuple(dict.fromkeys(warnings)), places=frozenset(places),
+                     window_bytes=sum(o.window_bytes for o in ran), log_bytes=sum(o.log_bytes for o in ran))
 
 
 def _failed(pc: PlannedCheck, exc: BaseException) -> CheckResult:
@@ -361,23 +365,29 @@ def with_cost(execution: Execution, pricing: PricingSettings, outcomes: Sequence
     counters: dict[str, int] = {}
     if queries:
         notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {fmt.size(int(total_bytes))}"
-                     f"{_against_window(int(total_bytes), execution.window_bytes)}; "
+                     f"{_against_window(int(total_bytes), execution)}; "
                      f"estimated cost {fmt.usd(total_cost)} at ${pricing.athena_usd_per_tb:g}/TB with "
                      f"{fmt.size(pricing.athena_min_bytes)} minimum per query")
         counters = {"athena_queries": queries, "athena_bytes_scanned": int(total_bytes)}
         if execution.window_bytes:
             counters["athena_window_bytes"] = execution.window_bytes
+            counters["athena_log_bytes"] = execution.log_bytes
     for target, outcome in outcomes:
         notes.append(_breakdown(target, outcome, pricing))
     quality = execution.data_quality.merge(DataQuality(notes=tuple(notes), counters=counters))
     return replace(execution, results=tuple(results), data_quality=quality)
 
 
-def _against_window(scanned: int, window: int) -> str:
-    """", 1.1× the window's logs (4.7 MB)": the run's scan against the size of the objects that hold its window."""
+def _against_window(scanned: int, execution: Execution) -> str:
+    """", 1.1× the window's logs (4.7 MB), which were read 1.0× (the rest read the flow summary)": the run's scan
+    against the size of the objects that hold its window, and what the queries over those objects scanned."""
+    window = execution.window_bytes
     if window <= 0:
         return ""
-    return f", {fmt.ratio(scanned / window)} the window's logs ({fmt.size(window)})"
+    text = f", {fmt.ratio(scanned / window)} the window's logs ({fmt.size(window)})"
+    if execution.log_bytes != scanned:
+        text += f", which were read {fmt.ratio(execution.log_bytes / window)} (the rest read the flow summary)"
+    return text
 
 
 def _athena_runs(results: Iterable[CheckResult]) -> list[QueryRun]:

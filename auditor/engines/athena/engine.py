@@ -163,6 +163,7 @@ class AthenaEngine:
         self._listings: dict[PartitionScan, Listing] = {}
         self._scans: set[tuple[PartitionScan, str | None]] = set()  # what the queries over the logs read, by region
         self.warnings: list[str] = []
+        self.log_bytes = 0  # what the queries that read the logs themselves scanned (not the summary)
 
     # --- the Engine protocol ---------------------------------------------------------------------------
 
@@ -283,6 +284,8 @@ class AthenaEngine:
                 columns, types, rows = self._results(label, query_id, region)
         finally:
             self.budget.settle(estimate, scanned)
+            if compiled.scans:
+                self.log_bytes += scanned
         shown = {k: (list(v) if isinstance(v, tuple) else iso_z(v) if isinstance(v, datetime) else v)
                  for k, v in compiled.shown.items()}
         if compiled.parameters:
