@@ -22,7 +22,7 @@ from auditor.aws import AwsSessions
 from auditor.config import load_config
 from auditor.engines.athena.querymap import partition_days
 from tests.support.athena_double import Crash, ExecutingAthena, window_objects
-from tests.support.flowdata import record, write_config, write_flow_log, write_inventory
+from tests.support.flowdata import record, ts, write_config, write_flow_log, write_inventory
 from tests.support.moto_server import FAKE_ENV, moto_server, reset
 from tests.support.runner import WINDOW, run
 
@@ -57,16 +57,32 @@ def world(tmp_path_factory):
         (CUSTOM_LOG, write_flow_log(root / "logs", custom, fields=CUSTOM_FIELDS, day="2026/11/13", name=CUSTOM_LOG)),
         # outside the window and its delivery lag: no query may read these
         (DEFAULT_LOG, write_flow_log(root / "logs", scan[:5], day="2026/11/20", name=DEFAULT_LOG)),
-        (CUSTOM_LOG, write_flow_log(root / "logs", custom[:1], fields=CUSTOM_FIELDS, day="2026/11/02", name=CUSTOM_LOG)),
+        (CUSTOM_LOG, write_flow_log(root / "logs", [dict(custom[0], start=ts("2026-11-02T05:00:00Z"))],
+                                    fields=CUSTOM_FIELDS, day="2026/11/02", name=CUSTOM_LOG)),
     ]
-    write_inventory(root / "inventory", {"eni-web": ["10.0.1.10"]})
+    # sgr-rdp admits only the record of 8 November: unused in the report week, used in a 14-day lookback
+    rules = [{"SecurityGroupRuleId": rid, "GroupId": "sg-web", "GroupOwnerId": "111122223333", "IsEgress": False,
+              "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIpv4": cidr}
+             for rid, port, cidr in (("sgr-ssh", 22, "0.0.0.0/0"), ("sgr-rdp", 3389, "0.0.0.0/0"),
+                                     ("sgr-db", 5432, "10.0.0.0/8"), ("sgr-old", 8443, "0.0.0.0/0"))]
+    write_inventory(root / "inventory", {"eni-web": ["10.0.1.10"]}, eni_groups={"eni-web": ["sg-web"]},
+                    groups=[{"GroupId": "sg-web", "GroupName": "web", "VpcId": "vpc-1", "OwnerId": "111122223333"}],
+                    rules=rules)
     local = write_config(root, """
         sources:
           flow_logs: logs/AWSLogs
           inventory: inventory
         checks: {top_rejected_sources: {min_flows: 10}, exposed_well_known_ports: {}, unused_sg_rules: {}}
         """)
-    return {"root": root, "files": files, "local": local}
+    lookback = root / "lookback"
+    lookback.mkdir()
+    write_config(lookback, """
+        sources:
+          flow_logs: ../logs/AWSLogs
+          inventory: ../inventory
+        checks: {top_rejected_sources: {min_flows: 10}, unused_sg_rules: {lookback: 14d}}
+        """)
+    return {"root": root, "files": files, "local": local, "lookback": lookback / "config.yaml"}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +105,10 @@ def server(world):
             yield url
 
 
-def _config(tmp_path, per_log: bool, budget: int):
+CHECKS_YAML = "{top_rejected_sources: {min_flows: 10}, exposed_well_known_ports: {}, unused_sg_rules: {}}"
+
+
+def _config(tmp_path, per_log: bool, budget: int, checks: str = CHECKS_YAML):
     def located(log_id):
         return f', location: "s3://org-logs/{log_id}/AWSLogs/"' if per_log else ""
     return write_config(tmp_path, f"""
@@ -106,7 +125,7 @@ def _config(tmp_path, per_log: bool, budget: int):
           inventory: {json.dumps(str(tmp_path.parent / "inventory"))}
         athena:
           max_bytes_scanned: {budget}
-        checks: {{top_rejected_sources: {{min_flows: 10}}, exposed_well_known_ports: {{}}, unused_sg_rules: {{}}}}
+        checks: {checks}
         """)
 
 
@@ -119,10 +138,10 @@ class DoubleSessions(AwsSessions):
         return self.double if service == "athena" else super().client(service, region, account)
 
 
-def _run(world, server, tmp_path, *, per_log, crash_at=None, budget=10**9):
+def _run(world, server, tmp_path, *, per_log, crash_at=None, budget=10**9, checks=CHECKS_YAML):
     config_dir = world["root"] / f"athena-{'per-log' if per_log else 'shared'}-{tmp_path.name}-{budget}"
     config_dir.mkdir()
-    loaded = load_config(_config(config_dir, per_log, budget))
+    loaded = load_config(_config(config_dir, per_log, budget, checks))
     s3 = boto3.client("s3", endpoint_url=server, region_name="us-east-1")
     glue = boto3.client("glue", endpoint_url=server, region_name="us-east-1")
     double = ExecutingAthena(s3, glue, loaded.config.sources.flow_logs, crash_at=crash_at)
@@ -140,7 +159,9 @@ def _window_bytes(server, per_log: bool) -> int:
 
 
 def _findings(record_):
-    return sorted((c.check_id, f.severity.value, f.title) for c in record_.checks for f in c.findings)
+    """The findings, and every check's rows: the same on Athena as on the local engine."""
+    return (sorted((c.check_id, f.severity.value, f.title) for c in record_.checks for f in c.findings),
+            {c.check_id: c.rows for c in record_.checks})
 
 
 def _scratch_left(server):
@@ -164,7 +185,10 @@ def test_per_log_prefixes_read_the_window_once_with_the_local_engines_findings(w
     record_ = outcome.record
     assert not [c.error for c in record_.checks if c.error]
     assert _findings(record_) == local_findings
-    assert {"top_rejected_sources", "exposed_well_known_ports"} <= {c for c, *_ in local_findings}
+    assert {"top_rejected_sources", "exposed_well_known_ports", "unused_sg_rules"} <= {
+        c for c, *_ in local_findings[0]}
+    unused = {r["rule_id"] for r in local_findings[1]["unused_sg_rules"] if r["verdict"] == "unused"}
+    assert unused == {"sgr-rdp", "sgr-old"}  # the week alone: the 8 November record is outside it
 
     window = _window_bytes(server, per_log=True)
     flow_log_bytes = sum(e.flow_log_bytes for e in double.ledger)
@@ -198,6 +222,24 @@ def test_one_shared_prefix_reads_each_object_once_per_table(world, server, tmp_p
     assert flow_log_bytes == 2 * window
     note = next(n for n in record_.data_quality.notes if n.startswith("Athena: 5 queries scanned"))
     assert "which were read 2.0×" in note
+    assert _scratch_left(server) == ([], [])
+
+
+def test_a_lookback_reads_a_summary_of_its_own_window(world, server, tmp_path):
+    """unused_sg_rules over 14 days reads a summary of those 14 days; the other checks the report week's. Each is
+    built once, and the findings are the local engine's."""
+    local = _findings(run(world["lookback"]).record)
+    outcome, double = _run(world, server, tmp_path, per_log=True,
+                           checks="{top_rejected_sources: {min_flows: 10}, unused_sg_rules: {lookback: 14d}}")
+    assert not [c.error for c in outcome.record.checks if c.error]
+    assert _findings(outcome.record) == local
+    ctas = [e for e in double.ledger if "CREATE TABLE" in e.text]
+    assert len(ctas) == 2 and len(double.ledger) == 5  # two summaries, two check queries and the chart
+    week, fortnight = sorted(ctas, key=lambda e: len(e.flow_log_keys))
+    assert set(week.flow_log_keys) < set(fortnight.flow_log_keys)  # the 2 Nov file is in the lookback only
+    assert any("/2026/11/02/" in k for k in fortnight.flow_log_keys)
+    unused = {r["rule_id"] for r in outcome.record.checks[-1].rows if r["verdict"] == "unused"}
+    assert unused == {"sgr-old"}  # sgr-rdp was used on 8 November, inside the lookback
     assert _scratch_left(server) == ([], [])
 
 
