@@ -201,7 +201,9 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes,
                             chart=chart, no_data=_without_evidence(spec, pc, engine, workspace))
     except CheckSkipped as exc:
-        return skipped(spec, str(exc))
+        # The queries that did run (the flow summary, before a query over budget) are billed: they stay listed.
+        ran = tuple(runs) + (_taken(engine) if engine is not None else ())
+        return replace(skipped(spec, str(exc)), queries=ran)
     except AuditorError as exc:
         return errored(spec, str(exc), tuple(runs) + (_taken(engine) if engine is not None else ()))
     except Exception as exc:  # noqa: BLE001 - a broken check becomes an error result; the run goes on

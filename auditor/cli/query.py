@@ -24,8 +24,8 @@ from auditor.config import load_config
 from auditor.engines import local
 from auditor.engines.embedded import Workspace
 from auditor.engines.insights.local import run_insights
-from auditor.engines.sql import window_params
 from auditor.errors import UsageError
+from auditor.models import Query
 
 
 @click.command("query")
@@ -60,7 +60,9 @@ def query(insights_text: str | None, sql_text: str | None, source: str, config_p
         if insights_text is not None:
             result = run_insights(workspace.con, insights_text, source, span)
         else:
-            result = workspace.execute(sql_text or "", window_params(span), name="query", engine="local")
+            # Through the engine, so that flow_summary (the window's flow summary) can be queried too.
+            result = engine.run(Query(check_id="query", name="sql", text=sql_text or "", dialect="trino",
+                                      tables=frozenset({source}), window=span), span, {})
     finally:
         workspace.close()
     _print(fmt, result.columns, result.rows)

@@ -243,8 +243,6 @@ class AthenaEngine:
                                        name="ctas")
                 region = source.region or self.default_region
                 _, _, _, stats = self._execute(label, ctas(select, summary), source, region, fetch=False)
-                summary.scans = select.scans
-                summary.created = True
                 self._runs.append(QueryRun("flow summary", self.name, stats.text_as_run, stats, 0))
             except CheckSkipped as exc:  # over the budget: every check that reads it is skipped, and says why
                 summary.skipped = str(exc)
@@ -294,8 +292,6 @@ class AthenaEngine:
                            query_id=query_id, bytes_scanned=scanned, params=shown,
                            cost_usd=cost_usd(scanned, self.pricing))
         return columns, types, rows, stats
-
-    # --- steps -------------------------------------------------------------------------------------------
 
     def _client(self, service: str, region: str | None) -> Any:
         key = (service, region)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlglot import exp
 
 from auditor.config import AthenaSettings, AthenaSourceSpec
-from auditor.engines.athena.querymap import AthenaQuery, PartitionScan
+from auditor.engines.athena.querymap import AthenaQuery
 from auditor.errors import ConfigError, EngineError
 from auditor.models import TimeWindow
 
@@ -53,14 +53,12 @@ class Scratch:
 
 @dataclass
 class Summary:
-    """One window's summary table: where it is, what it read, and whether it was created."""
+    """One window's summary table: where it is, and why it could not be created if it could not."""
 
     window: TimeWindow
     database: str
     table: str
     location: str  # s3://bucket/prefix/<run>/<n>/
-    scans: tuple[PartitionScan, ...] = ()
-    created: bool = False
     error: str | None = None  # why it could not be created; every query over it fails with this
     skipped: str | None = None  # why it was not created (over the budget); every check over it is skipped
 
