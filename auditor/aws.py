@@ -89,15 +89,19 @@ class AwsSessions:
     def default_region(self) -> str | None:
         return self.base().region_name
 
-    def _client_config(self) -> Any:
+    def _client_config(self, signature_version: str | None = None) -> Any:
         from botocore.config import Config
         # Standard retry mode retries throttling and transient errors with jittered backoff.
-        return Config(retries={"mode": "standard", "max_attempts": 8}, user_agent_extra=f"auditor/{__version__}")
+        extra = {"signature_version": signature_version} if signature_version else {}
+        return Config(retries={"mode": "standard", "max_attempts": 8}, user_agent_extra=f"auditor/{__version__}",
+                      **extra)
 
-    def client(self, service: str, region: str | None = None, account: AccountSpec | None = None) -> Any:
-        """A new client of ``service`` in ``region``, as ``account``'s role (or the base credentials)."""
+    def client(self, service: str, region: str | None = None, account: AccountSpec | None = None, *,
+               signature_version: str | None = None) -> Any:
+        """A new client of ``service`` in ``region``, as ``account``'s role (or the base credentials).
+        ``signature_version`` ("s3v4") pins how requests and presigned URLs are signed."""
         session = self.session_for(account) if account is not None else self.base()
-        kwargs: dict[str, Any] = {"config": self._client_config()}
+        kwargs: dict[str, Any] = {"config": self._client_config(signature_version)}
         if region:
             kwargs["region_name"] = region
         if self.endpoint_url:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -335,13 +335,32 @@ def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResul
     elif blind:
         notes.append(f"no data for {', '.join(t.label for t in blind)}: its rows rest on the other sources only")
     merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)),
-                          no_data=no_data)
+                          chart=merge_chart_rows(r.chart for _, r in ran), no_data=no_data)
     if failed:
         error = "; ".join(f"{t.label}: {r.error}" for t, r in failed)
         return replace(merged, status=Status.ERROR, error=error)
     if not ran and skipped_here:
         return replace(merged, status=Status.SKIPPED, notes=tuple(dict.fromkeys(notes)))
     return merged
+
+
+def merge_chart_rows(charts: Iterable[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The chart rows of several targets as one chart: rows with the same labels (bucket, source) have their
+    numbers added. Each target's query pooled all but its top sources as "other"; the chart ranks the merged
+    sources again, so a bucket's total is exact and the named sources are the largest across the targets."""
+    merged: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    for chart in charts:
+        for row in chart:
+            key = tuple(sorted((k, v) for k, v in row.items() if not _is_number(v)))
+            into = merged.setdefault(key, dict(key))
+            for k, v in row.items():
+                if _is_number(v):
+                    into[k] = into.get(k, 0) + v
+    return list(merged.values())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- cost and the per-target breakdown ------------------------------------------------------------------

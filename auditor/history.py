@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,8 @@ class History:
                     continue
                 runs.append(_stored(doc))
                 if isinstance(doc.get("delivery"), dict):
-                    deliveries.append({**doc["delivery"], "run_id": doc["findings"]["run"]["id"]})
+                    run = doc["findings"]["run"]
+                    deliveries.append({**doc["delivery"], "run_id": run["id"], "finished_at": run.get("finished_at")})
             except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
                 self.warnings.append(f"{path.name}: unreadable run record ({exc}); skipped")
         self.warnings.extend(_delivery_warnings(deliveries))
@@ -119,9 +120,12 @@ class History:
 
 
 def _delivery_warnings(deliveries: list[Mapping[str, Any]]) -> list[str]:
-    """A warning for each suite whose latest delivery (in window order) failed; a later successful one clears it."""
+    """A warning for each suite whose latest delivery failed; a later successful one clears it.
+
+    "Latest" is by the time the run finished (then the time of the delivery), not by file name: the records of
+    re-runs of one window differ only in their random run IDs."""
     latest: dict[str, Mapping[str, Any]] = {}
-    for d in deliveries:
+    for d in sorted(deliveries, key=lambda d: (_time_or_min(d.get("finished_at")), _time_or_min(d.get("at")))):
         latest[str(d.get("suite") or "")] = d
     return [f"the report of run {d['run_id']} (suite {suite}) was not delivered to {', '.join(d.get('recipients') or ())}: "
             f"{d.get('error')} ({d.get('attempts')} attempts, last at {d.get('at')}); it is kept at {d.get('report')}"
@@ -141,6 +145,13 @@ def _stored(doc: Mapping[str, Any]) -> StoredRun:
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _time_or_min(text: Any) -> datetime:
+    try:
+        return _time(text) if isinstance(text, str) else datetime.min.replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def compare(record: RunRecord, history: Iterable[StoredRun], event_like: Mapping[str, bool]) -> RunRecord:

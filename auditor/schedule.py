@@ -17,7 +17,10 @@ executions and coalescing; limiting the number of concurrently executing instanc
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -33,6 +36,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from auditor.archive.archiver import require_archive
 from auditor.builtins import Registries, builtins
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig, SuiteSpec
@@ -46,6 +50,7 @@ from auditor.deliver.suite import (
     resolve_suite,
     run_suite,
 )
+from auditor.errors import AuditorError
 from auditor.models import iso_z
 from auditor.timeparse import parse_duration
 
@@ -54,6 +59,17 @@ log = logging.getLogger(__name__)
 JOB_FUNC = "auditor.schedule:fire"
 JOB_PREFIX = "suite:"
 STORE_FILE = "schedule.sqlite"
+LOCK_FILE = "scheduler.lock"  # held by the one daemon of a state directory for its whole life
+HEALTH_FILE = "health.json"
+HEALTH_VERSION = 1
+HEALTH_TICK = timedelta(seconds=30)  # how often serve() rewrites the health file (also after every run)
+HEALTH_SLACK = timedelta(minutes=5)  # a fire time this far in the past, or a file this old, is unhealthy
+
+
+class SchedulerBusy(AuditorError):
+    """Another daemon holds the state directory's scheduler lock."""
+
+    exit_code = 2
 
 _active: Daemon | None = None  # the daemon of this process: a stored job names a function, not an object
 
@@ -62,9 +78,47 @@ def job_id(suite: str) -> str:
     return f"{JOB_PREFIX}{suite}"
 
 
+class WallClockCronTrigger(CronTrigger):
+    """A CronTrigger that treats the changes of daylight saving time as cron does: a local time that happens
+    twice (the night clocks go back) fires once, the first time; a local time that does not exist (the night
+    clocks go forward) is skipped, not moved to the hour after. APScheduler 3's own CronTrigger fires 02:30
+    Europe/Berlin twice in October and fires a non-existent 02:30 in March at 03:30 local time.
+
+    Stored jobs pickle the trigger by class path (auditor.schedule.WallClockCronTrigger)."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        for _ in range(10_000):  # a bound, never reached: one skip per transition, a repeated hour is 60 minutes
+            if fire is None or (_exists(fire, self.timezone) and not _repeated(fire, self.timezone)):
+                return fire
+            resume = fire.astimezone(timezone.utc) + timedelta(microseconds=1)
+            if _repeated(fire, self.timezone):
+                # APScheduler 3 keeps answering the same instant inside the repeated hour: step out of it
+                # (to the minute, so a fire time right at its end is kept).
+                resume = fire.astimezone(timezone.utc)
+                while _repeated(resume, self.timezone):
+                    resume += timedelta(minutes=1)
+            fire = super().get_next_fire_time(None, resume)
+        return fire
+
+
+def _exists(moment: datetime, zone: Any) -> bool:
+    """Whether ``moment``'s local wall-clock time in ``zone`` exists. APScheduler 3 hands out times in the gap
+    (02:30+01:00 on the March night in Europe/Berlin); such a time does not survive a round trip through UTC."""
+    wall = moment.replace(tzinfo=None)
+    return wall.replace(tzinfo=zone, fold=0).astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) == wall
+
+
+def _repeated(moment: datetime, zone: Any) -> bool:
+    """Whether ``moment`` is the second occurrence of its local wall-clock time (the night clocks go back)."""
+    local = moment.astimezone(timezone.utc).astimezone(zone)
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
 def trigger_for(spec: SuiteSpec) -> CronTrigger:
-    """The suite's cron in its time zone (numeric days of week were refused at config load)."""
-    return CronTrigger.from_crontab(spec.schedule, timezone=spec.timezone)
+    """The suite's cron in its time zone (numeric days of week were refused at config load), fired once per
+    wall-clock time across the changes of daylight saving time."""
+    return WallClockCronTrigger.from_crontab(spec.schedule, timezone=spec.timezone)
 
 
 def store_url(loaded: LoadedConfig) -> str:
@@ -85,7 +139,7 @@ def open_store(loaded: LoadedConfig) -> Iterator[SQLAlchemyJobStore]:
 
 
 def _same_trigger(a: Any, b: CronTrigger) -> bool:
-    return (isinstance(a, CronTrigger) and str(a) == str(b) and str(a.timezone) == str(b.timezone)
+    return (type(a) is type(b) and str(a) == str(b) and str(a.timezone) == str(b.timezone)
             and a.start_date == b.start_date and a.end_date == b.end_date and a.jitter == b.jitter)
 
 
@@ -151,6 +205,9 @@ class Daemon:
     on_run: Callable[[str, SuiteRun | None, str | None], None] | None = None  # (suite, result, error) after each run
     stopping: threading.Event = field(default_factory=threading.Event)
     scheduler: BackgroundScheduler | None = None
+    # The clock APScheduler's fire times are real on (health.json); ``clock`` is what the runs see (their window).
+    wall_clock: Callable[[], datetime] = utcnow
+    _lock_fd: int | None = None
 
     @property
     def grace(self) -> timedelta:
@@ -166,9 +223,13 @@ class Daemon:
         now = self.clock()
         for name in config.suites:
             resolve_suite(self.loaded, name, now, reg.checks, deliver=True)  # config errors before anything runs
-        if _active is not None and _active is not self:
-            raise RuntimeError("another auditor scheduler is already running in this process")
+        if config.archive is not None:
+            require_archive(self.loaded)  # every run archives: a signing key missing from the environment fails now
         self.loaded.resolve(config.state_dir).mkdir(parents=True, exist_ok=True)
+        self._lock_state()
+        if _active is not None and _active is not self:
+            self._unlock_state()
+            raise RuntimeError("another auditor scheduler is already running in this process")
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=store_url(self.loaded))},
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -186,9 +247,59 @@ class Daemon:
             self.stop(wait=False)
             raise
         self.scheduler.resume()
+        self.write_health()
         log.info("scheduler started: added %s, kept %s, rescheduled %s, removed %s", result.added, result.kept,
                  result.rescheduled, result.removed)
         return result
+
+    def _lock_state(self) -> None:
+        """Hold the state directory's scheduler lock, or refuse to start: two daemons on one state would fire
+        every job twice (each run then fails on the suite's lock)."""
+        path = self.loaded.resolve(self.loaded.config.state_dir) / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SchedulerBusy(f"another auditor scheduler (pid {holder}) is running on {path.parent}; one daemon "
+                                "per state directory: stop it first, or give this one its own state_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock_state(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def write_health(self, stopped: bool = False) -> None:
+        """``state_dir/health.json``: when it was written, and per suite its next fire time, last success and last
+        failure. ``auditor schedule --health`` reads it (container health checks, monitoring). Never raises: a
+        health file that cannot be written is logged."""
+        jobs = {}
+        if self.scheduler is not None and self.scheduler.running and not stopped:
+            jobs = {j.id: j.next_run_time for j in self.scheduler.get_jobs()}
+        suites = {}
+        for name in self.loaded.config.suites:
+            state = last_runs(self.loaded, name)
+            nxt = jobs.get(job_id(name))
+            suites[name] = {"next_fire": iso_z(nxt) if nxt else None,
+                            "last_success": (state.get("last_success") or {}).get("at"),
+                            "last_failure": (state.get("last_failure") or {}).get("at"),
+                            "last_failure_reason": (state.get("last_failure") or {}).get("reason"),
+                            "running_since": (state.get("running") or {}).get("started_at")}
+        now = self.wall_clock()
+        doc = {"health_version": HEALTH_VERSION, "updated_at": iso_z(now), "pid": os.getpid(),
+               "stopped_at": iso_z(now) if stopped else None, "suites": suites}
+        path = self.loaded.resolve(self.loaded.config.state_dir) / HEALTH_FILE
+        try:
+            tmp = path.with_name(f".{HEALTH_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc, indent=1))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", path, exc)
 
     def stop(self, wait: bool = True) -> None:
         """No new run starts; with ``wait``, the current one finishes first."""
@@ -201,6 +312,8 @@ class Daemon:
             self.scheduler.pause()
             self.scheduler.remove_jobstore("default")
             self.scheduler.shutdown(wait=wait)
+            self.write_health(stopped=True)
+        self._unlock_state()
         if _active is self:
             _active = None
 
@@ -213,8 +326,11 @@ class Daemon:
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
+            last = time.monotonic()
             while not self.stopping.wait(1.0):
-                pass
+                if time.monotonic() - last >= HEALTH_TICK.total_seconds():
+                    self.write_health()
+                    last = time.monotonic()
         finally:
             self.stop(wait=True)
             for s, handler in previous.items():
@@ -239,6 +355,7 @@ class Daemon:
         self._report(suite, result, result.delivery.error if result.delivery_failed and result.delivery else None)
 
     def _report(self, suite: str, result: SuiteRun | None, error: str | None) -> None:
+        self.write_health()
         if self.on_run is not None:
             self.on_run(suite, result, error)
 
@@ -303,3 +420,50 @@ def list_suites(loaded: LoadedConfig, now: datetime, count: int = 3) -> list[Sui
             upcoming = trigger.get_next_fire_time(upcoming, upcoming)
         out.append(SuiteListing(name, spec, tuple(times), same, overdue, last_runs(loaded, name)))
     return out
+
+
+@dataclass(frozen=True)
+class Health:
+    """What ``auditor schedule --health`` found: ``ok``, and one line per finding."""
+
+    ok: bool
+    lines: tuple[str, ...]
+
+
+def read_health(loaded: LoadedConfig, now: datetime, slack: timedelta = HEALTH_SLACK) -> Health:
+    """Judge ``state_dir/health.json``: unhealthy when it is missing or unreadable, when the daemon stopped, when
+    it was last written more than ``slack`` ago (the daemon is gone or stuck), or when a suite's next fire time
+    passed more than ``slack`` ago (a run is overdue). A suite whose last run failed is reported, not unhealthy:
+    its recipients were told."""
+    path = loaded.resolve(loaded.config.state_dir) / HEALTH_FILE
+    try:
+        doc = json.loads(path.read_text())
+        updated = datetime.fromisoformat(str(doc["updated_at"]).replace("Z", "+00:00"))
+        suites = dict(doc.get("suites") or {})
+    except FileNotFoundError:
+        return Health(False, (f"unhealthy: {path} does not exist: the scheduler has not run on this state directory",))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return Health(False, (f"unhealthy: {path} is unreadable ({exc})",))
+    problems, lines = [], []
+    if doc.get("stopped_at"):
+        problems.append(f"the scheduler stopped at {doc['stopped_at']}")
+    elif now - updated > slack:
+        problems.append(f"{path.name} was last written at {iso_z(updated)}, over {_minutes(slack)} ago: the "
+                        f"scheduler (pid {doc.get('pid')}) is not running or is stuck")
+    for name in loaded.config.suites:
+        info = suites.get(name) or {}
+        nxt = info.get("next_fire")
+        if name not in suites or (nxt is None and not doc.get("stopped_at")):
+            problems.append(f"suite {name}: not scheduled (start `auditor schedule` with this config)")
+        elif nxt and now - datetime.fromisoformat(nxt.replace("Z", "+00:00")) > slack:
+            problems.append(f"suite {name}: overdue: its run was due at {nxt}")
+        last = f"last success {info.get('last_success') or 'never'}"
+        if info.get("last_failure") and (info.get("last_success") or "") < info["last_failure"]:
+            last += f"; last failure {info['last_failure']}: {info.get('last_failure_reason')}"
+        lines.append(f"suite {name}: next fire {nxt or 'none'}; {last}")
+    head = "unhealthy: " + "; ".join(problems) if problems else f"healthy: written at {iso_z(updated)}"
+    return Health(not problems, (head, *lines))
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{int(span.total_seconds() // 60)} minutes"

@@ -337,7 +337,13 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     # 2 queries and 2 charts, each billed at least 10 MB; the flow summaries are listed with the first flow-log check
     assert top.stats["athena_queries"] == 4 and top.stats["estimated_cost"] == "$0.0002"
     exposed = next(c for c in record_.checks if c.check_id == "exposed_well_known_ports")
-    assert sorted(q.name.split(" (")[0] for q in exposed.queries if q.engine == "athena") == ["flow summary"] * 2 + ["query"] * 2
+    assert sorted(q.name.split(" (")[0] for q in exposed.queries if q.engine == "athena") == [
+        "flow summary"] * 2 + ["query"] * 2
+    # The charts of both targets are in the merged check (issue 18: they were run, billed and dropped), and the
+    # report draws them.
+    assert top.chart and sum(r["flows"] for r in top.chart) >= sum(r["rejected_flows"] for r in top.rows)
+    assert {r["srcaddr"] for r in top.rows} <= {r["source"] for r in top.chart}
+    assert "Rejected flows per day, top 5 sources stacked" in html
     import jsonschema
 
     import auditor
@@ -370,3 +376,16 @@ def test_a_query_over_the_scan_budget_is_skipped_and_says_so(world, server, tmp_
     assert "max_bytes_scanned" in " ".join(top.notes)
     assert by_id["unused_security_groups"].status is Status.FAIL  # the inventory-only check still runs
     assert not [e for e in oracle.sent if "top_rejected_sources" in e["Query"]]
+
+
+def test_merged_chart_rows_add_up_by_bucket_and_source():
+    from auditor.execute import merge_chart_rows
+
+    a = [{"bucket": "2026-11-10T00:00:00Z", "source": "203.0.113.9", "flows": 3},
+         {"bucket": "2026-11-10T00:00:00Z", "source": "other", "flows": 1}]
+    b = [{"bucket": "2026-11-10T00:00:00Z", "source": "203.0.113.9", "flows": 2},
+         {"bucket": "2026-11-11T00:00:00Z", "source": "198.51.100.1", "flows": 5}]
+    assert sorted(merge_chart_rows([a, b]), key=lambda r: (r["bucket"], r["source"])) == [
+        {"bucket": "2026-11-10T00:00:00Z", "source": "203.0.113.9", "flows": 5},
+        {"bucket": "2026-11-10T00:00:00Z", "source": "other", "flows": 1},
+        {"bucket": "2026-11-11T00:00:00Z", "source": "198.51.100.1", "flows": 5}]

@@ -57,7 +57,7 @@ def run(config_path: str, since: str | None, until: str | None, out_dir: str | N
     if suite is not None:  # the scheduler's job calls this same run_suite
         given = window(loaded, since, until, utcnow()) if since or until else None
         suite_run = run_suite(loaded, suite, deliver=deliver, window=given, out_dir=Path(out_dir) if out_dir else None,
-                              force=force, formats=chosen, archive=archive)
+                              force=force, formats=chosen, archive=archive, by_hand=True)
         outcome, archived = suite_run.outcome, suite_run.archived
     else:
         if deliver:

@@ -7,20 +7,27 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from auditor.cli.app import EXIT_OK, config_option, err, guard, out
+from auditor.cli.app import EXIT_FINDINGS, EXIT_OK, config_option, err, guard, out
 from auditor.clock import utcnow
 from auditor.config import load_config
 from auditor.deliver.suite import SuiteRun
-from auditor.schedule import Daemon, SuiteListing, list_suites
+from auditor.schedule import Daemon, SuiteListing, list_suites, read_health
 
 
 @click.command("schedule")
 @config_option
 @click.option("--list", "list_only", is_flag=True, help="Print each suite's next fire times and last success, and exit.")
+@click.option("--health", "health", is_flag=True, help="Read the running daemon's health file; exit 1 when a run is "
+              "overdue or the daemon is not running (for container health checks).")
 @guard
-def schedule(config_path: str, list_only: bool) -> int:
+def schedule(config_path: str, list_only: bool, health: bool = False) -> int:
     """Run the report suites on their schedules (until SIGTERM), mailing each report."""
     loaded = load_config(config_path)
+    if health:
+        found = read_health(loaded, utcnow())
+        for line in found.lines:
+            (out if found.ok else err).print(line, markup=False, soft_wrap=True)
+        return EXIT_OK if found.ok else EXIT_FINDINGS
     if list_only:
         _print_listing(list_suites(loaded, utcnow()))
         return EXIT_OK
@@ -32,8 +39,9 @@ def schedule(config_path: str, list_only: bool) -> int:
         delivery = result.delivery
         mailed = f"mail {delivery.status}" + (f" ({delivery.reason or delivery.error})" if delivery and
                                              (delivery.reason or delivery.error) else "") if delivery else ""
+        archived = f", archive: {result.archived.describe()}" if result.archived is not None else ""
         out.print(f"suite {suite}: run {result.outcome.record.id} {result.outcome.record.window}, "
-                  f"report {result.outcome.out_dir}, {mailed}", markup=False, soft_wrap=True)
+                  f"report {result.outcome.out_dir}, {mailed}{archived}", markup=False, soft_wrap=True)
 
     daemon = Daemon(loaded, on_run=on_run)
     out.print(f"auditor scheduler: {len(loaded.config.suites)} suite(s) from {loaded.path}; SIGTERM stops it after "

@@ -130,6 +130,10 @@ def check_folders(loaded: LoadedConfig) -> None:
         problem = _unwritable(loaded.resolve(folder))
         if problem:
             raise loaded.error(f"{'.'.join(loc)}: {problem}; point it at a folder this user can write", loc)
+    smtp = config.email.smtp if config.email is not None else None
+    if smtp is not None and smtp.ca_file is not None and not os.access(loaded.resolve(smtp.ca_file), os.R_OK):
+        raise loaded.error(f"email.smtp.ca_file: {loaded.resolve(smtp.ca_file)} is not a readable file; point it at "
+                           "the PEM file of your CA's certificates", ("email", "smtp", "ca_file"))
     if config.templates_dir is not None and not loaded.resolve(config.templates_dir).is_dir():
         raise loaded.error(f"templates_dir: {loaded.resolve(config.templates_dir)} is not a folder; create it or "
                            "remove the key (the built-in templates are used then)", ("templates_dir",))

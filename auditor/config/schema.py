@@ -340,7 +340,9 @@ class ArchiveSettings(Strict):
         return self
 
 
-SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A suite's name names files (state_dir/suites/<name>.json and .lock), archive folders and keys, and goes into
+# mail headers: a safe slug only (no "/", "..", spaces or line breaks). \Z, not $: $ also matches before a final "\n".
+SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 # --- suites, the scheduler and email -------------------------------------------------------------------
@@ -354,11 +356,13 @@ DEFAULT_SUBJECT = "[auditor] {title} {since}..{until}: {high} high, {new} new"
 _CRON_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
+# fullmatch, never match with `$`: `$` also matches before a final newline, and an address ending in "\n" would
+# end the mail's header block early (the Subject, the MIME headers and the PDF would become body text).
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+")
 
 
 def _address(value: str, what: str) -> str:
-    if not _ADDRESS.match(value):
+    if not _ADDRESS.fullmatch(value):
         raise ValueError(f"{what} {value!r} is not an e-mail address like ops@example.com")
     return value
 
@@ -481,6 +485,9 @@ class SmtpSettings(Strict):
     username_env: Optional[str] = Field(None, description="The environment variable holding the SMTP user name "
                                                           "(never the value itself).")
     password_env: Optional[str] = Field(None, description="The environment variable holding the SMTP password.")
+    ca_file: Optional[Path] = Field(None, description="A PEM file of CA certificates that the SMTP server's "
+                                                      "certificate is verified against (a private CA), instead of the "
+                                                      "system's; relative to the config's folder.")
 
     @field_validator("username_env", "password_env")
     @classmethod
@@ -495,6 +502,8 @@ class SmtpSettings(Strict):
             raise ValueError("set both username_env and password_env, or neither")
         if self.username_env is not None and self.security == "none":
             raise ValueError("security: none would send the SMTP password in clear text; use starttls or tls")
+        if self.ca_file is not None and self.security == "none":
+            raise ValueError("ca_file is for TLS, but security is none: set security: starttls or tls")
         return self
 
     @property
@@ -513,6 +522,8 @@ class EmailSettings(Strict):
                                                       + ", ".join(f"{{{f}}}" for f in SUBJECT_FIELDS) + ".")
     max_bytes: int = Field(10 * 1000**2, ge=1000, description="Largest encoded message; over it the PDF is linked, "
                                                               "not attached. Default: SES's 10 MB limit.")
+    pdf_link_expiry: str = Field("7d", description="How long the presigned S3 link to an archived PDF that was too "
+                                                   "large to attach lives (at most 7d, SigV4's limit).")
     attempts: int = Field(3, ge=1, le=10, description="Tries per message before the delivery counts as failed.")
     retry_backoff: str = Field("10s", description="The wait before the second try; it doubles for each further try.")
 
@@ -544,6 +555,16 @@ class EmailSettings(Strict):
     @classmethod
     def _backoff(cls, v: str) -> str:
         parse_duration(v)
+        return v
+
+    @field_validator("pdf_link_expiry")
+    @classmethod
+    def _link_expiry(cls, v: str) -> str:
+        # A SigV4 presigned URL lives at most 7 days:
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/ShareObjectPreSignedURL.html
+        lifetime = parse_duration(v)
+        if not timedelta(minutes=1) <= lifetime <= timedelta(days=7):
+            raise ValueError(f"pdf_link_expiry {v!r}: a presigned S3 link lives from 1m to 7d (SigV4's limit)")
         return v
 
     @model_validator(mode="after")
@@ -719,6 +740,16 @@ class Config(Strict):
     def _defaultsource_engine(cls, data: Any) -> Any:
         return with_source_engines(data)
 
+
+    @field_validator("suites", mode="before")
+    @classmethod
+    def _suite_names(cls, v: Any) -> Any:
+        for name in v if isinstance(v, dict) else ():
+            if not (isinstance(name, str) and SUITE_NAME.match(name)):
+                raise ValueError(f"suite name {str(name)!r}: use a slug of letters, digits, '.', '_' and '-', starting "
+                                 "with a letter or digit, at most 64 characters (it names state files, archive "
+                                 "folders and a mail header)")
+        return v
 
     @field_validator("sensitive_ports")
     @classmethod

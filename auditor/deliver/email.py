@@ -50,9 +50,11 @@ NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE = "notice.html", "notice.txt"
 class PdfLink:
     """Where the archived PDF can be fetched when it is too large to attach."""
 
-    url: str
+    url: str  # a URL, or (``local``) the archived PDF's path on the archiving host
     expires_at: datetime | None = None  # None: the link does not expire (a long-lived identity, a file share)
     presigned: bool = False
+    local: bool = False  # a path in a local archive, not something the reader can open from the mail
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def _environments(dirs: Sequence[Path]) -> tuple[jinja2.Environment, jinja2.Envi
 
 
 def _pdf_view(pdf: bytes | None, name: str, *, attach: bool, limit: int, link: PdfLink | None,
-              location: str) -> PdfView:
+              location: str, run_id: str = "") -> PdfView:
     if pdf is None:
         return PdfView(False, name, "", "This run has no PDF: it was not requested (--format), or it could not be "
                                         "written (see the run's errors).")
@@ -130,8 +132,13 @@ def _pdf_view(pdf: bytes | None, name: str, *, attach: bool, limit: int, link: P
     note = (f"The PDF ({fmt.size(len(pdf))}) is not attached: the message would exceed the {fmt.size(limit)} limit "
             "(email.max_bytes).")
     if link is None:
-        where = f" It is kept at {location}/{name} on the host that ran the audit." if location else ""
+        run = f" of run {run_id}" if run_id else ""
+        where = (f" It was not archived (the config has no archive: section); the report{run} is on the host that "
+                 f"ran the audit, in {location}." if location else " It was not archived.")
         return PdfView(False, name, fmt.size(len(pdf)), note + where)
+    if link.local:
+        return PdfView(False, name, fmt.size(len(pdf)), note + f" It is archived as run {link.run_id} at {link.url} "
+                                                              "on the archiving host.")
     if link.presigned:
         until = f" It expires at {iso_z(link.expires_at)}" if link.expires_at else " It expires within 7 days"
         link_note = (f"This is a presigned S3 link.{until}, or earlier if it was signed with temporary credentials "
@@ -156,7 +163,7 @@ def build_message(record: RunRecord, report_view: Any, *, settings: EmailSetting
     def build(attach: bool) -> BuiltMessage:
         view = EmailView(report=report_view, suite=suite, title=title, subject=subject, location=location,
                          pdf=_pdf_view(pdf, pdf_name, attach=attach, limit=settings.max_bytes, link=pdf_link,
-                                       location=location))
+                                       location=location, run_id=record.id))
         msg = _envelope(settings.sender, recipients, subject, now, message_id)
         msg["X-Auditor-Run"] = record.id
         msg["X-Auditor-Suite"] = suite
@@ -322,14 +329,25 @@ class SesTransport:
 
 def transport_from_settings(settings: EmailSettings, *, environ: Mapping[str, str] | None = None,
                             ses_client: Any = None, aws_profile: str | None = None,
-                            ssl_context: ssl.SSLContext | None = None) -> Transport:
-    """The configured transport. An SES client is created only when none is injected."""
+                            ssl_context: ssl.SSLContext | None = None, base_dir: Path | None = None) -> Transport:
+    """The configured transport. An SES client is created only when none is injected. ``base_dir`` resolves a
+    relative ``email.smtp.ca_file`` (the config's folder)."""
     if settings.transport == "ses":
         if ses_client is None:
             ses_client = AwsSessions(AwsSettings(profile=aws_profile)).client("ses", settings.ses_region)
         return SesTransport(ses_client)
     assert settings.smtp is not None  # EmailSettings guarantees it for transport: smtp
+    if ssl_context is None and settings.smtp.ca_file is not None:
+        ssl_context = ca_context(settings.smtp.ca_file if base_dir is None else base_dir / settings.smtp.ca_file)
     return SmtpTransport.from_settings(settings.smtp, environ=environ, ssl_context=ssl_context)
+
+
+def ca_context(ca_file: Path) -> ssl.SSLContext:
+    """A client TLS context that trusts only the CAs in ``ca_file`` (host names are still checked)."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise DeliveryError(f"email.smtp.ca_file {ca_file}: not a readable PEM file of CA certificates: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------------- retries

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from auditor.archive.archiver import DEFAULT_SUITE, ArchiveResult, archive_run
+from auditor.aws import AwsSessions
 from auditor.builtins import Registries, builtins
 from auditor.checks import CheckSpec
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig, SuiteSpec
 from auditor.deliver.email import (
+    PRESIGNED_MAX,
     BuiltMessage,
     DeliveryResult,
     PdfLink,
@@ -37,10 +39,11 @@ from auditor.deliver.email import (
     build_message,
     build_notice,
     describe,
+    presigned_pdf_link,
     send_with_retry,
     transport_from_settings,
 )
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, ConfigError, DeliveryError, UsageError
 from auditor.formats import DEFAULT_FORMATS
 from auditor.history import History
 from auditor.models import Change, RunRecord, TimeWindow, iso_z
@@ -96,6 +99,19 @@ class Archived:
 
     result: ArchiveResult | None
     error: AuditorError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or self.result is None or bool(self.result.errors)
+
+    def describe(self) -> str:
+        """One line for the suite's state: where the run went, or what went wrong."""
+        if self.error is not None or self.result is None:
+            return f"not archived: {self.error}"
+        r = self.result
+        where = ", ".join(str(p) for p in (r.local_path, r.s3_url) if p) or "nowhere"
+        problems = f" ({'; '.join(r.errors)})" if r.errors else ""
+        return f"suite {r.suite} run {r.sequence} -> {where}{problems}"
 
 
 def archive_outcome(outcome: RunOutcome, loaded: LoadedConfig, *, suite: str = DEFAULT_SUITE) -> Archived:
@@ -234,12 +250,19 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
               window: TimeWindow | None = None, out_dir: Path | None = None, force: bool = False,
               formats: Sequence[str] = DEFAULT_FORMATS, sleep: Callable[[float], None] = time.sleep,
               http_get: HttpGet | None = None, pdf_link: Callable[[RunOutcome], PdfLink | None] | None = None,
-              environ: Mapping[str, str] | None = None, archive: bool = False) -> SuiteRun:
-    """Run one suite through ``run_audit``; with ``archive``, archive the run (the config's ``archive:``); with
-    ``deliver``, mail the report per the suite's ``send``.
+              environ: Mapping[str, str] | None = None, archive: bool | None = None, s3_client: Any = None,
+              by_hand: bool = False) -> SuiteRun:
+    """Run one suite: ``run_audit`` -> archive -> mail -> heartbeat.
 
-    A run that raises sends a failure notice (with ``deliver``) and re-raises. After a successful delivered
-    run the heartbeat URL is pinged. ``transport`` defaults to the configured one, built when first needed.
+    ``archive``: archive the run under the suite's name (the config's ``archive:``); None (the scheduler's
+    jobs) archives whenever the config has an ``archive:`` section. Archiving comes before the mail, so that a
+    PDF too large to attach is linked from the archive (``pdf_link`` replaces that link, for tests).
+    With ``deliver``, the report is mailed per the suite's ``send``.
+
+    A run that raises sends a failure notice (with ``deliver``) and re-raises; with ``by_hand`` (``auditor run
+    --suite``), a usage or config error is the operator's: it is raised, never mailed. After a successful
+    delivered run the heartbeat URL is pinged. ``transport`` defaults to the configured one, built when first
+    needed; ``s3_client`` (for the presigned link) to one from the config's AWS settings.
     """
     reg = registries or builtins()
     suite = resolve_suite(loaded, name, clock(), reg.checks, window=window, deliver=deliver)
@@ -250,13 +273,19 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
                                 formats=formats)
         except Exception as exc:
             reason = describe(exc) if not isinstance(exc, AuditorError) else str(exc)
+            if by_hand and isinstance(exc, (UsageError, ConfigError)):
+                raise  # printed by the CLI to the operator who typed the command; nothing ran, nobody is told
             state.update(last_failure={"at": iso_z(clock()), "reason": reason})
             if deliver:
                 notify_failure(loaded, name, f"The run failed: {reason}",
                                [("Window", str(suite.window)), ("Checks", ", ".join(suite.checks))],
                                clock=clock, transport=transport, sleep=sleep, environ=environ)
             raise
-        archived = archive_outcome(outcome, loaded) if archive else None
+        if archive is None:
+            archive = loaded.config.archive is not None
+        archived = archive_outcome(outcome, loaded, suite=name) if archive else None
+        if archived is not None and pdf_link is None:
+            pdf_link = _archived_pdf_link(archived, loaded, clock, s3_client)
         delivery = None
         if deliver:
             delivery = deliver_report(suite, outcome, clock=clock, transport=transport, registries=reg, sleep=sleep,
@@ -267,9 +296,13 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
             state.update(last_delivery={**delivery.to_json(), "run_id": outcome.record.id})
         summary = {"at": iso_z(clock()), "run_id": outcome.record.id, "window": str(suite.window),
                    "report": str(outcome.out_dir), "delivery": delivery.status if delivery else "not requested"}
+        if archived is not None:
+            summary["archive"] = archived.describe()
         heartbeat_error = None
         if delivery is not None and delivery.failed:
             state.update(last_failure={**summary, "reason": f"delivery failed: {delivery.error}"})
+        elif archived is not None and archived.failed:
+            state.update(last_failure={**summary, "reason": f"archiving failed: {archived.describe()}"})
         else:
             state.update(last_success=summary)
             url = loaded.config.schedule.heartbeat_url
@@ -277,6 +310,31 @@ def run_suite(loaded: LoadedConfig, name: str, *, deliver: bool, clock: Callable
                 heartbeat_error = ping_heartbeat(url, http_get)
     return SuiteRun(suite=name, outcome=outcome, delivery=delivery, heartbeat_error=heartbeat_error,
                     archived=archived)
+
+
+def _archived_pdf_link(archived: Archived, loaded: LoadedConfig, clock: Callable[[], datetime],
+                       s3_client: Any) -> Callable[[RunOutcome], PdfLink | None]:
+    """Where the mail points when the PDF is too large to attach: a presigned link to the PDF in the S3 archive
+    (lifetime ``email.pdf_link_expiry``), else the PDF's path in the local archive with the run's ID."""
+
+    def link(outcome: RunOutcome) -> PdfLink | None:
+        result = archived.result
+        if result is None:
+            return None
+        settings = loaded.config.archive
+        pdf_key = f"{result.suite}/runs/{result.bundle}/report.pdf"
+        if result.s3_url and settings is not None and settings.s3 is not None and pdf_key in result.s3_versions:
+            # SigV4, whose presigned URLs carry their own lifetime (X-Amz-Expires, at most 7 days).
+            client = s3_client or AwsSessions(loaded.config.aws).client("s3", signature_version="s3v4")
+            email = loaded.config.email
+            lifetime = parse_duration(email.pdf_link_expiry) if email is not None else PRESIGNED_MAX
+            return presigned_pdf_link(client, settings.s3.bucket, settings.s3.prefix + pdf_key, now=clock(),
+                                      expires=lifetime)
+        if result.local_path is not None and (result.local_path / "report.pdf").is_file():
+            return PdfLink(url=str(result.local_path / "report.pdf"), local=True, run_id=outcome.record.id)
+        return None
+
+    return link
 
 
 def deliver_report(suite: Suite, outcome: RunOutcome, *, clock: Callable[[], datetime], transport: Transport | None,
@@ -296,7 +354,13 @@ def deliver_report(suite: Suite, outcome: RunOutcome, *, clock: Callable[[], dat
         return DeliveryResult("skipped", settings.transport, suite.recipients, reason=reason, at=clock())
     try:
         built = _report_message(suite, outcome, registries, clock(), pdf_link)
-        chosen = transport or transport_from_settings(settings, environ=environ, aws_profile=loaded.config.aws.profile)
+        if built.size > settings.max_bytes:
+            # Even without the PDF the message is too large (a long summary, a small limit): a mail server would
+            # refuse it, or cut it. It is not sent, and the delivery counts as failed.
+            raise DeliveryError(f"the message is {built.size:,} bytes even without the PDF, over email.max_bytes "
+                                f"({settings.max_bytes:,}); not sent")
+        chosen = transport or transport_from_settings(settings, environ=environ, aws_profile=loaded.config.aws.profile,
+                                                          base_dir=loaded.base_dir)
     except AuditorError as exc:  # a missing credential, a broken override template
         return DeliveryResult("failed", settings.transport, suite.recipients, 0, str(exc), at=clock(), errors=(str(exc),))
     return send_with_retry(chosen, built, sender=settings.sender, recipients=suite.recipients,
@@ -349,7 +413,8 @@ def notify_failure(loaded: LoadedConfig, name: str, headline: str, details: Sequ
                              headline=headline, details=[("Suite", name), ("Schedule", f"{spec.schedule} ({spec.timezone})"),
                                                          *details, ("Noticed at", iso_z(now))],
                              action=action, template_dirs=_template_dirs(loaded), now=now)
-        chosen = transport or transport_from_settings(settings, environ=environ, aws_profile=loaded.config.aws.profile)
+        chosen = transport or transport_from_settings(settings, environ=environ, aws_profile=loaded.config.aws.profile,
+                                                          base_dir=loaded.base_dir)
     except AuditorError as exc:
         log.error("suite %s: could not send the failure notice (%s): %s", name, exc, headline)
         return DeliveryResult("failed", settings.transport, spec.recipients, 0, str(exc), at=clock())

@@ -551,6 +551,23 @@ ROWS = (
         checked_trail_events),
     Row("--strict turns a malformed line into exit 3", lambda r: flow_file(r, "latin.log", EXTRA_TEXT + b"\xff\n"), 3,
         one_malformed("latin.log"), args=("--strict",)),
+    # -- issue 18: what goes into file names and mail headers is validated in the schema
+    Row("a suite named ../../escaped", config_append('suites:\n  "../../escaped": {schedule: "0 6 * * mon"}\n'), 2,
+        config_error("config.yaml:", "suite name '../../escaped': use a slug"), report=False),
+    Row("a suite name with CRLF", config_append('suites:\n  "weekly\\r\\nBcc: x@example.com": {schedule: "0 6 * * mon"}\n'),
+        2, config_error("config.yaml:", "use a slug of letters"), report=False),
+    Row("a recipient that ends in a newline", config_append(
+        'suites:\n  weekly: {schedule: "0 6 * * mon", recipients: ["secops@example.com\\n"]}\n'), 2,
+        config_error("config.yaml:", "recipient 'secops@example.com\\n' is not an e-mail address"), report=False),
+    Row("a sender that ends in a newline", config_append(
+        'email: {sender: "auditor@example.com\\n", smtp: {host: localhost}}\n'), 2,
+        config_error("config.yaml:", "sender 'auditor@example.com\\n' is not an e-mail address"), report=False),
+    Row("an email.smtp.ca_file that is not there", config_append(
+        "email: {smtp: {host: localhost, ca_file: no-such-ca.pem}}\n"), 2,
+        config_error("config.yaml:", "email.smtp.ca_file:", "no-such-ca.pem is not a readable file"), report=False),
+    Row("a presigned link longer than SigV4 allows", config_append(
+        "email: {pdf_link_expiry: 30d, smtp: {host: localhost}}\n"), 2,
+        config_error("config.yaml:", "a presigned S3 link lives from 1m to 7d"), report=False),
 )
 
 

@@ -128,9 +128,12 @@ def own_objects(scan: PartitionScan, listing: Listing) -> dict[tuple[str, str], 
 
 def estimate_scan(s3: Any, scans: Iterable[PartitionScan],
                   listings: Mapping[PartitionScan, Listing] | None = None) -> Estimate:
-    """What a query over ``scans`` reads: every object under their pruned partitions. Athena prunes by partition
-    only, so a table that keeps its flow log's files by ``"$path"`` still reads the other logs' files in the same
-    folders; they count here too. ``listings`` holds scans already listed."""
+    """What a query over ``scans`` reads: every object under their pruned partitions (an S3 listing; no object is
+    read). Every object under a scan's day folders counts, even for a table restricted to some flow logs: the
+    ``strpos("$path", ...)`` restriction filters rows after the files are read, because Athena prunes files only
+    through partitions (https://docs.aws.amazon.com/athena/latest/ug/partitions.html). Two per-format tables over
+    the same folders each read all of them, and the estimate counts both. ``listings`` holds scans already
+    listed."""
     total = objects = prefixes = 0
     for scan in scans:
         listing = (listings or {}).get(scan) or list_scan(s3, scan)

@@ -185,8 +185,15 @@ def apply(items: Sequence[tuple[AthenaSourceSpec, str]], client_for: Callable[[A
             ids.append(_run(athena, source, f"CREATE DATABASE IF NOT EXISTS {_ident(source.database)}", None, sleep,
                             timeout_s, monotonic))
             created.add((source.workgroup, source.database))
-        ids.append(_run(athena, source, sql, source.database, sleep, timeout_s, monotonic))
+        ids.append(_run(athena, source, without_comments(sql), source.database, sleep, timeout_s, monotonic))
     return ids
+
+
+def without_comments(sql: str) -> str:
+    """The statement without its ``--`` comment lines, as sent to Athena: a statement joined onto one line (as
+    Athena engine v3 is reported to do with DDL) would otherwise be swallowed by its leading comment. The
+    printed DDL keeps them. Only whole comment lines exist in what this module writes."""
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
 
 
 def _run(athena: Any, source: AthenaSourceSpec, sql: str, database: str | None, sleep: Callable[[float], None],

@@ -424,7 +424,15 @@ def create(context: EngineContext) -> AthenaEngine:
     target = context.aws_target()
     sources = {name: spec for name in ("flow_logs", "cloudtrail")
                if (spec := getattr(config.sources, name)) is not None and spec.engine == "athena"}
-    scope = Scope(target.account_id, target.region if target.filtered else None)
+    account = target.account_id
+    if account is None and any(spec.projection.layout != "day" and spec.projection.account_column
+                               for spec in sources.values()):
+        # Without accounts:, `auditor athena ddl` makes the account partition an *injected* projection, and Athena
+        # refuses a query on an injected partition without a static equality on it
+        # (https://docs.aws.amazon.com/athena/latest/ug/partition-projection-dynamic-id-partitioning.html).
+        # The account is then the credentials' own, bound as an equality like a listed account's.
+        account = context.sessions.caller_account()
+    scope = Scope(account, target.region if target.filtered else None)
     return AthenaEngine(sources=sources, settings=config.athena, budget=context.budget, pricing=config.pricing,
                         delivery_lag=config.delivery_lag_td, scope=scope, region=context.sessions.default_region(),
                         clients=lambda service, region: context.sessions.client(service, region))

@@ -43,6 +43,12 @@ def test_ddl_apply_runs_them_in_the_workgroup(tmp_path, monkeypatch):
     assert sum(t.startswith("CREATE DATABASE IF NOT EXISTS `security`") for t in texts) == 1
     assert sum("CREATE EXTERNAL TABLE IF NOT EXISTS `security`." in t for t in texts) == 2
     assert all(q["WorkGroup"] == "primary" for q in queries)
+    # What is sent has no comment lines (a statement joined onto one line would be swallowed by its comment);
+    # what is printed keeps them.
+    tables = [t for t in texts if "CREATE EXTERNAL TABLE" in t]
+    assert all(t.startswith("CREATE EXTERNAL TABLE IF NOT EXISTS") and "--" not in t for t in tables), tables
+    printed = CliRunner().invoke(main, ["athena", "ddl", "--config", str(tmp_path / "config.yaml")])
+    assert printed.output.count("\n-- VPC flow logs") + printed.output.startswith("-- VPC flow logs") == 1
 
 
 @pytest.mark.parametrize("args", [["athena", "ddl", "--config", "missing.yaml"]])

@@ -235,8 +235,11 @@ class StubSessions(AwsSessions):
         super().__init__(settings)
         self.clients = clients
 
-    def client(self, service, region=None, account=None):
+    def client(self, service, region=None, account=None, **_):
         return self.clients[service]
+
+    def caller_account(self, account=None):
+        return "111122223333"
 
     def default_region(self):
         return "us-east-1"
@@ -275,3 +278,78 @@ def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_p
     assert any(n.startswith("Athena: 1 query scanned 2.0 KB") for n in outcome.record.data_quality.notes)
     # the objects could not be listed under the stubs: the run says so and names the safety net
     assert any("could not be removed" in w and "lifecycle rule" in w for w in outcome.record.warnings)
+
+
+def test_the_estimate_counts_every_object_each_per_format_table_reads(stubs):
+    # Issue 18: two per-format tables, each restricted to its flow log by "$path". Athena prunes files only through
+    # partitions, so each table reads every object under the day folders: 2 x 515 KB = 1.03 MB, not the 515 KB of
+    # the objects whose names match. A budget of 1 MB must skip the query.
+    source = AthenaSourceSpec.model_validate({
+        "engine": "athena", "database": "sec", "workgroup": "audit", "output_location": "s3://results/auditor/",
+        "location": "s3://org-logs/AWSLogs/",
+        "tables": [{"name": "vpc_v2", "flow_log_ids": ["fl-0123456789abcdef0"]},
+                   {"name": "vpc_v5", "format": "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} "
+                    "${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status} "
+                    "${flow-direction}", "flow_log_ids": ["fl-0fedcba9876543210"]}]})
+    days = [f"2026/11/{d:02d}/" for d in range(9, 17)]
+
+    def day_listing(prefix):
+        stubs["s"].add_response("list_objects_v2", {"Contents": [
+            {"Key": f"{prefix}111122223333_vpcflowlogs_us-east-1_fl-0123456789abcdef0_x.log.gz", "Size": 32_187},
+            {"Key": f"{prefix}111122223333_vpcflowlogs_us-east-1_fl-0fedcba9876543210_x.log.gz", "Size": 32_188}],
+            "KeyCount": 2, "IsTruncated": False}, {"Bucket": "org-logs", "Prefix": prefix})
+
+    for _table in range(2):
+        for day in days:
+            day_listing(f"AWSLogs/111122223333/vpcflowlogs/us-east-1/{day}")
+    clock = Clock()
+    athena = AthenaEngine(sources={"flow_logs": source}, settings=AthenaSettings(), budget=Budget(1_000_000),
+                          delivery_lag=timedelta(days=1), clients=lambda service, region: stubs[service],
+                          scope=Scope("111122223333", "us-east-1"), region="us-east-1", sleep=clock.sleep,
+                          monotonic=clock.monotonic, jitter=lambda: 0.5)
+    with pytest.raises(CheckSkipped, match=r"would scan about 1\.0 MB \(32 objects under 16 partitions\)"):
+        athena.run(query(), WINDOW, {})
+
+
+def test_without_accounts_the_query_binds_the_callers_account(stubs, tmp_path):
+    # Issue 18: with aws.regions but no accounts:, `athena ddl` makes aws_account_id an injected projection, which
+    # Athena refuses to query without a static equality on it. The account of the credentials (STS) is bound.
+    cfg = write_config(tmp_path, """
+        aws: {regions: [us-east-1]}
+        sources:
+          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/",
+                      output_location: "s3://results/auditor/"}
+        checks:
+          exposed_well_known_ports: {}
+        """)
+    loaded = load_config(cfg)
+    sts = boto3.client("sts", region_name="us-east-1")
+    with Stubber(sts) as st:
+        st.add_response("get_caller_identity", {"Account": "444455556666", "Arn": "arn:aws:iam::444455556666:user/a",
+                                                "UserId": "AIDEXAMPLE"}, {})
+        # the flow summary reads the logs, restricted to the caller's account
+        stubs["a"].add_response("start_query_execution", {"QueryExecutionId": QID}, {
+            "QueryString": ANY, "WorkGroup": "primary", "ClientRequestToken": ANY,
+            "QueryExecutionContext": {"Database": "sec", "Catalog": "AwsDataCatalog"},
+            "ResultConfiguration": {"OutputLocation": "s3://results/auditor/"},
+            "ExecutionParameters": ["'444455556666'", "'us-east-1'", "'2026/11/09'", "'2026/11/16'", ANY, ANY]})
+        status(stubs["a"], "SUCCEEDED", scanned=10)
+        # the check reads the summary
+        stubs["a"].add_response("start_query_execution", {"QueryExecutionId": QID}, {
+            "QueryString": ANY, "WorkGroup": "primary", "ClientRequestToken": ANY,
+            "QueryExecutionContext": {"Database": "sec", "Catalog": "AwsDataCatalog"},
+            "ResultConfiguration": {"OutputLocation": "s3://results/auditor/"}})
+        status(stubs["a"], "SUCCEEDED", scanned=10)
+        stubs["a"].add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [
+            {"Name": "dstport", "Type": "integer"}]}, "Rows": [row("dstport")]}})
+        stubs["g"].add_response("delete_table", {}, {"DatabaseName": "sec", "Name": ANY})
+        sessions = AwsSessions(loaded.config.aws)
+        real = {**stubs, "sts": sts}
+        sessions.client = lambda service, region=None, account=None, **_: real[service]  # type: ignore[method-assign]
+        outcome = run_audit(loaded, WINDOW, out_dir=tmp_path / "out", force=True, formats=("json",),
+                            clock=lambda: datetime(2026, 11, 23, tzinfo=timezone.utc), aws_sessions=sessions)
+    (check,) = outcome.record.checks
+    summary, _query = [q for q in check.queries if q.engine == "athena"]
+    assert summary.name == "flow summary"
+    assert '"aws_account_id" = ?' in summary.text and '"aws_region" = ?' in summary.text
+    assert summary.stats.query_id == QID  # the Stubber checked its ExecutionParameters: the caller's account first

@@ -23,7 +23,7 @@ from auditor.config import load_config
 from auditor.engines.athena.querymap import partition_days
 from tests.support.athena_double import Crash, ExecutingAthena, window_objects
 from tests.support.flowdata import record, ts, write_config, write_flow_log, write_inventory
-from tests.support.moto_server import FAKE_ENV, moto_server, reset
+from tests.support.moto_server import DEFAULT_ACCOUNT, FAKE_ENV, moto_server, reset
 from tests.support.runner import WINDOW, run
 
 DEFAULT_LOG, CUSTOM_LOG = "fl-0123456789abcdef0", "fl-0fedcba987654321f"
@@ -31,7 +31,8 @@ CUSTOM_FIELDS = ("version", "interface-id", "flow-direction", "srcaddr", "dstadd
                  "bytes", "start", "end", "action", "log-status", "account-id", "srcport")
 CUSTOM_FORMAT = " ".join(f"${{{f}}}" for f in CUSTOM_FIELDS)
 DAYS = {d.strftime("%Y/%m/%d") for d in partition_days(WINDOW, timedelta(days=1))}
-SCRATCH = "s3://athena-results/auditor/auditor-flow-summary/"
+# Without accounts:, the engine binds the credentials' account (moto's) on the account partition: the logs are its.
+OWNER = DEFAULT_ACCOUNT
 CHECKS = ("top_rejected_sources", "exposed_well_known_ports", "unused_sg_rules")
 
 
@@ -52,13 +53,13 @@ def world(tmp_path_factory):
     scan, ssh, inside, early = _records()
     custom = [dict(r, **{"flow-direction": "ingress"}) for r in ssh + inside]
     files = [
-        (DEFAULT_LOG, write_flow_log(root / "logs", scan[:20], day="2026/11/10", name=DEFAULT_LOG)),
-        (DEFAULT_LOG, write_flow_log(root / "logs", scan[20:] + early, day="2026/11/09", name=DEFAULT_LOG)),
-        (CUSTOM_LOG, write_flow_log(root / "logs", custom, fields=CUSTOM_FIELDS, day="2026/11/13", name=CUSTOM_LOG)),
+        (DEFAULT_LOG, write_flow_log(root / "logs", scan[:20], day="2026/11/10", name=DEFAULT_LOG, account=OWNER)),
+        (DEFAULT_LOG, write_flow_log(root / "logs", scan[20:] + early, day="2026/11/09", name=DEFAULT_LOG, account=OWNER)),
+        (CUSTOM_LOG, write_flow_log(root / "logs", custom, fields=CUSTOM_FIELDS, day="2026/11/13", name=CUSTOM_LOG, account=OWNER)),
         # outside the window and its delivery lag: no query may read these
-        (DEFAULT_LOG, write_flow_log(root / "logs", scan[:5], day="2026/11/20", name=DEFAULT_LOG)),
+        (DEFAULT_LOG, write_flow_log(root / "logs", scan[:5], day="2026/11/20", name=DEFAULT_LOG, account=OWNER)),
         (CUSTOM_LOG, write_flow_log(root / "logs", [dict(custom[0], start=ts("2026-11-02T05:00:00Z"))],
-                                    fields=CUSTOM_FIELDS, day="2026/11/02", name=CUSTOM_LOG)),
+                                    fields=CUSTOM_FIELDS, day="2026/11/02", name=CUSTOM_LOG, account=OWNER)),
     ]
     # sgr-rdp admits only the record of 8 November: unused in the report week, used in a 14-day lookback
     rules = [{"SecurityGroupRuleId": rid, "GroupId": "sg-web", "GroupOwnerId": "111122223333", "IsEgress": False,
