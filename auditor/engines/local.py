@@ -178,11 +178,11 @@ class LocalEngine:
             self._evidence[key] = int(count)
         return self._evidence[key]
 
-    def prepare_query(self, query: Query) -> None:
+    def prepare_query(self, query: Query, *, name: str | None = None) -> None:
         """Make the tables ``query`` reads ready in the workspace: the flow summary of its window, which
         ``flow_summary`` then names (:mod:`auditor.engines.local_summary`). Called before a query runs here, also
-        when it runs fused inside its check's report."""
-        if reads_summary(parse(query.text, name=f"{query.check_id}/{query.name}")):
+        when it runs fused inside its check's report. ``name`` names the query in errors (default check/query)."""
+        if reads_summary(parse(query.text, name=name or f"{query.check_id}/{query.name}")):
             self.summaries.use(query.window)
 
     def run(self, query: Query, window: TimeWindow, params: Mapping[str, Any]) -> QueryResult:
