@@ -237,10 +237,11 @@ def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
            engine: Engine | None) -> tuple[list[dict[str, Any]], QueryRun | None]:
     """The rows of a check's chart query (per hour, or per day for windows over 3 days), when it has one, and
     the query as run: it is listed in the appendix and counted in the bytes scanned like the check's own."""
-    if "chart.sql" not in spec.queries or engine is None or engine.dialect != "trino":
+    text = spec.chart_for(engine.dialect) if engine is not None else None
+    if text is None or engine is None:
         return [], None
     bucket = "hour" if plan.window.duration <= timedelta(days=3) else "day"
-    query = Query(check_id=spec.id, name="chart", text=spec.queries["chart.sql"], dialect=engine.dialect,
+    query = Query(check_id=spec.id, name="chart", text=text, dialect=engine.dialect,
                   tables=frozenset(t for t in spec.meta.needs if t in ENGINE_TABLES), window=plan.window,
                   params={**pc.params, "bucket": bucket})
     result = engine.run(query, plan.window, query.params)

@@ -87,7 +87,7 @@ class CheckSpec:
 
     meta: CheckMeta
     folder: Path
-    queries: Mapping[str, str]  # file name -> text: query.sql, report.sql, query.insights
+    queries: Mapping[str, str]  # file name -> text: query.sql, report.sql, query.insights, chart.sql, chart.insights
     hook: ModuleType | None = None
     params_model: type[BaseModel] = field(default=BaseModel, repr=False)
 
@@ -135,6 +135,10 @@ class CheckSpec:
     def query_for(self, dialect: str) -> str:
         """The engine query text in an engine's dialect."""
         return self.queries[{"trino": "query.sql", "insights": "query.insights"}[dialect]]
+
+    def chart_for(self, dialect: str) -> str | None:
+        """The chart query text in an engine's dialect (chart.sql, chart.insights), None when it has none."""
+        return self.queries.get({"trino": "chart.sql", "insights": "chart.insights"}.get(dialect, ""))
 
     def finding_title(self, row: Mapping[str, Any]) -> str:
         """The finding title for a row: ``{column}`` placeholders filled in, nothing else evaluated."""
@@ -196,7 +200,7 @@ def load_check_dir(folder: Path) -> CheckSpec:
     if meta.id != folder.name:
         raise CheckDefinitionError(f"{meta_path}: id '{meta.id}' does not match its folder name '{folder.name}'")
     queries = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
-               if p.name in ("query.sql", "report.sql", "query.insights", "chart.sql")}
+               if p.name in ("query.sql", "report.sql", "query.insights", "chart.sql", "chart.insights")}
     if not queries:
         raise CheckDefinitionError(f"{folder}: a check needs query.sql, query.insights or report.sql")
     if any(n in meta.needs for n in ("flow_logs", "cloudtrail")) and "query.sql" not in queries and "query.insights" not in queries:

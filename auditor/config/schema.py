@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     Tag,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -263,15 +264,60 @@ class PricingSettings(Strict):
 
 # --- Logs Insights -------------------------------------------------------------------------------------
 
+# CloudWatch Logs log group names: 1 to 512 of letters, digits and . _ - / #
+# (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html).
+_LOG_GROUP = r"^[.\-_/#A-Za-z0-9]{1,512}$"
+
+
+class LogGroupSpec(Strict):
+    """One log group of a Logs Insights source. In YAML a bare name is shorthand for ``{name: ...}``."""
+
+    name: str = Field(pattern=_LOG_GROUP, description="The log group's name.")
+    format: LogFormat = Field(None, description="The LogFormat of the flow log delivering to this log group (from "
+                                                "DescribeFlowLogs). Default: the source's `format`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Any) -> Any:
+        # A log group without its own format dumps as its bare name, as before log groups took a format: the
+        # history's sources key (a hash of the dumped sources) stays the same, and runs keep comparing.
+        return self.name if self.format is None else handler(self)
+
+
 class InsightsSourceSpec(Strict):
     """A flow-log or CloudTrail source in CloudWatch Logs, queried with Logs Insights."""
 
     engine: Literal["insights"] = Field(description="Query this source with CloudWatch Logs Insights.")
-    log_groups: tuple[str, ...] = Field(min_length=1, description="The log groups (at most 50 per query; more are "
-                                                                  "queried in batches and merged).")
-    format: LogFormat = Field(None, description="The flow log's LogFormat (from DescribeFlowLogs), for the "
-                                                "generated parse clause. Default: the default format, whose "
-                                                "fields CloudWatch discovers itself.")
+    log_groups: tuple[LogGroupSpec, ...] = Field(
+        min_length=1, description="The log groups: a name, or {name, format} when flow logs of different formats "
+                                  "deliver to them. At most 50 go into one query; more, or more than one format, "
+                                  "are queried in batches and merged.")
+    format: LogFormat = Field(None, description="The flow logs' LogFormat (from DescribeFlowLogs), for the "
+                                                "generated parse clause, where a log group gives none. Default: "
+                                                "the default format, whose fields CloudWatch discovers itself.")
+
+    @field_validator("log_groups")
+    @classmethod
+    def _unique_groups(cls, v: tuple[LogGroupSpec, ...]) -> tuple[LogGroupSpec, ...]:
+        seen: set[str] = set()
+        for group in v:
+            if group.name in seen:
+                raise ValueError(f"log group '{group.name}' is listed twice; list each log group once, with its "
+                                 "format")
+            seen.add(group.name)
+        return v
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.log_groups)
+
+    def group_format(self, group: LogGroupSpec) -> str | None:
+        """A log group's LogFormat: its own, else the source's (None: the default format)."""
+        return group.format or self.format
 
 
 class InsightsSettings(Strict):

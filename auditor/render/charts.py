@@ -135,7 +135,9 @@ def rejected_flows_chart(rows: Iterable[Mapping[str, Any]], window: TimeWindow, 
     series: list[tuple[str, list[float]]] = [(s, [cells.get((b, s), 0.0) for b in buckets]) for s in named]
     if rest or pooled:
         other = [pooled.get(b, 0.0) + sum(v for (b2, s), v in cells.items() if b2 == b and s in rest) for b in buckets]
-        series.append((f"other ({len(rest):,} sources)" if rest and not pooled else "all other sources", other))
+        # One label whether the chart query pooled the rest (chart.sql) or gave every source (chart.insights, which
+        # cannot pool): the report looks the same whichever engine ran it.
+        series.append(("all other sources", other))
     has_other = bool(rest or pooled)
 
     width, height = 176.0, 62.0

@@ -502,6 +502,14 @@ ROWS = (
     Row("a config over 1 MB", config_append("# " + "x" * 1_100_000 + "\n"), 2,
         config_error("config.yaml: the config file is", "at most 1,000,000 bytes"), report=False),
     # -- defect 10: bad values are exit 2 with a message
+    # Logs Insights sources: a log group's own format is validated where it is written (issue 23).
+    Row("a log group's format with an unknown field", config_edit(
+        "flow_logs: flows", 'flow_logs: {engine: insights, log_groups: [/vpc/flow, '
+                            '{name: /vpc/flow-v5, format: "${version} ${vpc-idd}"}]}'), 2,
+        config_error("config.yaml:2:", "vpc-idd", "did you mean 'vpc-id'"), report=False),
+    Row("a log group listed twice", config_edit(
+        "flow_logs: flows", "flow_logs: {engine: insights, log_groups: [/vpc/flow, {name: /vpc/flow}]}"), 2,
+        config_error("config.yaml:2:", "log group '/vpc/flow' is listed twice"), report=False),
     Row("lookback: banana", config_edit("unused_sg_rules: {}", "unused_sg_rules: {lookback: banana}"), 2,
         config_error("config.yaml:8:31:", "'banana' is not a duration"), report=False),
     Row("duckdb.memory_limit: banana", config_append("duckdb: {memory_limit: banana}\n"), 2,

@@ -7,7 +7,10 @@ What CloudWatch imposes, and what this engine does about it:
   (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_StartQuery.html). Our windows are
   half-open, so the engine passes ``until - 1 s`` and also filters on the record's own start (``startTime`` for
   flow logs, ``eventTime`` for CloudTrail) inside the query.
-* At most 50 log groups per query (same page): more are queried in batches and merged.
+* At most 50 log groups per query (same page): more are queried in batches and merged. Log groups of different
+  flow-log formats go into different batches, each with the ``parse`` clause of its format (none for the default
+  format, whose fields CloudWatch discovers). Before the checks, one query per batch counts the lines that do not
+  match their log group's format, by log group, for the data-quality section.
 * A result stops at 10,000 rows. The engine fetches full aggregates (no top-N), splits the window in halves while
   a slice comes back full, down to ``insights.min_slice``, and merges the slices (:mod:`.merge`). A slice still
   full at the minimum is kept, and the result is marked truncated with a note.
@@ -45,15 +48,19 @@ from auditor.engines.insights import merge
 from auditor.engines.insights.catalog import Catalog, TableCatalog, catalog_for
 from auditor.engines.insights.compiler import CompiledQuery, compile_program
 from auditor.engines.insights.local import source_table
-from auditor.engines.insights.parse_clause import needs_parse, parse_command
+from auditor.engines.insights.parse_clause import MATCHED, mismatch_command, needs_parse, parse_command
 from auditor.engines.insights.parser import (
     Binary,
+    Call,
     Command,
     Field,
     Filter,
+    Item,
     Literal,
     Pipeline,
     Program,
+    Stats,
+    Unary,
     bind,
     parse,
     render,
@@ -61,9 +68,11 @@ from auditor.engines.insights.parser import (
 from auditor.engines.sources import cloudtrail as cloudtrail_source
 from auditor.engines.sources import flowlogs
 from auditor.errors import EngineError
+from auditor.logformat import parse_log_format
 from auditor.models import (
     ENGINE_TABLES,
     DataQuality,
+    FileQuality,
     Query,
     QueryResult,
     QueryStats,
@@ -84,9 +93,23 @@ _MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
+class _Batch:
+    """At most 50 log groups of one format, and the parse clause their lines need (none for the default format)."""
+
+    index: int
+    groups: tuple[str, ...]
+    log_format: str | None  # None: the default format
+    prefix: tuple[Command, ...] = ()
+
+
+@dataclass(frozen=True)
 class _Slice:
     window: TimeWindow
-    groups: tuple[str, ...]
+    batch: _Batch
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return self.batch.groups
 
 
 @dataclass(frozen=True)
@@ -128,11 +151,70 @@ class CloudInsightsEngine:
     # -- the engine protocol -------------------------------------------------------------------------------
 
     def prepare(self, scans: Mapping[str, TimeWindow]) -> DataQuality:
-        """Nothing is read ahead: each query scans CloudWatch Logs itself."""
+        """Each query scans CloudWatch Logs itself; nothing is read ahead. For flow logs, the lines of each log
+        group that do not match its format are counted first (one query per batch), so that they are named in
+        data quality instead of dropping out of the checks in silence."""
         missing = [t for t in scans if t not in self.sources]
         if missing:
             raise EngineError(f"no Logs Insights source for {', '.join(missing)}", engine=self.name)
+        if "flow_logs" in scans:
+            return self._format_check(scans["flow_logs"])
         return DataQuality()
+
+    def batches(self, table: str) -> tuple[_Batch, ...]:
+        """The source's log groups by format (in the order first listed), in batches of at most 50."""
+        spec = self.sources[table]
+        by_format: dict[tuple[str, ...] | None, tuple[str | None, list[str]]] = {}
+        for group in spec.log_groups:
+            fmt = spec.group_format(group) if table == "flow_logs" else None
+            key = parse_log_format(fmt) if fmt and needs_parse(fmt) else None
+            by_format.setdefault(key, (fmt if key else None, []))[1].append(group.name)
+        out: list[_Batch] = []
+        for fmt, names in by_format.values():
+            prefix = (parse_command(fmt),) if fmt else ()
+            for i in range(0, len(names), MAX_LOG_GROUPS):
+                out.append(_Batch(len(out), tuple(names[i:i + MAX_LOG_GROUPS]), fmt, prefix))
+        return tuple(out)
+
+    def _format_check(self, window: TimeWindow) -> DataQuality:
+        """Count, per log group, the lines in the window that its format's pattern does not match."""
+        counts: dict[str, int] = {}
+        fetched: list[_Fetched] = []
+        failed: list[FileQuality] = []
+        for batch in self.batches("flow_logs"):
+            pos = 0
+            absent = Unary(pos, "not", Call(pos, "ispresent", (Field(pos, MATCHED),), spelled="ispresent"))
+            stats = Stats(pos, (Item(pos, Call(pos, "count", (), True, "count"), "auditorN"),),
+                          (Item(pos, Field(pos, "@log"), "auditorLog"),))
+            text = render(Pipeline(pos, (mismatch_command(batch.log_format), Filter(pos, absent), stats)))
+            try:
+                result = self._query(_Slice(window, batch), text, None)
+            except EngineError as exc:  # the checks still run; the report says the lines were not checked
+                shown = ", ".join(batch.groups[:3]) + (f" and {len(batch.groups) - 3} more" if len(batch.groups) > 3 else "")
+                failed.append(FileQuality(path=f"CloudWatch Logs log groups {shown}",
+                                          error=f"their lines could not be checked against their format: {exc}"))
+                continue
+            fetched.append(result)
+            for row in result.rows:
+                group = _log_group_name(row.get("auditorLog"))
+                n = int(float(row.get("auditorN") or 0))
+                if group and n:
+                    counts[group] = counts.get(group, 0) + n
+        scanned = int(sum(f.bytes_scanned for f in fetched))
+        cost = scanned / BYTES_PER_GB * self.price_per_gb
+        notes = [f"Logs Insights format check: {len(fetched)} quer{'y' if len(fetched) == 1 else 'ies'} scanned "
+                 f"{scanned:,} bytes, about ${cost:.4f}"]
+        files = []
+        spec = self.sources["flow_logs"]
+        formats = {g.name: spec.group_format(g) for g in spec.log_groups}
+        for group, n in counts.items():
+            described = f"its format {formats[group]}" if formats.get(group) else "the default format"
+            line = "line does" if n == 1 else "lines do"
+            note = (f"{n:,} {line} not match {described}; left out of the checks (set the log group's format in "
+                    "sources.flow_logs.log_groups)")
+            files.append(FileQuality(path=f"CloudWatch Logs log group {group}", malformed=n, notes=(note,)))
+            notes.append(f"log group {group}: {note}")
+        return DataQuality(files=tuple(files) + tuple(failed), notes=tuple(notes))
 
     def close(self) -> None:
         self._con.close()
@@ -152,7 +234,7 @@ class CloudInsightsEngine:
         rows: list[tuple[Any, ...]] = []
         fetched: list[_Fetched] = []
         for part in program.parts:
-            part_rows, part_names, part_fetched = self._run_part(program, part, catalog, table, spec, window, name)
+            part_rows, part_names, part_fetched = self._run_part(program, part, catalog, table, window, name)
             index = {n: i for i, n in enumerate(part_names)}
             rows += [tuple(r[index[n]] if n in index else None for n in names) for r in part_rows]
             fetched += part_fetched
@@ -161,23 +243,26 @@ class CloudInsightsEngine:
 
     # -- one part: plan, fetch, merge ------------------------------------------------------------------------
 
-    def _run_part(self, program: Program, part: Pipeline, catalog: Catalog, table: str, spec: InsightsSourceSpec,
+    def _run_part(self, program: Program, part: Pipeline, catalog: Catalog, table: str,
                   window: TimeWindow, name: str) -> tuple[list[tuple[Any, ...]], tuple[str, ...], list[_Fetched]]:
         single = Program((part,), program.text)
         compiled = compile_program(single, catalog, window=window)
         obj_sources = {c.name: c.source for c in compiled.columns if c.type == "obj" and c.source}
         if any(c.type == "obj" and not c.source for c in compiled.columns):
             raise program.error("a whole JSON object can only be shown as it is", part.pos, unsupported=True)
+        batches = self.batches(table)
         try:
-            rp = merge.plan(part, output=compiled.columns, obj_sources=obj_sources)  # type: ignore[arg-type]
+            rp = merge.plan(part, output=compiled.columns, obj_sources=obj_sources,  # type: ignore[arg-type]
+                            batched=len(batches) > 1, dash_means_absent=table == "flow_logs")
         except merge.PlanError as exc:
             raise program.error(str(exc), exc.pos, unsupported=True) from None
-        remote = compile_program(Program((rp.remote,), program.text), catalog, window=window)
-        remote_types = dict(zip(remote.names, self._types(remote)))
-        prefix: tuple[Command, ...] = ()
-        if table == "flow_logs" and needs_parse(spec.format):
-            prefix = (parse_command(spec.format or ""),)
-        fetched = self._fetch(rp, prefix, table, spec, window)
+        remote_types: dict[str, str] = {}
+        for pipeline in (rp.remote, *rp.typed_subqueries):
+            remote = compile_program(Program((pipeline,), program.text), catalog, window=window)
+            remote_types.update(zip(remote.names, self._types(remote)))
+        fetched = []
+        for pipeline in (rp.remote, *rp.subqueries):
+            fetched += self._fetch(pipeline, rp.remote_limit, table, batches, window)
         raw = [row for f in fetched for row in f.rows]
         if rp.kind == "stats":
             result = self._merge_stats(rp, raw, remote_types, table, catalog, program)
@@ -294,27 +379,26 @@ class CloudInsightsEngine:
 
     # -- fetching ------------------------------------------------------------------------------------------
 
-    def _remote_text(self, rp: merge.RemotePlan, prefix: tuple[Command, ...], table: str, window: TimeWindow) -> str:
-        pos = rp.remote.pos
+    def _remote_text(self, remote: Pipeline, prefix: tuple[Command, ...], table: str, window: TimeWindow) -> str:
+        pos = remote.pos
         if table == "flow_logs":
             field, lo, hi = Field(pos, "startTime"), Literal(pos, window.since_s), Literal(pos, window.until_s)
         else:
             field, lo, hi = Field(pos, "eventTime"), Literal(pos, iso_z(window.since)), Literal(pos, iso_z(window.until))
         # The record's own start, half-open, on top of StartQuery's inclusive window on @timestamp.
         in_window = Filter(pos, Binary(pos, "and", Binary(pos, ">=", field, lo), Binary(pos, "<", field, hi)))
-        return render(Pipeline(pos, prefix + (in_window,) + rp.remote.commands))
+        return render(Pipeline(pos, prefix + (in_window,) + remote.commands))
 
-    def _fetch(self, rp: merge.RemotePlan, prefix: tuple[Command, ...], table: str, spec: InsightsSourceSpec,
+    def _fetch(self, remote: Pipeline, remote_limit: int | None, table: str, batches: Sequence[_Batch],
                window: TimeWindow) -> list[_Fetched]:
-        groups = tuple(spec.log_groups)
-        batches = [groups[i:i + MAX_LOG_GROUPS] for i in range(0, len(groups), MAX_LOG_GROUPS)]
         done: list[_Fetched] = []
         errors: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="insights") as pool:
             pending: dict[Future[_Fetched], _Slice] = {}
 
             def submit(s: _Slice) -> None:
-                pending[pool.submit(self._query, s, self._remote_text(rp, prefix, table, s.window), rp)] = s
+                text = self._remote_text(remote, s.batch.prefix, table, s.window)
+                pending[pool.submit(self._query, s, text, remote_limit)] = s
 
             for batch in batches:
                 submit(_Slice(window, batch))
@@ -334,11 +418,11 @@ class CloudInsightsEngine:
                         done.append(_Fetched(s, (), False, result.query_id, result.bytes_scanned,
                                              result.records_scanned, result.text))  # billed, then split
                         for half in halves:
-                            submit(_Slice(half, s.groups))
+                            submit(_Slice(half, s.batch))
         if errors:
             raise errors[0]
         # Completion order varies with threads; slices in time order (then batch) keep merges and stats stable.
-        done.sort(key=lambda f: (f.slice.window.since, f.slice.window.until, groups.index(f.slice.groups[0])))
+        done.sort(key=lambda f: (f.slice.window.since, f.slice.window.until, f.slice.batch.index))
         return done
 
     def _halves(self, window: TimeWindow) -> tuple[TimeWindow, TimeWindow] | None:
@@ -366,7 +450,7 @@ class CloudInsightsEngine:
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _query(self, s: _Slice, text: str, rp: merge.RemotePlan) -> _Fetched:
+    def _query(self, s: _Slice, text: str, limit: int | None) -> _Fetched:
         # endTime is inclusive: the last second of a half-open window is until - 1.
         started = self._call("start_query", logGroupNames=list(s.groups), startTime=s.window.since_s,
                              endTime=s.window.until_s - 1, queryString=text, limit=self.row_cap)
@@ -395,7 +479,6 @@ class CloudInsightsEngine:
         rows = tuple({f["field"]: f.get("value") for f in r if not str(f.get("field", "")).startswith("@ptr")}
                      for r in results)
         stats = answer.get("statistics") or {}
-        limit = rp.remote_limit
         full = len(rows) >= self.row_cap and not (limit is not None and limit <= len(rows))
         return _Fetched(s, rows, full, query_id, float(stats.get("bytesScanned") or 0),
                         float(stats.get("recordsScanned") or 0), text)
@@ -411,12 +494,21 @@ class CloudInsightsEngine:
             notes.append(f"truncated: a window slice of {self.settings.min_slice} or less still returned "
                          f"{self.row_cap:,} rows, CloudWatch's limit; some rows are missing")
         ids = [f.query_id for f in fetched]
-        first = min(fetched, key=lambda f: (f.slice.window.since, f.slice.groups)) if fetched else None
+        first = min(fetched, key=lambda f: (f.slice.window.since, f.slice.batch.index)) if fetched else None
         return QueryStats(engine=self.name, text_as_run=first.text if first else "", duration_s=time.perf_counter() - started,
                           query_id=",".join(ids) if len(ids) <= 3 else f"{ids[0]} (+{len(ids) - 1} more)",
                           bytes_scanned=scanned, records_scanned=records, truncated=truncated,
                           params={k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()},
                           cost_usd=cost, notes=tuple(notes))
+
+
+def _log_group_name(value: Any) -> str | None:
+    """The log group of an ``@log`` value, ``<account-id>:<log-group-name>``
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_AnalyzeLogData-discoverable-fields.html)."""
+    if value is None:
+        return None
+    account, sep, name = str(value).partition(":")
+    return name if sep and account.isdigit() else str(value)
 
 
 def _text(value: Any) -> str | None:

@@ -8,7 +8,10 @@ groups, and this module makes those results merge correctly:
 
 * A stats query is sent without what follows ``stats`` (no top-N ``sort``/``limit``), with every aggregation
   turned into parts that add up across slices: ``count`` and ``sum`` add, ``min``/``max`` take the least and
-  greatest, ``avg`` is a sum and a count, ``earliest``/``latest`` carry their time. ``count_distinct`` and
+  greatest, ``avg`` is a sum and a count, ``earliest``/``latest`` carry their time. Across log-group batches
+  (which cover the same time) that time must be the field's own first or last one, not the first event's of any
+  kind: each ``earliest``/``latest`` then runs as its own sub-query that keeps only the events having the field
+  (``filter ispresent(f)``), with ``min``/``max(@timestamp)`` beside it. ``count_distinct`` and
   ``pct`` need the full groups, so their field becomes one more ``by`` key (with ``count(*)`` as its weight),
   and the distinct count or percentile is computed here over the merged groups. What followed ``stats`` then
   runs locally over the merged rows.
@@ -27,12 +30,14 @@ from typing import Any
 
 from auditor.engines.insights.compiler import AGGREGATES, item_name
 from auditor.engines.insights.parser import (
+    Binary,
     Call,
     Command,
     Dedup,
     Display,
     Field,
     Fields,
+    Filter,
     Item,
     Limit,
     Literal,
@@ -72,6 +77,10 @@ class RemotePlan:
     message_fields: tuple[tuple[str, str], ...] = ()  # events: (output name, top-level JSON key) read from @message
     helper: Pipeline | None = None  # stats: the query whose local compile gives each merged column's type
     dash_null: tuple[str, ...] = ()  # remote columns where a flow log's "-" means no value
+    subqueries: tuple[Pipeline, ...] = ()  # stats across batches: earliest/latest over the events having the field
+    # The same sub-queries without their "-" test, which the local compiler refuses on a numeric field (CloudWatch's
+    # values are text): compiled for the columns' types only.
+    typed_subqueries: tuple[Pipeline, ...] = ()
 
 
 class PlanError(Exception):
@@ -85,10 +94,13 @@ class PlanError(Exception):
 _TAIL = (Sort, Limit, Dedup, Display)
 
 
-def plan(pipeline: Pipeline, *, output: Sequence[Any], obj_sources: dict[str, str]) -> RemotePlan:
+def plan(pipeline: Pipeline, *, output: Sequence[Any], obj_sources: dict[str, str], batched: bool = False,
+         dash_means_absent: bool = False) -> RemotePlan:
     """The remote query and the merge for one pipeline. ``output`` are the pipeline's output columns
     (OutputColumn) from the local compile; ``obj_sources`` maps output names holding a whole JSON object
-    (CloudTrail's requestParameters...) to that object's key."""
+    (CloudTrail's requestParameters...) to that object's key. ``batched``: the query runs over more than one
+    batch of log groups, so ``earliest``/``latest`` need the time of the field's own first/last value;
+    ``dash_means_absent``: a ``-`` value is no value (flow logs)."""
     commands = list(pipeline.commands)
     stats_at = next((i for i, c in enumerate(commands) if isinstance(c, Stats)), None)
     if stats_at is None:
@@ -102,7 +114,8 @@ def plan(pipeline: Pipeline, *, output: Sequence[Any], obj_sources: dict[str, st
                         "and log-group batches", c.pos)
     if stats_at is None:
         return _events(pipeline, commands, output, obj_sources)
-    return _stats(pipeline, commands[:stats_at], commands[stats_at], commands[stats_at + 1:])
+    return _stats(pipeline, commands[:stats_at], commands[stats_at], commands[stats_at + 1:], batched=batched,
+                  dash_means_absent=dash_means_absent)
 
 
 def _tail_start(commands: list[Command]) -> int:
@@ -139,7 +152,8 @@ def _events(pipeline: Pipeline, commands: list[Command], output: Sequence[Any],
                       message_fields=tuple(obj_sources.items()), dash_null=dash)
 
 
-def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Command]) -> RemotePlan:
+def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Command], *, batched: bool,
+           dash_means_absent: bool) -> RemotePlan:
     pos = stats.pos
     remote_aggs: list[Item] = []
     keys: list[tuple[str, str]] = []
@@ -155,6 +169,10 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
     distinct: dict[str, str] = {}  # rendered field expression -> remote key column
     weight = None
     helper_aggs: list[Item] = []
+    subqueries: list[Pipeline] = []
+    typed_subqueries: list[Pipeline] = []
+    key_items = tuple(by)  # the query's own keys, before any count_distinct/pct field joins them
+    sub_columns: list[str] = []
 
     def add(expr: Any, name: str) -> str:
         remote_aggs.append(Item(pos, expr, name))
@@ -175,9 +193,16 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
             n = add(Call(call.pos, "count", (arg,), spelled="count"), p + "n")
             parts.append(AggregatePart(call, merged, "avg", (s, n)))
         elif call.name in ("earliest", "latest"):
-            value = add(call, p)
-            when = add(Call(call.pos, "min" if call.name == "earliest" else "max", (Field(call.pos, "@timestamp"),),
-                            spelled="min" if call.name == "earliest" else "max"), p + "t")
+            time_call = Call(call.pos, "min" if call.name == "earliest" else "max", (Field(call.pos, "@timestamp"),),
+                             spelled="min" if call.name == "earliest" else "max")
+            if batched:
+                subqueries.append(_present_subquery(pipeline, head, call, p, time_call, key_items, dash_means_absent))
+                typed_subqueries.append(_present_subquery(pipeline, head, call, p, time_call, key_items, False))
+                value, when = p, p + "t"
+                sub_columns += [value, when]
+            else:
+                value = add(call, p)
+                when = add(time_call, p + "t")
             parts.append(AggregatePart(call, merged, "arg_min" if call.name == "earliest" else "arg_max",
                                        (value, when)))
         else:  # count_distinct, pct: the field becomes a key
@@ -197,8 +222,11 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
                 assert isinstance(pct, Literal)
                 parts.append(AggregatePart(call, merged, "pct", (distinct[key_text], weight), distinct[key_text],
                                            float(pct.value) / 100))
+    if not remote_aggs:  # every aggregation went to a sub-query: the main query still lists the groups
+        add(Call(pos, "count", (), True, "count"), "auditorK")
     remote = Pipeline(pipeline.pos, tuple(head) + (Stats(pos, tuple(remote_aggs), tuple(by)),))
-    remote_columns = tuple(i.alias for i in by) + tuple(i.alias for i in remote_aggs)  # type: ignore[misc]
+    remote_columns = (tuple(i.alias for i in by) + tuple(i.alias for i in remote_aggs)  # type: ignore[misc]
+                      + tuple(sub_columns))
     helper = Pipeline(pipeline.pos, tuple(head) + (Stats(pos, tuple(helper_aggs), stats.by),))
     # Locally: the keys as they were named, each aggregation item over the merged columns, then the original tail.
     by_call = {id(p.call): p.merged for p in parts}
@@ -207,7 +235,25 @@ def _stats(pipeline: Pipeline, head: list[Command], stats: Stats, tail: list[Com
         items.append(Item(item.pos, _replace_calls(item.expr, by_call), item.alias or item_name(item.expr)))
     local = (Fields(pos, tuple(items)),) + tuple(tail)
     return RemotePlan("stats", remote, remote_columns, local, keys=tuple(keys), parts=tuple(parts), weight=weight,
-                      helper=helper, dash_null=tuple(dash))
+                      helper=helper, dash_null=tuple(dash), subqueries=tuple(subqueries),
+                      typed_subqueries=tuple(typed_subqueries))
+
+
+def _present_subquery(pipeline: Pipeline, head: list[Command], call: Call, name: str, time_call: Call,
+                      keys: tuple[Item, ...], dash_means_absent: bool) -> Pipeline:
+    """``<head> | filter ispresent(f) | stats earliest(f) as <name>, min(@timestamp) as <name>t by <keys>``: the
+    value with the time of the field's own first (or last) value, which merges exactly across batches."""
+    arg = call.args[0] if call.args else None
+    if not isinstance(arg, Field):
+        raise PlanError(f"{call.spelled or call.name}() of an expression cannot be merged across log-group "
+                        "batches; name it with fields first (fields x = ... | stats "
+                        f"{call.spelled or call.name}(x))", call.pos)
+    pos = call.pos
+    present: Any = Call(pos, "ispresent", (arg,), spelled="ispresent")
+    if dash_means_absent:  # a flow log's "-" is a value to CloudWatch, no value to us
+        present = Binary(pos, "and", present, Binary(pos, "!=", arg, Literal(pos, "-")))
+    stats = Stats(pos, (Item(pos, call, name), Item(pos, time_call, name + "t")), keys)
+    return Pipeline(pipeline.pos, tuple(head) + (Filter(pos, present), stats))
 
 
 def _replace_calls(expr: Any, merged: dict[int, str]) -> Any:

@@ -29,11 +29,44 @@ def needs_parse(log_format: str | None) -> bool:
     return parse_log_format(log_format) != tuple(f.column for f in DEFAULT_V2)
 
 
+# What a value of a field may look like, so that a line of another format (another field order) does not match:
+# numbers are digits, action and log-status are their few words, and any field may be "-" (no value)
+# (https://docs.aws.amazon.com/vpc/latest/userguide/flow-log-records.html).
+_VALUE = {"action": r"ACCEPT|REJECT|-", "log-status": r"OK|NODATA|SKIPDATA|-"}
+_NUMBER = r"-|[0-9]+"
+
+
+def _value_pattern(column: str) -> str:
+    spec = _BY_COLUMN[column]
+    if spec.name in _VALUE:
+        return _VALUE[spec.name]
+    return _NUMBER if spec.type in ("INTEGER", "BIGINT") else r"\S+"
+
+
+def line_pattern(log_format: str | None, names: tuple[str | None, ...] | None = None) -> str:
+    """A regular expression matching exactly the lines of ``log_format`` (None: the default format). ``names``
+    names the capture group of each field (None: not captured); by default every field by its Insights name."""
+    columns = parse_log_format(log_format) if log_format else tuple(f.column for f in DEFAULT_V2)
+    if names is None:
+        names = tuple(insights_name(_BY_COLUMN[c].name) for c in columns)
+    parts = [f"(?<{n}>{_value_pattern(c)})" if n else f"(?:{_value_pattern(c)})" for c, n in zip(columns, names)]
+    return r"^\s*" + r"\s+".join(parts) + r"\s*$"
+
+
 def parse_command(log_format: str) -> Parse:
-    """``parse @message /^(?<version>\\S+) (?<accountId>\\S+) ...$/`` for the format."""
-    names = format_fields(log_format)
-    pattern = r"^\s*" + r"\s+".join(f"(?<{n}>\\S+)" for n in names) + r"\s*$"
-    return Parse(0, Field(0, "@message"), Regex(0, pattern), names)
+    """``parse @message /^(?<version>-|[0-9]+) (?<accountId>\\S+) ...$/`` for the format: a line of another
+    format does not match, and then has none of the fields (it is counted by :func:`mismatch_command`)."""
+    return Parse(0, Field(0, "@message"), Regex(0, line_pattern(log_format)), format_fields(log_format))
+
+
+MATCHED = "auditorLine"  # the one field the format check parses: present when a line matches its format
+
+
+def mismatch_command(log_format: str | None) -> Parse:
+    """A parse that sets ``auditorLine`` only on the lines that match ``log_format`` (None: the default format)."""
+    columns = parse_log_format(log_format) if log_format else tuple(f.column for f in DEFAULT_V2)
+    names = (MATCHED,) + (None,) * (len(columns) - 1)
+    return Parse(0, Field(0, "@message"), Regex(0, line_pattern(log_format, names)), (MATCHED,))
 
 
 def parse_clause(log_format: str) -> str:

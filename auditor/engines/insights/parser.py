@@ -79,6 +79,7 @@ class Period:
     pos: int = field(compare=False)
     count: int
     unit: str  # canonical: ms, s, m, h, d, w, mo, q, y
+    spelled: str = field(default="", compare=False)  # as the query wrote it (30min): CloudWatch names columns so
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ COMMANDS = ("fields", "display", "filter", "stats", "sort", "limit", "dedup", "p
 # Logs Insights commands this tool does not implement: named so that the error says "not supported", not "unknown".
 UNSUPPORTED_COMMANDS = ("unmask", "pattern", "diff", "anomaly", "unnest", "lookup", "join", "filterindex", "source",
                         "head", "tail", "fieldsindex")
+_AGGREGATE_NAMES = frozenset({"count", "count_distinct", "sum", "avg", "min", "max", "pct", "earliest", "latest"})
 KEYWORDS = frozenset({"and", "or", "not", "like", "in", "as", "by", "asc", "desc"})
 
 # bin() and datefloor() periods (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax-Stats.html).
@@ -359,13 +361,19 @@ class _Lexer:
             assert m is not None
             end = m.end()
             w = re.compile(r"[A-Za-z]+").match(text, end)
+            if w is None and re.fullmatch(r"[0-9]+", m.group()):
+                # "bin(30 min)": a space between the number and its unit, inside bin()/datefloor(), where the
+                # word is a unit and the call closes after it.
+                spaced = re.compile(r"[ \t]+([A-Za-z]+)(?=[ \t]*\))").match(text, end)
+                if spaced and _unit(spaced.group(1)) is not None:
+                    w = re.compile(r"[A-Za-z]+").match(text, spaced.start(1))
             if w:
                 unit = _unit(w.group())
                 if unit is None or not re.fullmatch(r"[0-9]+", m.group()):
                     raise self.error(f"'{m.group()}{w.group()}' is neither a number nor a time period like 5m or 1h",
                                      i)
                 self.i = w.end()
-                return Token("period", (int(m.group()), unit), i, w.end())
+                return Token("period", (int(m.group()), unit, text[i:w.end()]), i, w.end())
             self.i = end
             num = m.group()
             value: int | float = int(num) if re.fullmatch(r"[0-9]+", num) else float(num)
@@ -452,6 +460,13 @@ class _Parser:
         if word in UNSUPPORTED_COMMANDS:
             raise self.unsupported(f"the '{tok.value}' command is not supported by this tool", tok.pos)
         handler = getattr(self, f"cmd_{word}", None) if word in COMMANDS else None
+        if handler is None and word in _AGGREGATE_NAMES and self.at_op("("):
+            # CloudWatch documents no bare aggregation as a command (the stats page always writes stats first), so
+            # it is refused rather than guessed at, with the query to write instead.
+            rest = self.text[tok.pos:].split("|", 1)[0].strip()
+            suggestion = "stats " + re.sub(r"^(\w+)\s+\(", r"\1(", rest)
+            raise self.error(f"unknown command '{tok.value}': an aggregation needs stats "
+                             f"(did you mean '{suggestion}'?)", tok.pos)
         if handler is None:
             close = difflib.get_close_matches(word, COMMANDS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -859,6 +874,17 @@ def _literal(program: Program, param: Param, value: Any) -> Literal:
     return Literal(param.pos, value)
 
 
+def _period_value(program: Program, param: Param, value: Any) -> Period:
+    """A period parameter of bin()/datefloor(): ``hour``, ``day`` (a chart's bucket) or ``5m``-like text."""
+    text = str(value).strip()
+    m = re.fullmatch(r"([0-9]*)\s*([A-Za-z]+)", text)
+    unit = _unit(m.group(2)) if m else None
+    if m is None or unit is None or isinstance(value, bool):
+        raise program.error(f"parameter :{param.name} must be a time period like 1h or day, got {value!r}", param.pos)
+    count = int(m.group(1) or 1)
+    return Period(param.pos, count, unit, f"{count}{m.group(2)}" if m.group(1) else f"1{unit}")
+
+
 def bind(program: Program, values: Mapping[str, Any]) -> Program:
     """Replace every ``:name`` with a literal from ``values`` (a list for ``in :name``). Raises on a missing one."""
     def sub(node: Any) -> Any:
@@ -878,6 +904,13 @@ def bind(program: Program, values: Mapping[str, Any]) -> Program:
                 # "x in []" matches nothing; keep the meaning with a list that cannot match any field value.
                 raise program.error(f"parameter :{node.items.name} is an empty list", node.items.pos)
             return replace(node, operand=sub(node.operand), items=items)
+        if isinstance(node, Call) and node.name in ("bin", "datefloor") and node.args \
+                and isinstance(node.args[-1], Param):
+            param = node.args[-1]
+            if param.name not in values:
+                raise program.error(f"no value for parameter :{param.name}", param.pos)
+            period = _period_value(program, param, values[param.name])
+            return replace(node, args=tuple(sub(a) for a in node.args[:-1]) + (period,))
         if isinstance(node, Limit) and isinstance(node.count, Param):
             lit = sub(node.count)
             if not isinstance(lit.value, int) or isinstance(lit.value, bool) or lit.value < 1:
@@ -955,7 +988,7 @@ def render_expr(e: Expr, parent: int = 0) -> str:
     if isinstance(e, Regex):
         return "/" + e.pattern.replace("/", "\\/") + "/"
     if isinstance(e, Period):
-        return f"{e.count}{e.unit}"
+        return e.spelled or f"{e.count}{e.unit}"
     if isinstance(e, Param):
         return f":{e.name}"
     if isinstance(e, Call):

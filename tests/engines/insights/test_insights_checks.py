@@ -11,6 +11,7 @@ import pytest
 
 from auditor import logformat
 from auditor.builtins import builtins
+from auditor.checks import load_builtin_checks
 from auditor.config import load_config
 from auditor.demo import generate
 from auditor.engines.base import EngineContext
@@ -24,9 +25,10 @@ from auditor.engines.insights.parse_clause import (
     parse_clause,
     parse_command,
 )
-from auditor.engines.insights.parser import Display, Field, Pipeline, Program, parse
+from auditor.engines.insights.parser import Binary, Display, Field, Filter, Literal, Pipeline, Program, Stats, parse
 from auditor.engines.sources import files, flowlogs
 from auditor.models import Query, TimeWindow
+from auditor.registry import Registry
 from tests.support.flowdata import write_config
 
 WINDOW = TimeWindow(datetime(2026, 11, 9, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc))
@@ -105,7 +107,7 @@ def test_parse_clause_text():
     assert not needs_parse(None) and not needs_parse(logformat.DEFAULT_FORMAT)
     assert needs_parse("${version} ${vpc-id} ${srcaddr}")
     assert parse_clause("${version} ${vpc-id} ${srcaddr}") == \
-        r"parse @message /^\s*(?<version>\S+)\s+(?<vpcId>\S+)\s+(?<srcAddr>\S+)\s*$/"
+        r"parse @message /^\s*(?<version>-|[0-9]+)\s+(?<vpcId>\S+)\s+(?<srcAddr>\S+)\s*$/"
     assert parse(parse_clause("${version} ${vpc-id}")).parts[0].commands == (parse_command("${version} ${vpc-id}"),)
     with pytest.raises(ValueError, match="did you mean 'srcaddr'"):
         format_fields("${version} ${srcadr}")
@@ -140,3 +142,47 @@ def test_generated_parse_clause_reads_custom_lines_like_the_reader(corpus, name)
     assert len(got) == len(lines) >= 2
     # the reader turns millisecond starts into seconds and drops a "#comment"; these samples have neither
     assert sorted(map(repr, got)) == sorted(map(repr, expected))
+
+
+def _keeps_only_ok_records(pipeline: Pipeline) -> bool:
+    """Whether a filter before the pipeline's stats (or anywhere, in an event query) requires logStatus = "OK"
+    in a conjunction, so NODATA/SKIPDATA records (whose fields are "-") never count."""
+    commands = pipeline.commands
+    head = commands[:next((i for i, c in enumerate(commands) if isinstance(c, Stats)), len(commands))]
+
+    def required(cond) -> bool:
+        if isinstance(cond, Binary) and cond.op == "and":
+            return required(cond.left) or required(cond.right)
+        return (isinstance(cond, Binary) and cond.op == "=" and {type(cond.left), type(cond.right)} == {Field, Literal}
+                and {getattr(cond.left, "name", None), getattr(cond.right, "name", None)} >= {"logStatus"}
+                and "OK" in (getattr(cond.left, "value", None), getattr(cond.right, "value", None)))
+
+    return any(isinstance(c, Filter) and required(c.condition) for c in head)
+
+
+def flow_log_twins():
+    reg = Registry("check")
+    load_builtin_checks(reg)
+    return [(spec.id, name, text) for spec in reg if "flow_logs" in spec.meta.needs
+            for name, text in spec.queries.items() if name.endswith(".insights")]
+
+
+@pytest.mark.parametrize("check_id,name,text", flow_log_twins(), ids=lambda v: v if isinstance(v, str) and "\n" not in v else "")
+def test_every_flow_log_insights_twin_keeps_only_ok_records(check_id, name, text):
+    """A remote count(field) counts a flow log's "-" as a value (NODATA records): every flow-log query twin filters
+    logStatus = "OK" (docs/insights.md), in each part of a union."""
+    for pipeline in parse(text).parts:
+        assert _keeps_only_ok_records(pipeline), f"{check_id}/{name} lacks filter logStatus = \"OK\""
+
+
+def test_the_ok_filter_test_can_fail():
+    assert not _keeps_only_ok_records(parse('filter action = "REJECT" | stats count(*) by srcAddr').parts[0])
+    assert not _keeps_only_ok_records(parse('filter action = "REJECT" or logStatus = "OK" | stats count(*)').parts[0])
+    assert not _keeps_only_ok_records(parse('stats count(*) by srcAddr | filter logStatus = "OK"').parts[0])
+    assert _keeps_only_ok_records(parse('filter logStatus = "OK" and action = "REJECT" | stats count(*)').parts[0])
+
+
+def test_the_flow_log_twins_are_all_found():
+    assert {(c, n) for c, n, _ in flow_log_twins()} == {
+        ("exposed_well_known_ports", "query.insights"), ("top_rejected_sources", "query.insights"),
+        ("top_rejected_sources", "chart.insights"), ("unused_sg_rules", "query.insights")}

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import botocore.session
+import pyarrow as pa
 import pytest
 from botocore.stub import ANY, Stubber
 
 from auditor.config import InsightsSettings, InsightsSourceSpec
 from auditor.engines.embedded import Workspace
+from auditor.engines.insights.catalog import TableCatalog
 from auditor.engines.insights.cloud import CloudInsightsEngine
 from auditor.engines.insights.local import run_insights
 from auditor.engines.insights.parser import InsightsUnsupportedError
@@ -205,8 +207,9 @@ def test_more_than_50_log_groups_are_queried_in_batches():
 
 def test_custom_format_gets_the_generated_parse_clause_first():
     fmt = "${version} ${vpc-id} ${srcaddr} ${dstaddr} ${start} ${action} ${log-status}"
-    text = ("parse @message /^\\s*(?<version>\\S+)\\s+(?<vpcId>\\S+)\\s+(?<srcAddr>\\S+)\\s+(?<dstAddr>\\S+)\\s+"
-            "(?<startTime>\\S+)\\s+(?<action>\\S+)\\s+(?<logStatus>\\S+)\\s*$/\n| "
+    # Numbers are digits, action and log-status their words: a line of another field order does not match.
+    text = ("parse @message /^\\s*(?<version>-|[0-9]+)\\s+(?<vpcId>\\S+)\\s+(?<srcAddr>\\S+)\\s+(?<dstAddr>\\S+)\\s+"
+            "(?<startTime>-|[0-9]+)\\s+(?<action>ACCEPT|REJECT|-)\\s+(?<logStatus>OK|NODATA|SKIPDATA|-)\\s*$/\n| "
             + REMOTE.format(lo=WINDOW.since_s, hi=WINDOW.until_s))
     client = logs_client()
     with Stubber(client) as stub:
@@ -240,7 +243,19 @@ class LocalLogs:
         self.calls.append(dict(params))
         window = TimeWindow(datetime.fromtimestamp(params["startTime"], timezone.utc),
                             datetime.fromtimestamp(params["endTime"] + 1, timezone.utc))
-        res = run_insights(self.ws.con, params["queryString"], self.tables[params["logGroupNames"][0]], window)
+        table = self.tables[params["logGroupNames"][0]]
+        if "@log" in params["queryString"]:  # the format check: over the lines (@message) of the group
+            lines = run_insights(self.ws.con, "fields @timestamp, @message, @logStream", table, window)
+            self.ws.con.register("__lines", pa.table({
+                **{c: pa.array([r[i] for r in lines.rows]) for i, c in enumerate(lines.columns)},
+                "@log": pa.array([f"111122223333:{params['logGroupNames'][0]}"] * len(lines.rows), pa.string())}))
+            self.ws.con.execute("CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM __lines")
+            self.ws.con.unregister("__lines")
+            described = self.ws.con.execute("DESCRIBE lines").fetchall()
+            res = run_insights(self.ws.con, params["queryString"], TableCatalog("lines", {r[0]: r[1] for r in described}),
+                               None)
+        else:
+            res = run_insights(self.ws.con, params["queryString"], table, window)
         rows = [[{"field": c, "value": cw(v)} for c, v in zip(res.columns, row) if v is not None]
                 for row in res.rows[:self.row_cap]]
         self.stub.add_response("start_query", {"queryId": qid}, {k: ANY for k in params})

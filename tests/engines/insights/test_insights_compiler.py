@@ -172,6 +172,26 @@ def test_stats_by_groups_bins_and_what_follows(con):
     assert {r["srcAddr"]: r["count(*)"] for r in rows(con, "stats count(*) by srcAddr")}[None] == 1
 
 
+def test_queries_pasted_from_aws_articles_run_as_written(con):
+    """Issue 23: a space between a bin()'s number and unit, long units and plurals; a column named as the query
+    wrote it; a bare aggregation refused with the stats query to write instead."""
+    want = rows(con, "stats sum(packets) as p by bin(30m) as t | sort t")
+    for spelled in ("30min", "30 min", " 30 min ", "30 minutes", "30mins", "1800s", "1800 seconds"):
+        assert rows(con, f"stats sum(packets) as p by bin({spelled}) as t | sort t") == want, spelled
+    assert run_insights(con, "stats sum(packets) by bin( 30 min)", "flow_logs", WINDOW).columns == (
+        "bin(30 min)", "sum(packets)")
+    assert run_insights(con, "stats count(*) by bin(30min)", "flow_logs", WINDOW).columns == ("bin(30min)", "count(*)")
+    assert run_insights(con, "stats count(*) by bin(1h)", "flow_logs", WINDOW).columns == ("bin(1h)", "count(*)")
+    with pytest.raises(InsightsQueryError, match=r"unknown command 'count': an aggregation needs stats \(did you "
+                                                 r"mean 'stats count\(\*\) by dstPort'\?\)") as info:
+        run_insights(con, "filter action = \"REJECT\" | count (*) by dstPort | display dstPort", "flow_logs", WINDOW)
+    assert "column 28" in str(info.value)
+    # A space before a word that is no unit, or where the call does not close, is still an error.
+    for text in ("stats count(*) by bin(30 apples)", "fields 5 min"):
+        with pytest.raises(InsightsQueryError):
+            run_insights(con, text, "flow_logs", WINDOW)
+
+
 # ----------------------------------------------------------------------------------------------- CloudTrail
 
 def test_cloudtrail_fields_are_the_events_json_paths(con):
