@@ -7,7 +7,7 @@ DEMO   ?= examples/demo-data
 ANCHOR ?=
 N      ?= 1000000
 
-.PHONY: install install-test system-deps run demo lint docs test bench bench-render pdf-png clean
+.PHONY: install install-test system-deps test-deps run demo lint docs test bench bench-render pdf-png clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,14 @@ install-test: $(VENV)/.installed-test
 
 # WeasyPrint needs Pango at run time; libharfbuzz-subset0 makes its font subsetting much faster and
 # poppler-utils lets you look at the PDF as PNG pages. Installed only when missing, and only where apt exists.
+# EXTRA_DEBS adds packages: the test target adds Debian's chromium and chromium-driver, for the browser test of the
+# HTML report (tests/render/test_browser.py; it skips, saying why, where they are absent).
+DEBS       := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils
+TEST_DEBS  := chromium chromium-driver
+EXTRA_DEBS ?=
 system-deps:
 	@missing=""; \
-	for pkg in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils; do \
+	for pkg in $(DEBS) $(EXTRA_DEBS); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -48,7 +53,10 @@ $(DEMO)/.complete: | install
 
 demo: $(DEMO)/.complete
 
+# The demo spans five weeks: the four before the last are backfilled into the history (once; a later `make run`
+# finds them there), so the report of the last week has trends and what changed from the first run.
 run: system-deps install demo
+	$(VENV)/bin/auditor backfill --weeks 4 --config config.yaml
 	$(VENV)/bin/auditor run --config config.yaml
 
 # The guards first (seconds): ruff, the import contracts (pyproject's [tool.importlinter]), the docs (a broken
@@ -63,7 +71,10 @@ docs: install-test
 	$(PY) -m auditor.reference docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-test: system-deps install-test lint
+test-deps:
+	@$(MAKE) --no-print-directory system-deps EXTRA_DEBS="$(TEST_DEBS) $(EXTRA_DEBS)"
+
+test: test-deps install-test lint
 	$(PY) -m pytest -q
 
 bench: system-deps install

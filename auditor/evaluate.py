@@ -13,7 +13,7 @@ from typing import Any
 
 from auditor import formatting as fmt
 from auditor.checks import CheckSpec
-from auditor.models import CheckResult, DataQuality, Finding, QueryRun, Severity, Status, iso_z
+from auditor.models import CheckResult, DataQuality, Finding, Names, QueryRun, Severity, Status, iso_z
 
 
 def json_value(value: Any) -> Any:
@@ -48,8 +48,10 @@ def fingerprint(check_id: str, account_id: str | None, region: str | None, key: 
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
-def findings_from_rows(spec: CheckSpec, rows: Iterable[Mapping[str, Any]]) -> tuple[Finding, ...]:
-    """One finding for every row whose ``severity`` column is set."""
+def findings_from_rows(spec: CheckSpec, rows: Iterable[Mapping[str, Any]],
+                       names: Names | None = None) -> tuple[Finding, ...]:
+    """One finding for every row whose ``severity`` column is set, titled (and advised) in words, with the
+    inventory's ``names`` for the interfaces and groups it mentions."""
     out = []
     for row in rows:
         sev = row.get("severity")
@@ -57,9 +59,10 @@ def findings_from_rows(spec: CheckSpec, rows: Iterable[Mapping[str, Any]]) -> tu
             continue
         key = {k: row.get(k) for k in spec.key}
         account, region = row.get("account_id"), row.get("region")
-        out.append(Finding(check_id=spec.id, severity=Severity.parse(str(sev)), title=spec.finding_title(row),
+        out.append(Finding(check_id=spec.id, severity=Severity.parse(str(sev)), title=spec.finding_title(row, names),
                            key=key, account_id=account, region=region,
-                           fingerprint=fingerprint(spec.id, account, region, key)))
+                           fingerprint=fingerprint(spec.id, account, region, key),
+                           remediation=spec.finding_remediation(row, names)))
     return tuple(out)
 
 
@@ -79,7 +82,7 @@ SOURCE_WORDS = {"flow_logs": "the flow logs", "cloudtrail": "CloudTrail", "inven
 def check_result(spec: CheckSpec, columns: Iterable[str], rows: Iterable[Mapping[str, Any]],
                  queries: tuple[QueryRun, ...], stats: Mapping[str, Any] | None = None,
                  notes: tuple[str, ...] = (), chart: Iterable[Mapping[str, Any]] = (),
-                 no_data: tuple[str, ...] = ()) -> CheckResult:
+                 no_data: tuple[str, ...] = (), names: Names | None = None) -> CheckResult:
     """A finished check: status fail when it has findings, pass otherwise.
 
     ``no_data`` names the sources the check reads that yielded no usable record in its window. The status is
@@ -91,7 +94,7 @@ def check_result(spec: CheckSpec, columns: Iterable[str], rows: Iterable[Mapping
     if no_data and spec.meta.findings_from_absence:
         rows = ()
     cols, json_rows = normalize_rows(columns, rows)
-    findings = findings_from_rows(spec, json_rows)
+    findings = findings_from_rows(spec, json_rows, names)
     if no_data:
         label = "; ".join(NO_EVIDENCE.get(s, f"no {s} evidence") for s in no_data)
         findings = tuple(replace(f, title=f"{f.title} ({label})") for f in findings)

@@ -37,6 +37,7 @@ from auditor.models import (
     CheckResult,
     DataQuality,
     InputFile,
+    Names,
     Query,
     QueryRun,
     Status,
@@ -60,6 +61,7 @@ class Execution:
     inventory: InventorySnapshot | None = None  # the workspace's inventory snapshot
     window_bytes: int = 0  # the bytes of the S3 objects that hold the window's logs, on Athena (0: none read there)
     log_bytes: int = 0  # what the Athena queries that read those logs scanned (the rest read the flow summary)
+    names: Names = Names()  # the inventory's names of interfaces and groups, for finding titles
 
 
 Outcome = Union[Execution, BaseException]  # one target's execution, or why it could not run
@@ -129,7 +131,8 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
             data_quality = data_quality.merge(engines[name].prepare(plan.scans_for(name)))
         if workspace.inventory is not None:
             data_quality = data_quality.merge(DataQuality(files=workspace.inventory.files))
-        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace) for pc in plan.checks)
+        names = workspace.names()
+        results = tuple(run_check(pc, plan, engines.get(pc.engine or ""), workspace, names) for pc in plan.checks)
         places = _accounts_regions(workspace, engines.values())
         inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
         window_bytes = sum(getattr(engine, "window_bytes", 0) for engine in engines.values())
@@ -141,8 +144,8 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
             warnings.extend(getattr(engine, "warnings", ()))
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
-                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, window_bytes=window_bytes,
-                     log_bytes=log_bytes)
+                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, names=names,
+                     window_bytes=window_bytes, log_bytes=log_bytes)
 
 
 def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tuple[str | None, str | None]]:
@@ -155,7 +158,8 @@ def _accounts_regions(workspace: Workspace, engines: Iterable[Engine]) -> set[tu
     return places
 
 
-def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace) -> CheckResult:
+def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Workspace,
+              names: Names | None = None) -> CheckResult:
     """One planned check: its engine query, its report query in the workspace, its chart and its hook."""
     spec = pc.spec
     if pc.skip_reason is not None:
@@ -199,7 +203,7 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         if spec.hook is not None:
             columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
         return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes,
-                            chart=chart, no_data=_without_evidence(spec, pc, engine, workspace))
+                            chart=chart, no_data=_without_evidence(spec, pc, engine, workspace), names=names)
     except CheckSkipped as exc:
         # The queries that did run (the flow summary, before a query over budget) are billed: they stay listed.
         ran = tuple(runs) + (_taken(engine) if engine is not None else ())
@@ -259,6 +263,10 @@ def _taken(engine: Engine) -> tuple[QueryRun, ...]:
 def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Execution:
     """One execution from one per target (in target order): rows tagged, findings recomputed, failures kept."""
     results: list[CheckResult] = []
+    names = Names()
+    for _, outcome in outcomes:
+        if not isinstance(outcome, BaseException):
+            names = names.merge(outcome.names)
     for pc in plan.checks:
         per_target: list[tuple[Target, CheckResult]] = []
         for target, outcome in outcomes:
@@ -266,7 +274,7 @@ def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Exe
                 per_target.append((target, _failed(pc, outcome)))
             else:
                 per_target.append((target, next(r for r in outcome.results if r.check_id == pc.spec.id)))
-        results.append(_merge_check(pc, per_target))
+        results.append(_merge_check(pc, per_target, names))
 
     data_quality = DataQuality()
     warnings: list[str] = []
@@ -305,7 +313,7 @@ def _tagged(target: Target, result: CheckResult) -> tuple[tuple[str, ...], list[
     return columns, rows
 
 
-def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResult]]) -> CheckResult:
+def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResult]], names: Names) -> CheckResult:
     spec = pc.spec
     if pc.skip_reason is not None:
         return per_target[0][1]
@@ -336,7 +344,7 @@ def _merge_check(pc: PlannedCheck, per_target: Sequence[tuple[Target, CheckResul
     elif blind:
         notes.append(f"no data for {', '.join(t.label for t in blind)}: its rows rest on the other sources only")
     merged = check_result(spec, columns, rows, tuple(queries), stats=stats, notes=tuple(dict.fromkeys(notes)),
-                          chart=merge_chart_rows(r.chart for _, r in ran), no_data=no_data)
+                          chart=merge_chart_rows(r.chart for _, r in ran), no_data=no_data, names=names)
     if failed:
         error = "; ".join(f"{t.label}: {r.error}" for t, r in failed)
         return replace(merged, status=Status.ERROR, error=error)

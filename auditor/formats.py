@@ -16,11 +16,13 @@ from auditor.exports.ocsf import to_ocsf
 from auditor.models import RunRecord
 from auditor.output import (
     FINDINGS_FILE,
+    QUERIES_FILE,
     RESULTS_DIR,
     Artifact,
     csv_text,
     findings_document,
     json_bytes,
+    queries_text,
 )
 from auditor.render.html import render_html
 from auditor.render.view import build_view
@@ -41,7 +43,18 @@ class RenderContext:
     template_dirs: tuple[Path, ...]
     table_limit: int
     engines: Mapping[str, str] = field(default_factory=dict)  # engine name -> query dialect
+    appendix: str = "table"  # config.yaml's report.appendix: "full" prints every query's text
     _cache: dict[str, Any] = field(default_factory=dict)
+
+    def queries_sql(self) -> bytes:
+        """Every query as run, in one file: the evidence the printed appendix's SHA-256 digests point to."""
+        if "sql" not in self._cache:
+            self._cache["sql"] = queries_text(self.record).encode("utf-8")
+        return self._cache["sql"]
+
+    def attachments(self) -> dict[str, bytes]:
+        """The evidence files the PDF embeds and the report lists with their digests."""
+        return {FINDINGS_FILE: self.findings_json(), QUERIES_FILE: self.queries_sql(), **self.csvs()}
 
     def findings_json(self) -> bytes:
         if "json" not in self._cache:
@@ -56,7 +69,8 @@ class RenderContext:
 
     def html(self) -> str:
         if "html" not in self._cache:
-            view = build_view(self.record, self.specs, table_limit=self.table_limit, engines=self.engines)
+            view = build_view(self.record, self.specs, table_limit=self.table_limit, engines=self.engines,
+                              attachments=self.attachments(), appendix=self.appendix)
             self._cache["html"] = render_html(view, dirs=self.template_dirs)
         return self._cache["html"]
 
@@ -73,7 +87,9 @@ def _json(ctx: RenderContext) -> list[Artifact]:
 
 
 def _csv(ctx: RenderContext) -> list[Artifact]:
-    return [Artifact(name, lambda name=name: ctx.csvs()[name]) for name in ctx.csvs()]
+    # queries.sql after the CSVs: on a full disk, the rows go before the query texts (the PDF also embeds them).
+    return ([Artifact(name, lambda name=name: ctx.csvs()[name]) for name in ctx.csvs()]
+            + [Artifact(QUERIES_FILE, ctx.queries_sql)])
 
 
 def _html(ctx: RenderContext) -> list[Artifact]:
@@ -85,8 +101,7 @@ def _pdf(ctx: RenderContext) -> list[Artifact]:
         # Imported here, not at the top: WeasyPrint costs start-up time that runs without a PDF avoid.
         from auditor.render.pdf import render_pdf
         # PDF/A-3b evidence: findings.json and every results CSV travel inside the PDF, byte for byte.
-        attachments = {FINDINGS_FILE: ctx.findings_json(), **ctx.csvs()}
-        return render_pdf(ctx.html(), dirs=ctx.template_dirs, attachments=attachments,
+        return render_pdf(ctx.html(), dirs=ctx.template_dirs, attachments=ctx.attachments(),
                           attached_at=ctx.record.finished_at)
     return [Artifact("report.pdf", produce)]
 
@@ -109,7 +124,7 @@ def _asff(ctx: RenderContext) -> list[Artifact]:
 
 BUILTIN_FORMATS = (
     OutputFormat("json", "findings.json (always written)", _json),
-    OutputFormat("csv", "results/<check>.csv, every row", _csv),
+    OutputFormat("csv", "results/<check>.csv, every row, and queries.sql, every query as run", _csv),
     OutputFormat("html", "report.html", _html),
     OutputFormat("pdf", "report.pdf (PDF/A-3b with findings.json and the CSVs attached)", _pdf),
     OutputFormat("ocsf", "findings.ocsf.json: OCSF 1.1 Detection Findings", _ocsf),

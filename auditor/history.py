@@ -23,10 +23,12 @@ from typing import Any
 from auditor.models import (
     Change,
     CheckResult,
+    Finding,
     ResolvedFinding,
     RunRecord,
     Severity,
     Status,
+    TimeWindow,
     TrendPoint,
 )
 
@@ -175,15 +177,28 @@ def compare(record: RunRecord, history: Iterable[StoredRun], event_like: Mapping
         if prev is not None:
             previous_ids.append((prev.until, prev.run_id))
     previous = max(previous_ids)[1] if previous_ids else None
-    return replace(record, checks=tuple(checks), previous_run_id=previous)
+    window = next((TimeWindow(r.since, r.until) for r in ordered if r.run_id == previous), None)
+    return replace(record, checks=tuple(checks), previous_run_id=previous, previous_window=window)
+
+
+def _changed(finding: Finding, before: tuple[str, str] | None) -> Finding:
+    """new; persisting; or escalated / de-escalated when it persists with a higher / lower severity than the
+    previous run gave it (``previous_severity``)."""
+    if before is None:
+        return replace(finding, change=Change.NEW)
+    previous = Severity.parse(before[1])
+    if finding.severity.rank > previous.rank:
+        return replace(finding, change=Change.ESCALATED, previous_severity=previous)
+    if finding.severity.rank < previous.rank:
+        return replace(finding, change=Change.DE_ESCALATED, previous_severity=previous)
+    return replace(finding, change=Change.PERSISTING)
 
 
 def _compare_check(check: CheckResult, prev: StoredRun | None, event_like: bool,
                    ordered: list[StoredRun], record: RunRecord) -> CheckResult:
     ran = check.status in (Status.PASS, Status.FAIL)
     before = prev.checks[check.check_id].findings if prev is not None else {}
-    findings = tuple(replace(f, change=Change.PERSISTING if f.fingerprint in before else Change.NEW)
-                     for f in check.findings)
+    findings = tuple(_changed(f, before.get(f.fingerprint)) for f in check.findings)
     resolved: tuple[ResolvedFinding, ...] = ()
     if ran and prev is not None:
         now = {f.fingerprint for f in check.findings}  # a finding suppressed now is not resolved

@@ -207,10 +207,33 @@ class QueryResult:
 
 
 class Change(str, enum.Enum):
-    """A finding compared with the previous comparable run."""
+    """A finding compared with the previous comparable run: escalated and de-escalated ones persist with a higher
+    or a lower severity than they had then (``previous_severity``)."""
 
     NEW = "new"
     PERSISTING = "persisting"
+    ESCALATED = "escalated"
+    DE_ESCALATED = "de-escalated"
+
+
+@dataclass(frozen=True)
+class InterfaceName:
+    """What the inventory says of a network interface, to name it next to its ID."""
+
+    name: str = ""  # its Name tag
+    instance_id: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names of the things finding titles mention, from the inventory: interfaces and security groups."""
+
+    interfaces: Mapping[str, InterfaceName] = field(default_factory=dict)
+    groups: Mapping[str, str] = field(default_factory=dict)  # group ID -> group name
+
+    def merge(self, other: Names) -> Names:
+        return Names({**self.interfaces, **other.interfaces}, {**self.groups, **other.groups})
 
 
 @dataclass(frozen=True)
@@ -236,6 +259,8 @@ class Finding:
     fingerprint: str = ""  # stable across runs: check + account + region + key columns
     change: Change | None = None  # set by the history stage
     suppression: Suppression | None = None  # set when a config exception matches
+    remediation: str = ""  # what to do about this finding, when its check words it per finding
+    previous_severity: Severity | None = None  # escalated / de-escalated: the severity the previous run gave it
 
     @property
     def suppressed(self) -> bool:
@@ -245,6 +270,10 @@ class Finding:
         out = {"severity": self.severity.value, "title": self.title, **dict(self.key),
                "fingerprint": self.fingerprint, "change": self.change.value if self.change else None,
                "suppressed": self.suppressed}
+        if self.previous_severity is not None:
+            out["previous_severity"] = self.previous_severity.value
+        if self.remediation:
+            out["remediation"] = self.remediation
         if self.suppression is not None:
             out["suppression"] = self.suppression.to_json()
         return out
@@ -328,6 +357,8 @@ class RunRecord:
     inventory_captured_at: datetime | None = None
     schema_version: int = SCHEMA_VERSION
     previous_run_id: str | None = None  # the run "what changed" compares with
+    previous_window: TimeWindow | None = None  # that run's window, to name it by its dates
+    backfilled: bool = False  # run by `auditor backfill` over a past window, to give the history its trends
     accounts: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     sources_key: str = ""  # a hash of the configured sources: runs over the same sources are comparable

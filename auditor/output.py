@@ -7,6 +7,7 @@ place with renames, so a crash never leaves a half-written file under a final na
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -19,12 +20,33 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import UsageError
-from auditor.models import CheckResult, RunRecord, iso_z
+from auditor.models import CheckResult, QueryRun, RunRecord, iso_z
 from auditor.staging import StagingLock, remove_stale
 
 FINDINGS_FILE = "findings.json"
+QUERIES_FILE = "queries.sql"  # every query as run; the report's appendix lists each one's SHA-256
 RESULTS_DIR = "results"
 STAGING_PREFIX = ".auditor-staging-"  # a run's work folder beside its output, renamed into place when done
+
+
+def query_text(run: QueryRun) -> str:
+    """A query's text as the engine ran it (after transpiling), the planned text as the fallback."""
+    return (run.stats.text_as_run or run.text).strip("\n")
+
+
+def query_digest(run: QueryRun) -> str:
+    return hashlib.sha256(query_text(run).encode("utf-8")).hexdigest()
+
+
+def queries_text(record: RunRecord) -> str:
+    """queries.sql: every query of the run as run, each headed by a comment naming its check, its engine and the
+    SHA-256 of its text (the digest the report's appendix prints)."""
+    parts = []
+    for check in record.checks:
+        for run in check.queries:
+            parts.append(f"-- check {check.check_id}, query {run.name}, engine {run.engine or run.stats.engine}, "
+                         f"sha256 {query_digest(run)}\n{query_text(run)}\n")
+    return "\n".join(parts)
 
 
 def findings_document(record: RunRecord) -> dict[str, Any]:
@@ -43,6 +65,9 @@ def findings_document(record: RunRecord) -> dict[str, Any]:
             "warnings": list(record.warnings),
             "inventory_captured_at": iso_z(record.inventory_captured_at) if record.inventory_captured_at else None,
             "previous_run_id": record.previous_run_id,
+            "previous_since": iso_z(record.previous_window.since) if record.previous_window else None,
+            "previous_until": iso_z(record.previous_window.until) if record.previous_window else None,
+            "backfilled": record.backfilled,
             "accounts": list(record.accounts),
             "regions": list(record.regions),
         },

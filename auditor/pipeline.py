@@ -49,13 +49,13 @@ class RunOutcome:
 def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None = None, force: bool = False,
               clock: Callable[[], datetime] = utcnow, registries: Registries | None = None,
               run_id: str | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
-              aws_sessions: AwsSessions | None = None) -> RunOutcome:
+              aws_sessions: AwsSessions | None = None, backfilled: bool = False) -> RunOutcome:
     """Run every planned check over ``window`` and write the report. Check failures never stop the run.
 
     ``registries`` defaults to the built-ins; ``clock`` is the one clock (:func:`auditor.clock.utcnow`).
 
     ``aws_sessions`` replaces the boto3 sessions the AWS sources use (default: the config's profile or the
-    standard credential chain)."""
+    standard credential chain). ``backfilled`` marks a past window run by ``auditor backfill`` in its record."""
     reg = registries or builtins()
     for name in formats:
         reg.formats.get(name)  # an unknown format fails before any work, with a did-you-mean
@@ -83,7 +83,8 @@ def run_audit(loaded: LoadedConfig, window: TimeWindow, *, out_dir: Path | None 
     record = RunRecord(id=run_id, window=window, engine="+".join(plan.engines) or config.engine, started_at=started,
                        finished_at=clock(), tool_version=__version__, checks=results, data_quality=data_quality,
                        inventory_captured_at=captured_at, sources_key=sources_key(config.sources),
-                       accounts=tuple(sorted({a for a, _ in places if a})), regions=tuple(sorted({r for _, r in places if r})))
+                       accounts=tuple(sorted({a for a, _ in places if a})), regions=tuple(sorted({r for _, r in places if r})),
+                       backfilled=backfilled)
     record = compare(record, history.load(), {c.id: c.meta.event_like for c in reg.checks})
     record = replace(record, warnings=(tuple(warnings) + input_warnings(data_quality) + exception_warnings
                                        + tuple(history.warnings)))
@@ -103,7 +104,8 @@ def _artifacts(record: RunRecord, reg: Registries, loaded: LoadedConfig, formats
     specs = {c.check_id: reg.checks.get(c.check_id) for c in record.checks}
     user_templates = loaded.resolve(config.templates_dir) if config.templates_dir else None
     ctx = RenderContext(record=record, specs=specs, template_dirs=template_dirs(user_templates),
-                        table_limit=config.table_limit, engines={e.name: e.dialect for e in reg.engines})
+                        table_limit=config.table_limit, engines={e.name: e.dialect for e in reg.engines},
+                        appendix=config.report.appendix)
     # findings.json is always written, and first: smallest and most important first, so that a full disk
     # costs the PDF before it costs the evidence.
     names = sorted(dict.fromkeys(["json", *formats]), key=lambda n: WRITE_ORDER.index(n) if n in WRITE_ORDER

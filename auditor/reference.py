@@ -74,7 +74,9 @@ def _type_text(tp: Any) -> str:
                           "date": "date (YYYY-MM-DD)", "Any": "any"}.get(member.__name__, member.__name__))
         else:
             names.append(str(member))
-    return " or ".join(dict.fromkeys(names)) or "any"
+    # Sorted: typing caches Union[int, str] and Union[str, int] as one object, so the members' order depends on
+    # which spelling the process met first (an import order), and the generated page must not.
+    return " or ".join(sorted(dict.fromkeys(names))) or "any"
 
 
 def _default_text(field: Any) -> str:

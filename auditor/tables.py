@@ -99,7 +99,7 @@ INVENTORY_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
                  ("referenced_group_owner_id", _V), ("referenced_vpc_id", _V), ("description", _V)),
     "enis": (("account_id", _V), ("region", _V), ("interface_id", _V), ("vpc_id", _V), ("subnet_id", _V),
              ("status", _V), ("interface_type", _V), ("description", _V), ("requester_managed", _B),
-             ("instance_id", _V), ("owner_id", _V)),
+             ("instance_id", _V), ("owner_id", _V), ("name", _V)),
     "eni_groups": (("account_id", _V), ("region", _V), ("interface_id", _V), ("group_id", _V)),
     "eni_addresses": (("account_id", _V), ("region", _V), ("interface_id", _V), ("address", _V), ("kind", _V)),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -277,3 +278,21 @@ def test_unknown_record_versions_are_skipped_with_a_warning(tmp_path):
     h = History(tmp_path)
     assert h.load() == []
     assert any("version 99" in w for w in h.warnings) and any("unreadable" in w for w in h.warnings)
+
+
+def test_a_finding_that_persists_with_another_severity_is_escalated_or_de_escalated():
+    up, down, same = _finding("c", {"k": 1}), _finding("c", {"k": 2}), _finding("c", {"k": 3})
+    history = [StoredRun("r1", WEEK1.since, WEEK1.until, "s",
+                         {"c": StoredCheck("fail", {up.fingerprint: ("up", "low"), down.fingerprint: ("down", "high"),
+                                                    same.fingerprint: ("same", "medium")}, 3)})]
+    now = (replace(up, severity=Severity.MEDIUM), replace(down, severity=Severity.LOW),
+           replace(same, severity=Severity.MEDIUM))
+    ok = CheckResult(check_id="c", title="c", status=Status.FAIL, severity=Severity.MEDIUM, findings=now)
+    out = compare(_record("r2", WEEK2, [ok]), history, {"c": False})
+    changes = [(f.change, f.previous_severity) for f in out.checks[0].findings]
+    assert changes == [(Change.ESCALATED, Severity.LOW), (Change.DE_ESCALATED, Severity.HIGH),
+                       (Change.PERSISTING, None)]
+    assert out.previous_window == WEEK1
+    doc = [f.to_json() for f in out.checks[0].findings]
+    assert doc[0]["change"] == "escalated" and doc[0]["previous_severity"] == "low"
+    assert doc[1]["change"] == "de-escalated" and "previous_severity" not in doc[2]

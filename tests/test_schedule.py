@@ -207,7 +207,7 @@ def test_sigterm_mid_run_finishes_the_run_then_exits(tmp_path):
         assert signalled.is_set() and error is None
         (received,) = server.inbox.wait(1)
     out_dir = result.outcome.out_dir
-    assert {p.name for p in out_dir.iterdir()} == {"findings.json", "report.html", "report.pdf", "results"}
+    assert {p.name for p in out_dir.iterdir()} == {"findings.json", "queries.sql", "report.html", "report.pdf", "results"}
     assert received.message()["X-Auditor-Run"] == result.outcome.record.id
     assert [p.name for p in out_dir.parent.iterdir()] == [out_dir.name]  # no staging folder left behind
     assert "running" not in SuiteState(loaded, "weekly").read()

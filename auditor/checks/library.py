@@ -19,18 +19,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Literal, Optional
 
+from jinja2 import TemplateSyntaxError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from auditor import formatting as fmt
 from auditor.config import Strict, validation_error
 from auditor.engines.sql import parse, ungroup, validate, window_params
 from auditor.errors import CheckDefinitionError
-from auditor.models import Severity, TimeWindow
+from auditor.models import Names, Severity, TimeWindow
 from auditor.registry import Registry
 from auditor.timeparse import parse_duration
 from auditor.yamlpos import load_yaml
 
 CHECKS_DIR = Path(__file__).parent
-_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 # ASFF finding types (https://docs.aws.amazon.com/securityhub/latest/userguide/asff-type-taxonomy.html).
 DEFAULT_ASFF_TYPE = "Software and Configuration Checks/AWS Security Best Practices"
 
@@ -61,7 +62,12 @@ class CheckMeta(Strict):
     remediation: str
     needs: tuple[Literal["flow_logs", "cloudtrail", "inventory"], ...]
     key: tuple[str, ...] = Field(description="The row columns that identify a finding.")
-    finding_title: str
+    finding_title: str = Field(description="The finding's title: a Jinja2 template over the row's columns with the "
+                               "word filters of auditor.formatting (docs/report.md, 'Words'); {column} placeholders "
+                               "still work.")
+    finding_remediation: Optional[str] = Field(
+        None, description="What to do about one finding, as a template like finding_title; shown under the finding "
+        "in place of the check's remediation, which stays the general advice.")
     window: Literal["report", "lookback"] = "report"
     event_like: bool = Field(False, description="Findings are events: ones the previous run had are 'aged out', not resolved.")
     metric: str = Field("findings", description="The trend metric: 'findings' (active findings) or a numeric row column to sum.")
@@ -140,9 +146,15 @@ class CheckSpec:
         """The chart query text in an engine's dialect (chart.sql, chart.insights), None when it has none."""
         return self.queries.get({"trino": "chart.sql", "insights": "chart.insights"}.get(dialect, ""))
 
-    def finding_title(self, row: Mapping[str, Any]) -> str:
-        """The finding title for a row: ``{column}`` placeholders filled in, nothing else evaluated."""
-        return _PLACEHOLDER.sub(lambda m: _display(row.get(m.group(1))), self.meta.finding_title)
+    def finding_title(self, row: Mapping[str, Any], names: Names | None = None) -> str:
+        """The finding title for a row, in words (:func:`auditor.formatting.sentence`): the template in a sandbox,
+        with the inventory's ``names`` for interfaces and groups."""
+        return fmt.sentence(self.meta.finding_title, row, names)
+
+    def finding_remediation(self, row: Mapping[str, Any], names: Names | None = None) -> str:
+        """What to do about the finding of this row, or "" when the check gives only its general remediation."""
+        text = self.meta.finding_remediation
+        return fmt.sentence(text, row, names) if text else ""
 
     def validate_params(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Parameters from config merged over the defaults. Raises pydantic ValidationError."""
@@ -151,14 +163,6 @@ class CheckSpec:
     def lookback(self, params: Mapping[str, Any]) -> timedelta | None:
         value = params.get("lookback")
         return parse_duration(value) if value else None
-
-
-def _display(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_display(v) for v in value)
-    return str(value)
 
 
 def _duration(value: str) -> str:
@@ -212,9 +216,17 @@ def load_check_dir(folder: Path) -> CheckSpec:
         ungroup(parse(queries["query.sql"], name=f"{meta.id}/query"), name=f"{meta_path} (query.sql)")
     hook = load_hook(folder / "hook.py", meta.id) if (folder / "hook.py").exists() else None
     known = " ".join(queries.values()) + " " + " ".join(getattr(hook, "COLUMNS", ()))
-    for name in _PLACEHOLDER.findall(meta.finding_title):
-        if name not in meta.key and name not in known:
-            raise CheckDefinitionError(f"{meta_path}: finding_title uses '{name}', which no query or hook produces")
+    for field_name in ("finding_title", "finding_remediation"):
+        text = getattr(meta, field_name)
+        if not text:
+            continue
+        try:
+            used = fmt.template_variables(text)
+        except TemplateSyntaxError as exc:
+            raise CheckDefinitionError(f"{meta_path}: {field_name}: line {exc.lineno}: {exc.message}") from None
+        for name in sorted(used):
+            if name not in meta.key and not re.search(rf"\b{re.escape(name)}\b", known):
+                raise CheckDefinitionError(f"{meta_path}: {field_name} uses '{name}', which no query or hook produces")
     return CheckSpec(meta=meta, folder=folder, queries=queries, hook=hook, params_model=_params_model(meta))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from auditor.cli import (
     aws,
+    backfill,
     checks,
     demo,
     ingest,
@@ -17,7 +18,7 @@ from auditor.cli import (
 from auditor.cli.app import EXIT_OK, exit_code, main
 
 for command in (run.run, validate.validate, checks.list_checks, demo.demo, aws.athena, aws.iam_policy, aws.inventory,
-                verify.verify, query.query, schedule.schedule, ingest.ingest):
+                verify.verify, query.query, schedule.schedule, ingest.ingest, backfill.backfill):
     main.add_command(command)
 
 __all__ = ["EXIT_OK", "exit_code", "main"]

@@ -10,13 +10,15 @@ import click
 
 from auditor.cli.app import EXIT_OK, guard, out
 from auditor.demo import generate
+from auditor.demo.generate import DEMO_DAYS
 from auditor.errors import UsageError
 
 
 @click.command()
 @click.option("--out", "out_dir", default="examples/demo-data", show_default=True, type=click.Path(file_okay=False))
 @click.option("--anchor", help="The last day of the data (YYYY-MM-DD, UTC). Default: today.")
-@click.option("--days", default=14, show_default=True, type=click.IntRange(7, 366))
+@click.option("--days", default=DEMO_DAYS, show_default=True, type=click.IntRange(7, 366),
+              help="How many days; the default five weeks let `make run` backfill four and report the fifth.")
 @guard
 def demo(out_dir: str, anchor: str | None, days: int) -> int:
     """Generate the deterministic demo data (flow logs, CloudTrail, inventory) in the S3 layout."""

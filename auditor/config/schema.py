@@ -395,7 +395,8 @@ SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 # What a subject template may name; each is a plain value (no attribute or index access).
 SUBJECT_FIELDS = ("title", "suite", "since", "until", "findings", "critical", "high", "medium", "low", "info",
-                  "new", "resolved", "errors", "no_data", "run_id")
+                  "new", "escalated", "de_escalated", "resolved", "errors", "no_data", "run_id", "window",
+                  "compared_with")
 DEFAULT_SUBJECT = "[auditor] {title} {since}..{until}: {high} high, {new} new"
 
 # cron numbers days of the week from Sunday=0 (7 is Sunday too); these are its names for 0..7.
@@ -750,6 +751,15 @@ class DuckDBSettings(Strict):
         return v
 
 
+class ReportSettings(Strict):
+    """How the report prints."""
+
+    appendix: Literal["table", "full"] = Field(
+        "table", description="The printed appendix of queries: table (one row per query as run, with its parameters, "
+        "duration, bytes, rows and SHA-256; the full SQL is attached to the PDF as queries.sql and folded in the HTML) "
+        "or full (the full SQL text printed too, for auditors who want it on paper).")
+
+
 class Config(Strict):
     """The whole of ``config.yaml``."""
 
@@ -764,6 +774,7 @@ class Config(Strict):
                                                 "past the window's end, and warns when the window ends later than now minus this.")
     output_dir: Path = Field(Path("reports"), description="Where runs without --out write reports/<date>-<run id>/.")
     table_limit: int = Field(50, ge=1, le=1000, description="Rows per table in the HTML/PDF report; the CSV holds all rows.")
+    report: ReportSettings = Field(default_factory=ReportSettings, description="How the report prints (its appendix).")
     duckdb: DuckDBSettings = Field(default_factory=DuckDBSettings, description="Resources of the embedded DuckDB.")
     state_dir: Path = Field(Path(".auditor"), description="Run records, history and other state, beside the config. "
                                                          "Never inside the reports folder.")

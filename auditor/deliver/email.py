@@ -31,7 +31,7 @@ from auditor.aws import AwsSessions
 from auditor.clock import utcnow
 from auditor.config import AwsSettings, EmailSettings, SmtpSettings
 from auditor.errors import DeliveryError, RenderError
-from auditor.models import RunRecord, Severity, iso_z, utc
+from auditor.models import Change, RunRecord, Severity, iso_z, utc
 from auditor.render.html import make_environment
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,11 @@ def subject_fields(record: RunRecord, *, suite: str, title: str) -> dict[str, An
     counts = {s.value: sum(1 for f in active if f.severity is s) for s in Severity}
     return {"title": title, "suite": suite, "since": record.window.since.date().isoformat(),
             "until": record.window.until.date().isoformat(), "findings": len(active), **counts,
-            "new": sum(1 for f in active if f.change is not None and f.change.value == "new"),
+            "new": sum(1 for f in active if f.change is Change.NEW),
+            "escalated": sum(1 for f in active if f.change is Change.ESCALATED),
+            "de_escalated": sum(1 for f in active if f.change is Change.DE_ESCALATED),
+            "window": fmt.window(record.window.since, record.window.until),
+            "compared_with": fmt.compared_with(record.previous_window) if record.previous_window else "no earlier run",
             "resolved": sum(len(c.resolved) for c in record.checks),
             "errors": sum(1 for c in record.checks if c.status.value == "error"),
             "no_data": len(record.no_data), "run_id": record.id}

@@ -342,6 +342,27 @@ def scenarios(fl: Flows, block: Block, plan: WeekPlan) -> WeekFacts:
                      sg_closed_at=as_datetime(plan.sg_closed_at))
 
 
+def brute_force_turns_to_scanning(fl: Flows, blocks: Sequence[Block], rng: random.Random) -> int:
+    """In the newest week, once the network ACL stops its SSH guessing, the brute-force source sweeps 12 to 20 other
+    ports of the bastion, all rejected: the same source, rejected on one port in the weeks before, is now a port
+    scan. Its finding persists with a higher severity (low -> medium): the demo's escalated finding. Returns the
+    number of records added."""
+    newest = next((b for b in blocks if b.index == 0 and b.until - b.since >= 2 * 86400), None)
+    if newest is None:
+        return 0
+    bastion = ENIS["bastion"]
+    ports = rng.sample([p for p in SCAN_PORTS if p not in _open_ports(bastion) and p != 22], rng.randint(12, 20))
+    t = pick(rng, newest.since + 86400, newest.until - 3 * 3600)
+    added = 0
+    for p in ports:
+        for _ in range(rng.randint(1, 3)):
+            t += rng.randint(5, 40)
+            fl.add(bastion, t, 0, BRUTE_FORCE_IP, bastion.ip, rng.randint(32768, 60999), p, 6, 1, 60, "REJECT", 2,
+                   "ingress", "brute-scan")
+            added += 1
+    return added
+
+
 def on_call_fixes(fl: Flows, blocks: Sequence[Block], rng: random.Random) -> list[int | None]:
     """In the newer variant's weeks, an on-call engineer fixes the nightly reporting job over SSH from the bastion.
 

@@ -41,7 +41,16 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from auditor.clock import utcnow
-from auditor.demo.flows import Flows, background, on_call_fixes, plan_week, scenarios, week_blocks, write_flow_files
+from auditor.demo.flows import (
+    Flows,
+    background,
+    brute_force_turns_to_scanning,
+    on_call_fixes,
+    plan_week,
+    scenarios,
+    week_blocks,
+    write_flow_files,
+)
 from auditor.demo.inventory import inventory_documents
 from auditor.demo.manifest import DemoManifest
 from auditor.demo.trail import Trail, cloudtrail_story, read_only_noise, write_trail_files
@@ -62,6 +71,11 @@ from auditor.demo.world import (
     write_file,
 )
 from auditor.errors import UsageError
+
+# The demo that `make run` writes: five weeks, the last one reported and the four before backfilled, so that the
+# first report has trends, and persisting, escalated, resolved and aged-out findings.
+DEMO_DAYS = 35
+ESCALATION_DAYS = 21  # shorter demos (the tests') keep the data they always had
 
 
 def _seed(anchor: date, days: int, part: str) -> int:
@@ -108,6 +122,8 @@ def generate(out: str | Path, anchor: date | None = None, days: int = 14) -> Dem
     weeks = tuple(scenarios(flows, b, p) for b, p in zip(blocks, plans))
     on_call = on_call_fixes(flows, blocks, random.Random(_seed(anchor, days, "on-call")))
     weeks = tuple(w if t is None else replace(w, on_call_ssh_at=as_datetime(t)) for w, t in zip(weeks, on_call))
+    if days >= ESCALATION_DAYS:  # a demo long enough for a backfilled history: the escalation lands in its newest week
+        brute_force_turns_to_scanning(flows, blocks, random.Random(_seed(anchor, days, "escalation")))
     flow_files = write_flow_files(root, flows.records, random.Random(_seed(anchor, days, "dirt")), counts)
 
     trail = Trail(random.Random(_seed(anchor, days, "cloudtrail")))

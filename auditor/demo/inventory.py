@@ -118,7 +118,10 @@ def inventory_documents(region: str, captured: int) -> dict[str, dict[str, Any]]
             nic["RequesterId"] = eni.requester_id
         nic.update({"RequesterManaged": eni.requester_managed,
                     "SourceDestCheck": eni.interface_type != "nat_gateway", "Status": "in-use",
-                    "SubnetId": eni.subnet.subnet_id, "TagSet": [], "VpcId": eni.subnet.vpc_id})
+                    "SubnetId": eni.subnet.subnet_id,
+                    # An instance's interface carries the instance's Name tag, as launch templates tag both.
+                    "TagSet": [{"Key": "Name", "Value": eni.key}] if eni.instance else [],
+                    "VpcId": eni.subnet.vpc_id})
         nics.append(nic)
     return {"describe-security-groups.json": {"SecurityGroups": sgs, "captured_at": captured_at},
             "describe-security-group-rules.json": {"SecurityGroupRules": rules, "captured_at": captured_at},

@@ -20,7 +20,7 @@ from auditor.engines.connection import connect
 from auditor.engines.sources import inventory
 from auditor.engines.sql import catalog_of, prepare_duckdb, prepare_fused
 from auditor.errors import EngineError
-from auditor.models import QueryResult, QueryStats
+from auditor.models import InterfaceName, Names, QueryResult, QueryStats
 
 PHASE1_TABLE = "query_result"
 
@@ -55,6 +55,15 @@ class Workspace:
         """How many security groups the inventory holds: none means the inventory gave no usable record."""
         ((count,),) = self.con.execute("SELECT count(*) FROM sg_groups").fetchall()
         return int(count)
+
+    def names(self) -> Names:
+        """The inventory's names of interfaces (Name tag, instance, description) and groups, for finding titles."""
+        interfaces = {eni: InterfaceName(name or "", instance or "", description or "")
+                      for eni, name, instance, description in self.con.execute(
+                          "SELECT interface_id, name, instance_id, description FROM enis").fetchall()}
+        groups = {gid: name for gid, name in self.con.execute(
+            "SELECT group_id, group_name FROM sg_groups WHERE group_name IS NOT NULL").fetchall()}
+        return Names(interfaces, groups)
 
     def rule_egress(self) -> dict[str, bool]:
         """Security-group rule ID -> whether it is an egress rule, from the inventory."""

@@ -74,6 +74,8 @@ def _active(record: RunRecord, spec: CheckSpec | None, finding: Finding, product
     fields = doc["ProductFields"]
     if finding.change is not None:
         fields[f"{TOOL}/Change"] = finding.change.value
+    if finding.previous_severity is not None:
+        fields[f"{TOOL}/PreviousSeverity"] = finding.previous_severity.value
     for column, value in finding.key.items():
         if value is not None and str(value):
             fields[f"{TOOL}/key/{column}"] = cut(str(value), 2048)

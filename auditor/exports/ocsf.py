@@ -60,7 +60,8 @@ def to_ocsf(record: RunRecord, specs: Mapping[str, CheckSpec]) -> list[dict[str,
 
 def _finding_event(record: RunRecord, spec: CheckSpec | None, finding: Finding, check: CheckResult) -> dict[str, Any]:
     check_title = check.title
-    activity = 2 if finding.change is Change.PERSISTING else 1
+    # OCSF activity 1 Create, 2 Update: a finding the previous run had (whatever its severity now) is an update.
+    activity = 1 if finding.change in (None, Change.NEW) else 2
     status = 3 if finding.suppressed else 1
     account = finding.account_id or _only(record.accounts)
     region = finding.region or _only(record.regions)
@@ -80,6 +81,7 @@ def _finding_event(record: RunRecord, spec: CheckSpec | None, finding: Finding, 
         "check_status": check.status.value,
         "key": {k: _plain(v) for k, v in finding.key.items()},
         "change": finding.change.value if finding.change else None,
+        "previous_severity": finding.previous_severity.value if finding.previous_severity else None,
         "suppression": finding.suppression.to_json() if finding.suppression else None,
     })
     return event

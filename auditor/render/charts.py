@@ -50,7 +50,6 @@ _OTHER_FILL, _OTHER_HATCH = "#ffffff", "xx"
 # The same grays as the severity badges in print.css.
 _SEVERITY_FILLS = {Severity.CRITICAL: "#000000", Severity.HIGH: "#4d4d4d", Severity.MEDIUM: "#c4c4c4",
                    Severity.LOW: "#ffffff", Severity.INFO: "#ffffff"}
-_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", -1: "all"}
 
 _RC = {
     "svg.hashsalt": "auditor-report",  # element IDs from a fixed salt, not random ones
@@ -214,11 +213,11 @@ def exposed_ports_chart(rows: Iterable[Mapping[str, Any]], *, limit: int = MAX_P
         return None
     order = sorted(ports, key=lambda k: (-(ports[k][1].rank if ports[k][1] else -1), -ports[k][0], k))
     shown = order[:limit]
-    labels = [f"{port}/{_PROTOCOLS.get(proto, str(proto))}" for port, proto in shown]
+    labels = [fmt.service(port, proto) for port, proto in shown]
     values = [ports[k][0] for k in shown]
     severities = [ports[k][1] for k in shown]
 
-    width = 120.0
+    width = 150.0
     height = 12.0 + 5.2 * len(shown)
     fig, ax = _figure(width, height)
     ys = list(range(len(shown)))[::-1]  # worst at the top
@@ -237,7 +236,9 @@ def exposed_ports_chart(rows: Iterable[Mapping[str, Any]], *, limit: int = MAX_P
     ax.set_xlabel("distinct public sources, summed over interfaces")
     _integer_axis(ax.xaxis)
     ax.spines[["top", "right"]].set_visible(False)
-    fig.subplots_adjust(left=0.12, right=0.98, top=1 - 2.0 / height, bottom=9.5 / height)
+    # Room on the left for the longest label ("Elasticsearch (tcp/9200)"): about 1.3 mm a character at 6 pt.
+    left = min(0.4, (max((len(label) for label in labels), default=8) * 1.3 + 3) / width)
+    fig.subplots_adjust(left=left, right=0.98, top=1 - 2.0 / height, bottom=9.5 / height)
     cut = f" ({len(order) - len(shown)} more ports are in the table)" if len(order) > len(shown) else ""
     alt = "Bar chart of public sources per exposed port: " + "; ".join(
         f"{t}: {v:,.0f} ({s.value if s else 'no finding'})" for t, v, s in zip(labels, values, severities)) + f".{cut}"

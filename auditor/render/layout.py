@@ -20,14 +20,14 @@ def table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], key: Sequen
            note: Callable[[int, int], str]) -> Table:
     shown = rows[:limit]
     total = len(rows)
-    cells = tuple(tuple(cell(row.get(c)) for c in columns) for row in shown)
+    cells = tuple(tuple(cell(row.get(c), c, row) for c in columns) for row in shown)
     natural = _natural_widths(columns, cells)
     wide = sum(n for n, _ in natural) > _PORTRAIT_CHARS
     dense = sum(f for _, f in natural) > _LANDSCAPE_CHARS
     page = int(_LANDSCAPE_CHARS * _DENSE_SCALE) if dense else _LANDSCAPE_CHARS if wide else _PORTRAIT_CHARS
     widths = _column_widths(natural, page)
     return Table(
-        columns=tuple(Column(c, c in key, w, _numeric(cells, i)) for i, (c, w) in enumerate(zip(columns, widths))),
+        columns=tuple(Column(header(c), c in key, w, _numeric(cells, i)) for i, (c, w) in enumerate(zip(columns, widths))),
         rows=cells,
         total=total,
         truncated=total > len(shown),
@@ -77,10 +77,12 @@ def _natural_widths(columns: Sequence[str], cells: Sequence[Sequence[Cell]]) -> 
         texts = [row[i].text for row in cells]
         longest = max((_chars(t) for t in texts), default=0)
         word = max((_chars(w) for t in texts for w in t.split()), default=0)
-        header = min(len(name), _SHORT_COLUMN) * 1.1  # bold header text is about 10% wider
-        natural = max(header, longest, 2) + _CELL_PADDING
+        # A header wraps only between its words, never inside one: its longest word is the least it gets.
+        header_word = max((len(w) for w in header(name).split()), default=1) * 1.1  # bold text is ~10% wider
+        head = max(min(len(name), _SHORT_COLUMN) * 1.1, header_word)
+        natural = max(head, longest, 2) + _CELL_PADDING
         atomic = word <= _WORD_CAP and not any(row[i].kind == "json" for row in cells)
-        floor = min(natural, max(min(header, 12.0), word if atomic else _BREAKABLE_FLOOR, 2) + _CELL_PADDING)
+        floor = min(natural, max(header_word, word if atomic else _BREAKABLE_FLOOR, 2) + _CELL_PADDING)
         out.append((natural, floor))
     return out
 
@@ -116,11 +118,37 @@ def _column_widths(widths: Sequence[tuple[float, float]], page: int) -> tuple[st
     return tuple(f"{100 * w / total:.2f}%" for w in chosen)
 
 
-def cell(value: Any) -> Cell:
+def header(column: str) -> str:
+    """A column's header as words: ``distinct_dstports`` reads ``distinct dstports`` and wraps between words."""
+    return column.replace("_", " ")
+
+
+CUT_COLUMNS = {"user_agent": 48, "actor": 60}  # long values cut in the table; the CSV keeps them whole
+
+
+def cell(value: Any, column: str = "", row: Mapping[str, Any] | None = None) -> Cell:
+    """One value as a table shows it, in words: booleans yes/no, protocols by name, ports with their service,
+    bytes as sizes, lists and rule sets as short text (never JSON), actors by their short name and user agents
+    by family. ``column`` and ``row`` say what the value is (a ``dstport`` is named with the row's protocol)."""
+    row = row or {}
     if value is None:
         return Cell("\u2014", "null")
     if isinstance(value, bool):
-        return Cell("true" if value else "false", "text")
+        return Cell(fmt.yes_no(value), "text")
+    if column == "protocol" and isinstance(value, int):
+        return Cell(fmt.protocol(value), "text")
+    if column == "dstport" and isinstance(value, int):
+        return Cell(fmt.service(value, row.get("protocol", 6)), "text")
+    if column in ("from_port", "to_port") and value == -1:
+        return Cell("all", "text")
+    if column in ("bytes", "bytes_scanned") and isinstance(value, int):
+        return Cell(fmt.size(value), "num")
+    if column == "actor" and isinstance(value, str):
+        return _cut(f"{fmt.actor(value)}", "text", CUT_COLUMNS["actor"], len(value))
+    if column == "user_agent" and isinstance(value, str):
+        return _cut(f"{fmt.agent(value)}: {value}", "text", CUT_COLUMNS["user_agent"], len(value))
+    if column == "source" and row.get("group_id") is not None and value == row.get("group_id"):
+        return Cell(f"{value} (its own group)", "text")
     if isinstance(value, int):
         # No thousands separators: most integers in these tables are ports, protocol numbers and IDs.
         return Cell(str(value), "num")
@@ -130,27 +158,25 @@ def cell(value: Any) -> Cell:
         return Cell(utc(value).strftime("%Y-%m-%d %H:%M:%SZ"), "text")
     if isinstance(value, date):
         return Cell(value.isoformat(), "text")
-    if isinstance(value, (list, tuple, dict, set, frozenset)):
-        return _cut(_compact_json(sorted(value, key=str) if isinstance(value, (set, frozenset)) else value), "json")
-    if isinstance(value, bytes):
-        return _cut(value.hex(), "text")
-    text = str(value)
-    if text[:1] in ("[", "{") and text[-1:] in ("]", "}"):
+    if isinstance(value, str) and value[:1] in ("[", "{") and value[-1:] in ("]", "}"):
         try:
-            return _cut(_compact_json(json.loads(text)), "json")
+            value = json.loads(value)
         except ValueError:
             pass
-    return _cut(text, "text")
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+        if column == "rules" or any("protocol" in v for v in value):
+            return _cut(fmt.rules(value, row.get("group_id")), "text")
+    if isinstance(value, (list, tuple, dict, set, frozenset, Mapping)):
+        return _cut(fmt.words(value), "text")
+    if isinstance(value, bytes):
+        return _cut(value.hex(), "text")
+    return _cut(str(value), "text")
 
 
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
-
-
-def _cut(text: str, kind: str) -> Cell:
-    if len(text) <= MAX_CELL_CHARS:
-        return Cell(text, kind)
-    return Cell(text[: MAX_CELL_CHARS - 1] + "\u2026", kind, len(text))
+def _cut(text: str, kind: str, limit: int = MAX_CELL_CHARS, full_length: int = 0) -> Cell:
+    if len(text) <= limit:
+        return Cell(text, kind, full_length if full_length > len(text) else 0)
+    return Cell(text[: limit - 1].rstrip() + "\u2026", kind, max(len(text), full_length))
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:

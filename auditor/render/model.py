@@ -73,6 +73,8 @@ class FindingView:
     reason: str = ""
     expires: str = ""  # "2026-12-01"
     expiry_note: str = ""  # "expires in 9 days", "expired 3 days ago", "" when far off
+    remediation: str = ""  # what to do about this finding, when its check words it per finding
+    severity_rank: int = 0  # to sort by severity in the HTML (critical highest)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class QueryView:
     params: tuple[tuple[str, str], ...]
     truncated: bool
     text: str
+    sha256: str = ""  # of the text as run: the line of queries.sql it matches
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,9 @@ class ChangeSummary:
     suppressed: int
     previous_run_id: str
     text: str  # one sentence for the summary
+    escalated: int = 0
+    de_escalated: int = 0
+    compared_with: str = ""  # "the week of 2026-11-16 (16–22 Nov 2026)", "" without an earlier run
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,7 @@ class ActionView:
     check_id: str
     check_title: str
     anchor: str
-    step: str  # the first sentence of the check's remediation
+    step: str  # the finding's own remediation, else the first sentence of the check's
 
 
 @dataclass(frozen=True)
@@ -280,3 +286,4 @@ class ReportView:
     queries: tuple[QueryView, ...]
     attachments: tuple[AttachmentView, ...]  # files embedded in the PDF, with their SHA-256
     table_limit: int
+    appendix_full: bool = False  # config.yaml report.appendix: full: the queries' text printed too

@@ -34,6 +34,7 @@ from auditor.models import (
     iso_z,
     utc,
 )
+from auditor.output import query_digest, query_text
 from auditor.render import charts as chartlib
 from auditor.render import layout
 from auditor.render.model import (
@@ -70,13 +71,13 @@ _STATUS_WORDS = {Status.FAIL: "failed", Status.ERROR: "errored", Status.NO_DATA:
                  Status.SKIPPED: "skipped"}
 _STATUS_TEXT = {Status.FAIL: "Fail", Status.ERROR: "Error", Status.NO_DATA: "No data", Status.PASS: "Pass",
                 Status.SKIPPED: "Skipped"}
-_CHANGE_ORDER = {Change.NEW: 0, None: 1, Change.PERSISTING: 2}
+_CHANGE_ORDER = {Change.ESCALATED: 0, Change.NEW: 0, None: 1, Change.PERSISTING: 2, Change.DE_ESCALATED: 2}
 
 
 def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit: int = 50,
                title: str = DEFAULT_TITLE, generated_at: datetime | None = None,
                attachments: Mapping[str, bytes] | None = None, charts: bool = True,
-               engines: Mapping[str, str] | None = None) -> ReportView:
+               engines: Mapping[str, str] | None = None, appendix: str = "table") -> ReportView:
     """Turn a run record into the report's view model.
 
     ``specs`` maps check IDs to their metadata; a check without a spec still renders, from its result
@@ -107,7 +108,7 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
         window_since=fmt.when(window.since),
         window_until=fmt.when(window.until),
         window_text=f"{fmt.when(window.since)} \u2264 t < {fmt.when(window.until)}",
-        window_short=f"{fmt.short_when(window.since)} to {fmt.short_when(window.until)}",
+        window_short=fmt.window(window.since, window.until),
         window_length=fmt.span(window.duration.total_seconds()),
         generated_at=fmt.when(generated),
         generated_iso=iso_z(generated),
@@ -119,7 +120,8 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
         inventory_captured_at=fmt.when(record.inventory_captured_at) if record.inventory_captured_at else "",
         accounts_text=fmt.listing(record.accounts or _seen(results, "account_id")),
         regions_text=fmt.listing(record.regions or _seen(results, "region")),
-        previous_run_text=(f"run {record.previous_run_id}" if record.previous_run_id else
+        previous_run_text=(fmt.compared_with(record.previous_window) if record.previous_window else
+                           f"run {record.previous_run_id}" if record.previous_run_id else
                            "none: this is the first run over these sources and window length"),
         status_text=(f"{fmt.count(len(results), 'check')}: "
                      + ", ".join(f"{n:,} {_STATUS_WORDS[s]}" for s, n in status_counts.items() if n)
@@ -147,6 +149,7 @@ def build_view(record: RunRecord, specs: Mapping[str, CheckSpec], *, table_limit
         attachments=tuple(AttachmentView(name, fmt.size(len(data)), hashlib.sha256(data).hexdigest())
                           for name, data in (attachments or {}).items()),
         table_limit=table_limit,
+        appendix_full=appendix == "full",
     )
 
 
@@ -170,10 +173,17 @@ def _severity(severity: Severity) -> Label:
     return Label(severity.value, severity.value.capitalize())
 
 
-def _change(change: Change | None) -> Label | None:
+_CHANGE_TEXT = {Change.NEW: "New", Change.PERSISTING: "Persisting", Change.ESCALATED: "Escalated",
+                Change.DE_ESCALATED: "De-escalated"}
+
+
+def _change(change: Change | None, previous: Severity | None = None) -> Label | None:
     if change is None:
         return None
-    return Label(change.value, "New" if change is Change.NEW else "Persisting")
+    text = _CHANGE_TEXT[change]
+    if previous is not None:
+        text += f" (was {previous.value})"
+    return Label(change.value, text)
 
 
 def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, record: RunRecord,
@@ -195,7 +205,8 @@ def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, r
         error = result.error or "the check failed without an error message"
     ran = result.status in (Status.PASS, Status.FAIL)
     new = sum(1 for f in active if f.change is Change.NEW)
-    persisting = sum(1 for f in active if f.change is Change.PERSISTING)
+    persisting = sum(1 for f in active if f.change is not None and f.change is not Change.NEW)
+    escalated = sum(1 for f in active if f.change is Change.ESCALATED)
     labels = {r.label for r in result.resolved}
     return CheckView(
         id=result.check_id,
@@ -214,7 +225,8 @@ def _check_view(result: CheckResult, spec: CheckSpec | None, table_limit: int, r
         findings_note=_bounded_note(len(shown), len(active), "active findings", "every finding is in findings.json"),
         new_count=new,
         persisting_count=persisting,
-        change_text=", ".join(t for t in (f"{new:,} new" if new else "", f"{persisting:,} persisting" if persisting else "") if t),
+        change_text=", ".join(t for t in (f"{new:,} new" if new else "", f"{persisting:,} persisting" if persisting else "",
+                                          f"{escalated:,} of them escalated" if escalated else "") if t),
         suppressed=tuple(_finding_view(f, today) for f in suppressed[:table_limit]),
         suppressed_total=len(suppressed),
         suppressed_note=_bounded_note(min(len(suppressed), table_limit), len(suppressed), "suppressed findings",
@@ -324,20 +336,29 @@ def _controls(spec: CheckSpec | None) -> tuple[ControlView, ...]:
 def _change_summary(record: RunRecord, results: Sequence[CheckResult]) -> ChangeSummary:
     active = [f for r in results for f in r.active_findings]
     new = sum(1 for f in active if f.change is Change.NEW)
-    persisting = sum(1 for f in active if f.change is Change.PERSISTING)
+    escalated = sum(1 for f in active if f.change is Change.ESCALATED)
+    de_escalated = sum(1 for f in active if f.change is Change.DE_ESCALATED)
+    persisting = sum(1 for f in active if f.change is Change.PERSISTING) + escalated + de_escalated
     aged = sum(1 for r in results for x in r.resolved if x.label == "aged out")
     resolved = sum(len(r.resolved) for r in results) - aged
     suppressed = sum(1 for r in results for f in r.findings if f.suppressed)
+    compared = ""
     if record.previous_run_id:
-        parts = [f"{new:,} new", f"{persisting:,} persisting", f"{resolved:,} resolved"]
+        parts = [f"{new:,} new", f"{persisting:,} persisting"
+                 + (f" ({escalated:,} escalated{f', {de_escalated:,} de-escalated' if de_escalated else ''})"
+                    if escalated else f" ({de_escalated:,} de-escalated)" if de_escalated else ""),
+                 f"{resolved:,} resolved"]
         if aged:
             parts.append(f"{aged:,} aged out")
-        text = f"Since run {record.previous_run_id}: " + ", ".join(parts) + "."
+        compared = (fmt.compared_with(record.previous_window) if record.previous_window
+                    else f"run {record.previous_run_id}")
+        text = f"Compared with {compared}: " + ", ".join(parts) + "."
     else:
         text = "There is no earlier comparable run, so nothing is marked resolved."
     if suppressed:
         text += f" {fmt.count(suppressed, 'finding')} {'is' if suppressed == 1 else 'are'} suppressed by exceptions."
-    return ChangeSummary(new, persisting, resolved, aged, suppressed, record.previous_run_id or "", text)
+    return ChangeSummary(new, persisting, resolved, aged, suppressed, record.previous_run_id or "", text, escalated,
+                         de_escalated, compared)
 
 
 def _top_actions(results: Sequence[CheckResult], checks: Sequence[CheckView]) -> tuple[ActionView, ...]:
@@ -348,9 +369,9 @@ def _top_actions(results: Sequence[CheckResult], checks: Sequence[CheckView]) ->
     out = []
     for finding, i, _ in ranked[:TOP_ACTIONS]:
         check = checks[i]
-        out.append(ActionView(_severity(finding.severity), _change(finding.change), finding.title,
-                              _where(finding), check.id, check.title, check.anchor,
-                              _first_sentence(" ".join(check.remediation))))
+        out.append(ActionView(_severity(finding.severity), _change(finding.change, finding.previous_severity),
+                              finding.title, _where(finding), check.id, check.title, check.anchor,
+                              finding.remediation or _first_sentence(" ".join(check.remediation))))
     return tuple(out)
 
 
@@ -363,7 +384,8 @@ def _coverage(record: RunRecord, results: Sequence[CheckResult]) -> tuple[tuple[
     ran = [r for r in results if r.status in (Status.PASS, Status.FAIL)]
     blind = sum(1 for r in results if r.status is Status.NO_DATA)
     rows = [
-        ("Window", f"{fmt.when(record.window.since)} to {fmt.when(record.window.until)} ({fmt.span(record.window.duration.total_seconds())})"),
+        ("Window", f"{fmt.window(record.window.since, record.window.until)} ({fmt.when(record.window.since)} to "
+                   f"{fmt.when(record.window.until)}, end excluded)"),
         ("Accounts", fmt.listing(record.accounts or _seen(results, "account_id"))),
         ("Regions", fmt.listing(record.regions or _seen(results, "region"))),
         ("Engine", record.engine),
@@ -386,9 +408,10 @@ def _where(finding: Finding) -> str:
 
 
 def _finding_view(finding: Finding, today: date) -> FindingView:
-    key_text = ", ".join(f"{k}={layout.cell(v).text}" for k, v in finding.key.items())
-    view = FindingView(_severity(finding.severity), finding.title, key_text, _where(finding), _change(finding.change),
-                       _short_fingerprint(finding.fingerprint))
+    key_text = ", ".join(f"{k}={v}" for k, v in finding.key.items())
+    view = FindingView(_severity(finding.severity), finding.title, key_text, _where(finding),
+                       _change(finding.change, finding.previous_severity), _short_fingerprint(finding.fingerprint),
+                       remediation=finding.remediation, severity_rank=finding.severity.rank)
     s = finding.suppression
     if s is None:
         return view
@@ -402,7 +425,7 @@ def _finding_view(finding: Finding, today: date) -> FindingView:
     else:
         note = ""
     return FindingView(view.severity, view.title, view.key_text, view.where, view.change, view.fingerprint,
-                       True, s.owner, s.reason, s.expires.isoformat(), note)
+                       True, s.owner, s.reason, s.expires.isoformat(), note, finding.remediation, finding.severity.rank)
 
 
 def _query_view(result: CheckResult, run: QueryRun, index: int) -> QueryView:
@@ -421,7 +444,8 @@ def _query_view(result: CheckResult, run: QueryRun, index: int) -> QueryView:
         params=tuple((str(k), _param(v)) for k, v in stats.params.items()),
         truncated=stats.truncated,
         # The text the engine ran (after transpiling) is the evidence; the planned text is the fallback.
-        text=(stats.text_as_run or run.text).strip("\n"),
+        text=query_text(run),
+        sha256=query_digest(run),
     )
 
 

@@ -40,7 +40,8 @@ def test_fires_medium_for_a_scanner_and_low_for_a_brute_forcer(tmp_path):
     sev = {f.key["srcaddr"]: f.severity for f in r.findings}
     assert sev == {"198.51.100.23": Severity.MEDIUM, "192.0.2.77": Severity.LOW}
     assert r.severity is Severity.MEDIUM
-    assert "198.51.100.23 was rejected 10 times on 10 distinct ports" in [f.title for f in r.findings]
+    assert ("198.51.100.23 was rejected 10 times on 10 destination ports between 2026-11-10 01:20 UTC and "
+            "2026-11-10 01:29 UTC: a port scan") in [f.title for f in r.findings]
     json.dumps([dict(row) for row in r.rows])  # rows are JSON-ready
 
 

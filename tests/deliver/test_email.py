@@ -80,9 +80,9 @@ def assert_report_mail(msg, pdf: bytes) -> None:
     html = msg.get_body(("html",)).get_content()
     for body in (text, html):
         assert "Weekly network audit" in body
-        assert "2026-11-09 to 2026-11-16" in body  # the window
-        assert "198.51.100.66 was rejected 24 times on 12 distinct ports" in body  # a top item
-        assert "eni-db 6/3306" in body
+        assert "9\u201315 Nov 2026, 7 days" in body  # the window, by its last included day
+        assert "198.51.100.66 was rejected 24 times on 12 destination ports" in body  # a top item
+        assert "MySQL (tcp/3306) on eni-db" in body and "6/3306" not in body
         assert "There is no earlier comparable run" in body  # new vs resolved
     assert "High          1  (1 new)" in text
     assert "<td style=\"text-align: right;\">1</td>" in html

@@ -20,6 +20,7 @@ from auditor.exports.asff import to_asff
 from auditor.exports.ocsf import to_ocsf
 from auditor.models import Finding, Severity, Status
 from tests.render.test_render import BASTION, changed_record, specs_for
+from tests.support.fixed_run import fixed_record
 
 SCHEMAS = Path(auditor.__file__).parent / "schemas"
 OCSF = json.loads((SCHEMAS / "ocsf-1.1.0-detection_finding.required.json").read_text())
@@ -205,3 +206,20 @@ def test_findings_of_a_check_without_data_say_so_in_both_formats():
             if d["GeneratorId"] == f"auditor/{first.check_id}"]
     assert asff and {d["Compliance"]["Status"] for d in asff} == {"WARNING"}
     assert {d["ProductFields"]["auditor/CheckStatus"] for d in asff} == {"no_data"}
+
+
+def test_an_escalated_finding_carries_its_previous_severity_in_both_formats(securityhub):
+    rec = fixed_record()
+    specs = {c.check_id: builtins().checks.get(c.check_id) for c in rec.checks}
+    escalated = next(f for c in rec.checks for f in c.findings if f.change is not None and f.change.value == "escalated")
+    events = {e["finding_info"]["uid"]: e for e in to_ocsf(rec, specs)}
+    event = events[fingerprint(escalated)]
+    assert event["activity_id"] == 2  # an update of a finding the previous run had
+    assert event["unmapped"]["auditor"]["change"] == "escalated"
+    assert event["unmapped"]["auditor"]["previous_severity"] == "medium"
+    docs = {d["Id"]: d for d in to_asff(rec, specs, product_arn=PRODUCT, aws_account_id=ACCOUNT, region=REGION)}
+    doc = docs[f"auditor/{escalated.check_id}/{fingerprint(escalated)}"]
+    assert doc["ProductFields"]["auditor/Change"] == "escalated"
+    assert doc["ProductFields"]["auditor/PreviousSeverity"] == "medium"
+    report = ParamValidator().validate({"Findings": [doc]}, securityhub.operation_model("BatchImportFindings").input_shape)
+    assert not report.has_errors(), report.generate_report()

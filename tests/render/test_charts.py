@@ -140,8 +140,8 @@ def test_exposed_ports_sum_public_sources_and_take_the_worst_severity():
         {"interface_id": "eni-e", "dstport": 53, "protocol": 17, "public_sources": 4, "severity": None},
     ]
     chart = exposed_ports_chart(rows)
-    assert chart.alt == ("Bar chart of public sources per exposed port: 22/tcp: 3 (high); 3389/tcp: 0 (medium); "
-                         "443/tcp: 900 (info); 53/udp: 4 (no finding).")
+    assert chart.alt == ("Bar chart of public sources per exposed port: SSH (tcp/22): 3 (high); RDP (tcp/3389): 0 "
+                         "(medium); HTTPS (tcp/443): 900 (info); DNS (udp/53): 4 (no finding).")
     labels = texts(chart.svg)
     assert "open to the world, no public traffic \u00b7 medium" in labels
     assert "3 public sources \u00b7 high" in labels

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from auditor import formatting as fmt
 from auditor.checks import HookContext
 from auditor.engines.netaddr import parse_network
 from auditor.engines.sources.protocols import protocol_number
@@ -172,35 +173,63 @@ def covers_sensitive(rule: Mapping[str, Any], sensitive: set[int]) -> bool:
     return any(lo <= p <= hi for p in sensitive)
 
 
+# What each call does, as the verb of a finding title (past tense; "tried to" + the infinitive when it failed).
+_VERBS = {
+    "AuthorizeSecurityGroupIngress": ("added", "add"), "AuthorizeSecurityGroupEgress": ("added", "add"),
+    "RevokeSecurityGroupIngress": ("revoked", "revoke"), "RevokeSecurityGroupEgress": ("revoked", "revoke"),
+    "ModifySecurityGroupRules": ("changed", "change"),
+    "UpdateSecurityGroupRuleDescriptionsIngress": ("updated the descriptions of", "update the descriptions of"),
+    "UpdateSecurityGroupRuleDescriptionsEgress": ("updated the descriptions of", "update the descriptions of"),
+    "CreateSecurityGroup": ("created the group", "create a group"),
+    "DeleteSecurityGroup": ("deleted the group", "delete a group"),
+    "ModifyNetworkInterfaceAttribute": ("set the groups", "set the groups"),
+    "ModifyInstanceAttribute": ("set the groups", "set the groups"),
+}
+
+
 def _severity(name: str, rules: list[dict[str, Any]], sensitive: set[int], failed: bool,
               error_code: str | None) -> tuple[str | None, str]:
-    if failed:
-        return "low", f"failed ({error_code})"
-    if name not in _OPENING:
-        return None, _describe(name, rules)
+    """The severity of a call and what it did, in words: ``opened RDP (tcp/3389) to the internet``; a failed
+    call ``tried to open …, refused (Client.UnauthorizedOperation)``."""
     open_ingress = [r for r in rules if r["direction"] == "ingress" and world_open(r["source"])]
-    if any(r["protocol"] == -1 for r in open_ingress):
-        return "critical", "opens all traffic from the internet"
     hot = [r for r in open_ingress if covers_sensitive(r, sensitive)]
-    if hot:
-        return "high", f"opens sensitive port(s) {_ports(hot, sensitive)} to the internet"
-    if open_ingress:
-        return "medium", f"opens {_ports(open_ingress, set())} to the internet"
-    if any(r["direction"] == "egress" and world_open(r["source"]) for r in rules):
-        return "info", "allows egress to the internet"
-    return None, _describe(name, rules)
+    if name in _OPENING and any(r["protocol"] == -1 for r in open_ingress):
+        severity, done, todo = "critical", "opened all traffic to the internet", "open all traffic to the internet"
+    elif name in _OPENING and hot:
+        what = _ports(hot, sensitive)
+        severity, done, todo = "high", f"opened {what} to the internet", f"open {what} to the internet"
+    elif name in _OPENING and open_ingress:
+        what = _ports(open_ingress, set())
+        severity, done, todo = "medium", f"opened {what} to the internet", f"open {what} to the internet"
+    elif name in _OPENING and any(r["direction"] == "egress" and world_open(r["source"]) for r in rules):
+        severity, done, todo = "info", "allowed egress to the internet", "allow egress to the internet"
+    else:
+        severity = None
+        done, todo = _describe(name, rules)
+    if failed:
+        return "low", f"tried to {todo} and was refused ({error_code})"
+    return severity, done
 
 
 def _ports(rules: list[dict[str, Any]], sensitive: set[int]) -> str:
+    """The ports a set of rules opens, as service names: ``SSH (tcp/22) and RDP (tcp/3389)``."""
     out = []
     for r in rules:
-        lo, hi, proto = r["from_port"], r["to_port"], {6: "tcp", 17: "udp"}.get(r["protocol"], str(r["protocol"]))
-        if sensitive and lo is not None and hi is not None and lo != hi:
-            out.extend(f"{proto}/{p}" for p in sorted(sensitive) if lo <= p <= hi)
+        lo, hi, proto = r["from_port"], r["to_port"], r["protocol"]
+        if sensitive and lo is not None and hi is not None and lo != hi and lo != -1:
+            out.extend(fmt.service(p, proto) for p in sorted(sensitive) if lo <= p <= hi)
         else:
-            out.append(f"{proto}/{lo}" if lo == hi else f"{proto}/{lo}-{hi}")
-    return ", ".join(dict.fromkeys(out))
+            out.append(fmt.ports(proto, lo, hi))
+    return fmt.join(dict.fromkeys(out))
 
 
-def _describe(name: str, rules: list[dict[str, Any]]) -> str:
-    return f"{len(rules)} rule(s)" if rules else "no rules"
+def _describe(name: str, rules: list[dict[str, Any]]) -> tuple[str, str]:
+    done, todo = _VERBS.get(name, (f"called {name}", f"call {name}"))
+    if name in ("CreateSecurityGroup", "DeleteSecurityGroup"):
+        return done, todo
+    if name in ("ModifyNetworkInterfaceAttribute", "ModifyInstanceAttribute"):
+        groups = fmt.join(r["source"] for r in rules if r.get("source")) or "no group"
+        return f"{done} to {groups}", f"{todo} to {groups}"
+    what = fmt.rules(rules) if rules else "no rule"
+    noun = fmt.count(len(rules), "rule")
+    return f"{done} {noun}: {what}", f"{todo} {noun}: {what}"

@@ -77,6 +77,8 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_NetworkInterface.html
 - ``requester_managed`` BOOLEAN: ``RequesterManaged``, true for interfaces an AWS service created.
 - ``instance_id`` VARCHAR: ``Attachment.InstanceId``, NULL when not attached to an instance.
 - ``owner_id`` VARCHAR: ``OwnerId``.
+- ``name`` VARCHAR: the value of its ``Name`` tag (``TagSet``), NULL without one: finding titles name the
+  interface by it.
 
 ``eni_groups`` — one row per interface and security group (``Groups[].GroupId``):
 
@@ -349,6 +351,13 @@ def _path_account_region(found: Mapping[str, Path]) -> tuple[str | None, str | N
     return None, None
 
 
+def _name_tag(tags: Any) -> str | None:
+    for tag in _objs(tags):
+        if tag.get("Key") == "Name":
+            return _str(tag.get("Value"))
+    return None
+
+
 def _add_interface(rows: dict[str, list[dict[str, Any]]], eni: dict[str, Any], path_account: str | None,
                    path_region: str | None) -> None:
     where = {
@@ -362,6 +371,7 @@ def _add_interface(rows: dict[str, list[dict[str, Any]]], eni: dict[str, Any], p
         "status": _str(eni.get("Status")), "interface_type": _str(eni.get("InterfaceType")),
         "description": _str(eni.get("Description")), "requester_managed": _bool(eni.get("RequesterManaged")),
         "instance_id": _str(attachment.get("InstanceId")), "owner_id": _str(eni.get("OwnerId")),
+        "name": _name_tag(eni.get("TagSet") or eni.get("Tags")),
     })
     for group in _objs(eni.get("Groups")):
         if _str(group.get("GroupId")):

@@ -10,25 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-ALL_PROTOCOLS = -1
+# The display names by number live in the one formatting layer, which every report and title speaks through.
+from auditor.formatting import ALL_PROTOCOLS, PROTOCOL_NAMES
 
-# Display names by number. The keywords are IANA's
-# (https://www.iana.org/assignments/protocol-numbers/protocol-numbers.xhtml), lower-cased, except 58:
-# AWS writes ICMPv6 as "icmpv6" where IANA writes "ipv6-icmp".
-PROTOCOL_NAMES: Mapping[int, str] = {
-    ALL_PROTOCOLS: "all",
-    1: "icmp",
-    2: "igmp",
-    4: "ipv4",
-    6: "tcp",
-    17: "udp",
-    41: "ipv6",
-    47: "gre",
-    50: "esp",
-    51: "ah",
-    58: "icmpv6",
-    132: "sctp",
-}
+__all__ = ["ALL_PROTOCOLS", "PROTOCOL_NAMES", "protocol_name", "protocol_number"]
 
 _BY_NAME: Mapping[str, int] = {
     **{name: number for number, name in PROTOCOL_NAMES.items()},

@@ -199,7 +199,7 @@ def test_over_budget_the_query_is_skipped_before_it_starts(stubs):
     for day in days:
         listing(stubs["s"], f"AWSLogs/111122223333/vpcflowlogs/us-east-1/{day}", [400, 300])
     budget = Budget(5000)
-    with pytest.raises(CheckSkipped, match=r"would scan about 5.6 KB \(16 objects under 8 partitions\)"):
+    with pytest.raises(CheckSkipped, match=r"would scan about 5.60 KB \(16 objects under 8 partitions\)"):
         engine(stubs, clock, budget=budget).run(query(), WINDOW, {})
     assert budget.reserved == 0 and budget.spent == 0
 
@@ -274,8 +274,8 @@ def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_p
     assert by_id["exposed_well_known_ports"].status is Status.ERROR
     assert QID in by_id["exposed_well_known_ports"].error and "HIVE_BAD_DATA" in by_id["exposed_well_known_ports"].error
     assert by_id["sg_changes"].status is Status.PASS
-    assert by_id["sg_changes"].stats["bytes_scanned"] == "2.0 KB"
-    assert any(n.startswith("Athena: 1 query scanned 2.0 KB") for n in outcome.record.data_quality.notes)
+    assert by_id["sg_changes"].stats["bytes_scanned"] == "2.05 KB"
+    assert any(n.startswith("Athena: 1 query scanned 2.05 KB") for n in outcome.record.data_quality.notes)
     # the objects could not be listed under the stubs: the run says so and names the safety net
     assert any("could not be removed" in w and "lifecycle rule" in w for w in outcome.record.warnings)
 
@@ -307,7 +307,7 @@ def test_the_estimate_counts_every_object_each_per_format_table_reads(stubs):
                           delivery_lag=timedelta(days=1), clients=lambda service, region: stubs[service],
                           scope=Scope("111122223333", "us-east-1"), region="us-east-1", sleep=clock.sleep,
                           monotonic=clock.monotonic, jitter=lambda: 0.5)
-    with pytest.raises(CheckSkipped, match=r"would scan about 1\.0 MB \(32 objects under 16 partitions\)"):
+    with pytest.raises(CheckSkipped, match=r"would scan about 1\.03 MB \(32 objects under 16 partitions\)"):
         athena.run(query(), WINDOW, {})
 
 
