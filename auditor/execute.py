@@ -201,7 +201,14 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         if pc.window != plan.window:
             notes += (f"lookback: {pc.window} ({pc.params.get('lookback')})",)
         if spec.hook is not None:
-            columns, rows = spec.hook.transform(columns, rows, HookContext(params=pc.params, rule_egress=workspace.rule_egress()))
+            # A hook returns (columns, rows), or (columns, rows, notes) to tell the report what it left out and why.
+            inventory = workspace.inventory
+            context = HookContext(params=pc.params, rule_egress=workspace.rule_egress(),
+                                  nacl_entries=workspace.nacl_entries() if inventory is not None else {},
+                                  inventory_captured_at=inventory.captured_at if inventory is not None else None)
+            transformed = spec.hook.transform(columns, rows, context)
+            columns, rows = transformed[0], transformed[1]
+            notes += tuple(transformed[2]) if len(transformed) > 2 else ()
         return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes,
                             chart=chart, no_data=_without_evidence(spec, pc, engine, workspace), names=names)
     except CheckSkipped as exc:

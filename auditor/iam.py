@@ -35,7 +35,8 @@ POLICY_VERSION = "2012-10-17"
 ATHENA_ACTIONS = ["athena:GetQueryExecution", "athena:GetQueryResults", "athena:StartQueryExecution",
                   "athena:StopQueryExecution"]
 GLUE_ACTIONS = ["glue:GetDatabase", "glue:GetTable"]
-INVENTORY_ACTIONS = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroupRules", "ec2:DescribeSecurityGroups"]
+INVENTORY_ACTIONS = ["ec2:DescribeNetworkAcls", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroupRules",
+                     "ec2:DescribeSecurityGroups"]
 COVERAGE_ACTIONS = ["ec2:DescribeFlowLogs", "ec2:DescribeSubnets", "ec2:DescribeVpcs"]
 
 

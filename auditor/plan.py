@@ -142,6 +142,8 @@ def _engine_for(spec: CheckSpec, params: Mapping[str, Any], loaded: LoadedConfig
     if engine not in dialects:
         known = ", ".join(sorted(dialects))
         return None, f"the {engine} engine is not available (known: {known})"
+    if dialects[engine] in spec.meta.unsupported:
+        return None, f"cannot run on the {engine} engine: {spec.meta.unsupported[dialects[engine]]}"
     if not spec.runs_on(dialects[engine]):
         return None, f"has no query for the {engine} engine ({dialects[engine]})"
     return engine, None

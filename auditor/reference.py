@@ -167,6 +167,8 @@ def checks_markdown(registries: Registries | None = None) -> str:
                 f"**What to do.** {_cell(meta.remediation)}", ""]
         files = ", ".join(f"`{name}`" for name in spec.queries) + (", `hook.py`" if spec.hook is not None else "")
         out += [f"Files: {files}. Chart: {meta.chart or 'none'}. ASFF type: `{meta.asff_type}`.", ""]
+        for dialect, reason in sorted(meta.unsupported.items()):
+            out += [f"**Not on the {dialect} engines.** {' '.join(reason.split())}", ""]
         out += ["| parameter | type | default | meaning |", "|---|---|---|---|",
                 "| `enabled` | boolean | `true` | Run this check. |"]
         for name, param in meta.params.items():

@@ -102,6 +102,9 @@ INVENTORY_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
              ("instance_id", _V), ("owner_id", _V), ("name", _V)),
     "eni_groups": (("account_id", _V), ("region", _V), ("interface_id", _V), ("group_id", _V)),
     "eni_addresses": (("account_id", _V), ("region", _V), ("interface_id", _V), ("address", _V), ("kind", _V)),
+    "nacl_entries": (("account_id", _V), ("region", _V), ("network_acl_id", _V), ("vpc_id", _V),
+                     ("rule_number", _I), ("egress", _B), ("rule_action", _V), ("protocol", _I), ("from_port", _I),
+                     ("to_port", _I), ("cidr", _V)),
 }
 
 # --- all of them -------------------------------------------------------------------------------------------

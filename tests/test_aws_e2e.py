@@ -276,7 +276,9 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     assert not [c.error for c in record_.checks if c.error]
     assert {c.check_id: c.status for c in record_.checks} == {
         "exposed_well_known_ports": Status.FAIL, "sg_changes": Status.FAIL, "top_rejected_sources": Status.FAIL,
-        "unused_security_groups": Status.FAIL, "unused_sg_rules": Status.FAIL}
+        "unused_security_groups": Status.FAIL, "unused_sg_rules": Status.FAIL,
+        # issue 21's signals: this world holds no logging, network ACL or probing events
+        "logging_disabled": Status.PASS, "nacl_changes": Status.PASS, "probing_sources": Status.PASS}
     assert (record_.accounts, record_.regions) == ((A, B), (REGION_B, REGION_A))
 
     # The same findings as the local engine over the same records, account by account.
@@ -298,7 +300,11 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     charts = [e for e in oracle.sent if re.match(r"-- auditor \w+/chart ", e["Query"])]
     summaries = [q for q in queries if q.name.startswith("flow summary")]
     assert len(charts) == 2 and len(summaries) == 2
-    assert len(queries) == 8 + len(charts) + len(summaries)  # 4 engine checks x 2 targets, the charts, the summaries
+    assert len(queries) == 14 + len(charts) + len(summaries)  # 7 engine checks x 2 targets, the charts, the summaries
+    # probing_sources reads both tables in one query, each restricted like the others
+    probing = [e["Query"] for e in oracle.sent if e["Query"].startswith("-- auditor probing_sources/query ")]
+    assert len(probing) == 2
+    assert all('"security"."vpc_flow_logs"' in t and '"security"."cloudtrail"' in t for t in probing)
     assert len(oracle.sent) == len(queries) - len(summaries)  # results are fetched for all but the CTAS
     assert sorted(q.name for q in queries if q.name.startswith("chart")) == [
         f"chart ({A}/{REGION_A})", f"chart ({B}/{REGION_B})"]
@@ -311,11 +317,11 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
         text, params = execution["Query"], execution.get("ExecutionParameters", [])
         account, region = re.match(r"-- auditor \w+/\w+ (\d{12})/([a-z0-9-]+)", text).groups()
         assert "FROM flow_logs" not in text and "FROM cloudtrail\n" not in text
-        if '"security"."cloudtrail"' in text:
+        if '"security"."auditor_flow_summary_' in text:  # a ported flow-log check reads its target's summary
+            assert "vpc_flow_logs" not in text
+        else:  # a query over the logs themselves, restricted to its account, region and days
             assert '"aws_account_id" = ?' in text and '"aws_region" = ?' in text and '"day" BETWEEN ? AND ?' in text
             assert params[:4] == [f"'{account}'", f"'{region}'", "'2026/11/09'", "'2026/11/16'"]
-        else:  # a flow-log check reads its target's flow summary, never the logs
-            assert '"security"."auditor_flow_summary_' in text and "vpc_flow_logs" not in text
         assert text.count("?") == len(params)
         assert execution["WorkGroup"] == "primary"
         assert execution["QueryExecutionContext"]["Database"] == "security"

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
+from auditor.builtins import builtins
 from auditor.cli import main
 from auditor.config import load_config
 from auditor.demo import generate
@@ -99,8 +100,10 @@ def test_second_week_compares_with_the_first(two_weeks):
     changes = after["sg_changes"]
     assert changes["resolved"] and {r["label"] for r in changes["resolved"]} == {"aged out"}
     assert all(f["change"] == "new" for f in changes["findings"])
-    assert {r["label"] for c in after.values() if c["id"] not in ("sg_changes", "top_rejected_sources")
-            for r in c["resolved"]} <= {"resolved"}
+    events = {spec.id for spec in builtins().checks if spec.meta.event_like}
+    assert {"sg_changes", "top_rejected_sources", "logging_disabled", "nacl_changes", "probing_sources"} == events
+    assert {r["label"] for c in after.values() if c["id"] not in events for r in c["resolved"]} <= {"resolved"}
+    assert {r["label"] for c in after.values() if c["id"] in events for r in c["resolved"]} <= {"aged out"}
     # a state finding goes away: the reporting host's SSH rule, unused in the older week, was used by the on-call
     # session of the newer one, so it is resolved (not aged out) and no longer listed
     assert manifest.weeks[1].on_call_ssh_at is None and WEEK2.contains(manifest.weeks[0].on_call_ssh_at)

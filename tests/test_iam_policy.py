@@ -47,7 +47,7 @@ def test_athena_sources_and_live_inventory_for_all_checks(tmp_path):
         "glue:GetDatabase", "glue:GetTable", "s3:GetObject", "s3:GetBucketLocation", "s3:ListBucket",
         "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject", "s3:ListBucketMultipartUploads",
         "glue:CreateTable", "glue:DeleteTable", "s3:DeleteObject",
-        "ec2:DescribeFlowLogs", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroupRules",
+        "ec2:DescribeFlowLogs", "ec2:DescribeNetworkAcls", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroupRules",
         "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"])
     res = resources(doc)
     assert "arn:aws:athena:us-east-1:*:workgroup/audit" in res
@@ -104,7 +104,7 @@ def test_accounts_split_the_runner_and_the_audited_role(tmp_path):
     assume = next(st for st in docs["runner"]["Statement"] if st["Sid"] == "AssumeAuditRoles")
     assert assume["Resource"] == ["arn:aws:iam::111122223333:role/auditor", "arn:aws:iam::444455556666:role/auditor"]
     assert not [a for a in actions(docs["runner"]) if a.startswith("ec2:")]
-    assert actions(docs["audited_role"]) == ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroupRules",
+    assert actions(docs["audited_role"]) == ["ec2:DescribeNetworkAcls", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroupRules",
                                              "ec2:DescribeSecurityGroups"]
 
 

@@ -85,6 +85,9 @@ class CheckMeta(Strict):
         None, description="The report's chart of the check: rejected_flows (its chart query's rows per hour or day, "
         "top sources stacked) or exposed_ports (its rows: public sources per port, shaded by severity).")
     asff_type: str = Field(DEFAULT_ASFF_TYPE, description="The ASFF finding type of its findings in findings.asff.json.")
+    unsupported: dict[Literal["trino", "insights"], str] = Field(
+        default_factory=dict, description="Query dialects the check cannot be written in, each with the reason the "
+        "report gives when the check is skipped on an engine of that dialect (Logs Insights cannot join two log groups).")
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,9 @@ class CheckSpec:
     def finding_title(self, row: Mapping[str, Any], names: Names | None = None) -> str:
         """The finding title for a row, in words (:func:`auditor.formatting.sentence`): the template in a sandbox,
         with the inventory's ``names`` for interfaces and groups."""
+        titled = getattr(self.hook, "finding_title", None)
+        if callable(titled):
+            return str(titled(row))
         return fmt.sentence(self.meta.finding_title, row, names)
 
     def finding_remediation(self, row: Mapping[str, Any], names: Names | None = None) -> str:
@@ -267,4 +273,8 @@ class HookContext:
 
     params: Mapping[str, Any]
     rule_egress: Mapping[str, bool] = field(default_factory=dict)  # security-group rule ID -> is it an egress rule
+    # (network ACL ID, rule number, egress) -> the entry (rule_action, protocol, from_port, to_port, cidr), from the
+    # inventory's describe-network-acls, and when that inventory was captured
+    nacl_entries: Mapping[tuple[str, int, bool], Mapping[str, Any]] = field(default_factory=dict)
+    inventory_captured_at: Optional[datetime] = None
 

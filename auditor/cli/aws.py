@@ -79,6 +79,8 @@ def snapshot(config_path: str, out_dir: str) -> int:
             failures += 1
             note(f"error: {target.label}: {exc}")
             continue
+        for warning in docs.warnings:
+            note(f"warning: {warning}")
         files = write_snapshot(Path(out_dir), docs)
         counts = ", ".join(f"{len(items)} {stem.removeprefix('describe-')}" for stem, items in docs.items.items())
         echo(f"{account}/{target.region}: {counts} -> {files[0].parent}")

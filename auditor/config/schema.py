@@ -689,7 +689,8 @@ class Sources(Strict):
     cloudtrail: Optional[CloudTrailSource] = Field(None, description="CloudTrail: S3 log files (AWSLogs/<account>/CloudTrail/...), "
                                                                      "JSON arrays, JSON Lines or CloudWatch exports.")
     inventory: Optional[InventorySource] = Field(None, description="EC2 inventory: AWS CLI JSON of describe-security-groups, "
-                                                                   "describe-security-group-rules and describe-network-interfaces, "
+                                                                   "describe-security-group-rules and describe-network-interfaces "
+                                                                   "(optionally describe-network-acls, for nacl_changes), "
                                                                    "or {engine: aws_api} to read it live through the EC2 API.")
 
     @model_validator(mode="before")

@@ -53,7 +53,7 @@ from auditor.demo.flows import (
 )
 from auditor.demo.inventory import inventory_documents
 from auditor.demo.manifest import DemoManifest
-from auditor.demo.trail import Trail, cloudtrail_story, read_only_noise, write_trail_files
+from auditor.demo.trail import Trail, cloudtrail_story, read_only_noise, signal_story, write_trail_files
 from auditor.demo.world import (
     ACCOUNT_ID,
     BRUTE_FORCE_IP,
@@ -129,6 +129,9 @@ def generate(out: str | Path, anchor: date | None = None, days: int = 14) -> Dem
     trail = Trail(random.Random(_seed(anchor, days, "cloudtrail")))
     read_only_noise(trail, since, until)
     opened = [cloudtrail_story(trail, b, p) for b, p in zip(blocks, plans)]
+    trail.rng = random.Random(_seed(anchor, days, "signals"))  # its own stream: the stories above keep their IDs
+    for b, p in zip(blocks, plans):
+        signal_story(trail, b, p)
     duplicate = opened[0]
     trail_files, digest_files = write_trail_files(root, trail, duplicate,
                                                    random.Random(_seed(anchor, days, "trail-files")), counts)

@@ -27,6 +27,7 @@ from auditor.demo.world import (
     GROUPS,
     ORG_ID,
     REGION,
+    SCANNER_IP,
     SUBNETS,
     TRAIL_BUCKET,
     TRAIL_NAME,
@@ -76,6 +77,9 @@ _ACTORS = {
     "monitor": _Actor("role", "ReadOnlyMonitoring", "inventory-collector",
                       "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64 api/ec2#1.173.0",
                       "54.210.33.17"),
+    # The legacy-ops access key, leaked, used from the host that scans the load balancers (issue 21's story).
+    "intruder": _Actor("user", "legacy-ops", "", "aws-cli/1.16.312 Python/3.6.9 Linux/4.15.0-65-generic "
+                       "botocore/1.13.48", SCANNER_IP),
     "config": _Actor("service", "AWSServiceRoleForConfig", "AWSConfig-Describe", "config.amazonaws.com",
                      "config.amazonaws.com", invoked_by="config.amazonaws.com"),
 }
@@ -273,6 +277,47 @@ def cloudtrail_story(tr: Trail, block: Block, plan: WeekPlan) -> dict[str, Any]:
         tr.event(removed, "DeleteNetworkAclEntry", "guard", {"networkAclId": acl, "ruleNumber": 90,
                                                             "egress": False})
     return opened
+
+
+def signal_story(tr: Trail, block: Block, plan: WeekPlan) -> None:
+    """What the newer signals look for, once per week (issue 21): the scanner comes back with a leaked access key and
+    switches a flow log off; a hurried engineer shortens a log group's retention; a network ACL is opened for RDP
+    during a migration and closed again the next day."""
+    rng = tr.rng
+    lo, hi = block.since, block.until
+    acl = rid("acl", "main")
+
+    # Late in the week, after its sweeps, the scanning host calls the API with legacy-ops' key: who am I, what is
+    # logged, then it deletes the sandbox VPC's flow log (which is why the sandbox interface is uncovered) and is
+    # refused when it tries to stop the trail.
+    t = pick(rng, hi - 40 * 3600, hi - 6 * 3600)
+    tr.event(t, "GetCallerIdentity", "intruder", None, response=None, source="sts.amazonaws.com", read_only=True)
+    tr.event(t + rng.randint(20, 60), "DescribeFlowLogs", "intruder", {"DescribeFlowLogsRequest": {}}, response=None,
+             read_only=True)
+    flow_log = rid("fl", "sandbox")
+    ev = tr.event(t + rng.randint(90, 240), "DeleteFlowLogs", "intruder",
+                  {"DeleteFlowLogsRequest": {"FlowLogId": {"content": flow_log, "tag": 1}}}, response=None)
+    ev["responseElements"] = {"DeleteFlowLogsResponse": {"requestId": ev["requestID"], "unsuccessful": "",
+                                                         "xmlns": "http://ec2.amazonaws.com/doc/2016-11-15/"}}
+    trail_arn = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{TRAIL_NAME}"
+    who = tr.identity(_ACTORS["intruder"], t)["arn"]
+    tr.event(t + rng.randint(300, 600), "StopLogging", "intruder", {"name": trail_arn},
+             source="cloudtrail.amazonaws.com",
+             error=("AccessDenied", f"User: {who} is not authorized to perform: cloudtrail:StopLogging on resource: "
+                                    f"{trail_arn} because no identity-based policy allows the cloudtrail:StopLogging "
+                                    "action"))
+
+    # The pipeline shortens the DR flow-log group's retention to three days to cut cost.
+    tr.event(pick(rng, lo + 3600, hi - 3600), "PutRetentionPolicy", "ci",
+             {"logGroupName": "/vpc/flow-logs/dr", "retentionInDays": 3}, response=None, source="logs.amazonaws.com")
+
+    # A migration: RDP opened to the world on the main network ACL from the CLI, and closed the next day.
+    opened = pick(rng, lo + 3600, hi - 30 * 3600)
+    rdp = {"networkAclId": acl, "ruleNumber": 85, "egress": False, "ruleAction": "allow", "icmpTypeCode": {},
+           "portRange": {"from": 3389, "to": 3389}, "aclProtocol": "6", "cidrBlock": "0.0.0.0/0"}
+    tr.event(opened, "CreateNetworkAclEntry", "dave", rdp)
+    tr.event(opened + rng.randint(20, 28) * 3600, "DeleteNetworkAclEntry", "dave",
+             {"networkAclId": acl, "ruleNumber": 85, "egress": False})
 
 
 _READ_ONLY = (

@@ -70,6 +70,14 @@ class Workspace:
         rows = self.con.execute("SELECT rule_id, is_egress FROM sg_rules WHERE rule_id IS NOT NULL").fetchall()
         return {rule_id: bool(egress) for rule_id, egress in rows}
 
+    def nacl_entries(self) -> dict[tuple[str, int, bool], dict[str, Any]]:
+        """(network ACL ID, rule number, egress) -> the entry, from the inventory's describe-network-acls."""
+        rows = self.con.execute("SELECT network_acl_id, rule_number, egress, rule_action, protocol, from_port, to_port, "
+                                "cidr FROM nacl_entries WHERE network_acl_id IS NOT NULL").fetchall()
+        return {(acl, number, bool(egress)): {"rule_action": action, "protocol": protocol, "from_port": lo,
+                                              "to_port": hi, "cidr": cidr}
+                for acl, number, egress, action, protocol, lo, hi, cidr in rows}
+
     def execute(self, text: str, params: Mapping[str, Any], *, name: str, engine: str = "embedded",
                 phase1: tuple[str, Mapping[str, Any]] | None = None, ungrouped: bool = False) -> QueryResult:
         """Run Trino SQL here: transpile, bind, fetch. ``phase1``, the text and parameters of an engine query over

@@ -317,6 +317,24 @@ def checked_bad_request(run: Run) -> None:
     assert "fine" in {r["event_id"] for r in run.checks["sg_changes"]["rows"]}
 
 
+def broken_network_acls(root: Path) -> None:
+    config_edit("sg_changes: {}", "sg_changes: {}\n  nacl_changes: {}")(root)
+    nacl = event("DeleteNetworkAclEntry", {"networkAclId": "acl-1", "ruleNumber": 90, "egress": False},
+                 time="2026-11-13T10:00:00Z", event_id="nacl-delete")
+    trail_file(root, "nacl.json", trail_json(nacl))
+    (root / "inventory" / "111122223333" / "us-east-1" / "describe-network-acls.json").write_bytes(b'{"NetworkAcls": [')
+
+
+def checked_broken_network_acls(run: Run) -> None:
+    entry = run.file("inventory/111122223333/us-east-1/describe-network-acls.json")
+    assert (entry["records"], entry["malformed"]) == (0, 1)
+    assert any("describe-network-acls.json: not readable JSON" in w for w in run.warnings)
+    (row,) = run.checks["nacl_changes"]["rows"]
+    assert (row["event_id"], row["previous_entry"]) == ("nacl-delete", "previous entry unknown")
+    assert RDP_EVENT in {r["event_id"] for r in run.checks["sg_changes"]["rows"]}  # the rest of the inventory counts
+    assert run.checks["unused_sg_rules"]["status"] != "error"
+
+
 def formula(root: Path) -> None:
     trail_file(root, "formula.json", trail_json(
         event("CreateSecurityGroup", {"groupName": "f"}, {"groupId": "sg-f"}, time="2026-11-13T11:00:00Z",
@@ -559,6 +577,7 @@ ROWS = (
         checked_trail_events),
     Row("--strict turns a malformed line into exit 3", lambda r: flow_file(r, "latin.log", EXTRA_TEXT + b"\xff\n"), 3,
         one_malformed("latin.log"), args=("--strict",)),
+    Row("a truncated describe-network-acls.json", broken_network_acls, 0, checked_broken_network_acls),
     # -- issue 18: what goes into file names and mail headers is validated in the schema
     Row("a suite named ../../escaped", config_append('suites:\n  "../../escaped": {schedule: "0 6 * * mon"}\n'), 2,
         config_error("config.yaml:", "suite name '../../escaped': use a slug"), report=False),

@@ -15,7 +15,8 @@ from typing import Any
 
 from auditor import formatting as fmt
 from auditor.checks import HookContext
-from auditor.engines.netaddr import parse_network
+from auditor.checks.events import unique_events
+from auditor.checks.rules import covers_sensitive, world_open
 from auditor.engines.sources.protocols import protocol_number
 
 COLUMNS = ("event_id", "event_time", "event_name", "actor", "source_ip", "error_code", "group_id", "rules",
@@ -31,23 +32,6 @@ _DIRECTION = {"AuthorizeSecurityGroupIngress": "ingress", "RevokeSecurityGroupIn
 def transform(columns: tuple[str, ...], rows: list[dict[str, Any]], ctx: HookContext) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
     sensitive = set(ctx.params.get("sensitive_ports", ()))
     return COLUMNS, [_judge(row, sensitive, ctx.rule_egress) for row in unique_events(rows)]
-
-
-def unique_events(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Each event once: an organization trail and an account trail both deliver the same call, with the same
-    ``eventID``. The local reader already drops (and counts) such duplicates; Athena and Insights read the
-    delivered files as they are, so the check drops them here, the first row winning. Rows without an event ID
-    are never taken as duplicates."""
-    seen: set[Any] = set()
-    out = []
-    for row in rows:
-        event_id = row.get("event_id")
-        if event_id is not None:
-            if event_id in seen:
-                continue
-            seen.add(event_id)
-        out.append(row)
-    return out
 
 
 def _judge(row: Mapping[str, Any], sensitive: set[int], rule_egress: Mapping[str, bool]) -> dict[str, Any]:
@@ -153,24 +137,6 @@ def _rules(name: str, req: Mapping[str, Any], resp: Mapping[str, Any],
         if rule_id:
             rules.append(_rule(direction, None, None, None, None, rule_id=rule_id))
     return group_id, rules, notes
-
-
-def world_open(source: str | None) -> bool:
-    """0.0.0.0/0 or ::/0. A /0 with host bits (an anonymised log's 208.236.235.254/0) is the whole internet too."""
-    net = parse_network(source) if source and not source.startswith(("sg-", "pl-")) else None
-    return net is not None and net.prefixlen == 0
-
-
-def covers_sensitive(rule: Mapping[str, Any], sensitive: set[int]) -> bool:
-    proto = rule["protocol"]
-    if proto == -1:
-        return True
-    if proto not in (6, 17):
-        return False
-    lo, hi = rule["from_port"], rule["to_port"]
-    if lo is None or hi is None or lo == -1:
-        return True  # TCP/UDP without a range means every port
-    return any(lo <= p <= hi for p in sensitive)
 
 
 # What each call does, as the verb of a finding title (past tense; "tried to" + the infinitive when it failed).

@@ -2,8 +2,8 @@
 
 For one account and region the EC2 API is asked for what the AWS CLI would print for
 
-- ``describe-security-groups``, ``describe-security-group-rules``, ``describe-network-interfaces`` (the inventory
-  tables, see :mod:`auditor.engines.sources.inventory`);
+- ``describe-security-groups``, ``describe-security-group-rules``, ``describe-network-interfaces``,
+  ``describe-network-acls`` (the inventory tables, see :mod:`auditor.engines.sources.inventory`);
 - ``describe-flow-logs``, ``describe-subnets``, ``describe-vpcs`` (flow-log coverage).
 
 The documents are written as a snapshot, ``<dir>/<account>/<region>/describe-*.json``, each with a top-level
@@ -32,6 +32,7 @@ from auditor.aws import AwsSessions, Target, describe_error
 from auditor.clock import utcnow
 from auditor.config import LoadedConfig
 from auditor.engines.sources.inventory import (
+    NETWORK_ACLS,
     NETWORK_INTERFACES,
     SECURITY_GROUP_RULES,
     SECURITY_GROUPS,
@@ -51,12 +52,17 @@ CALLS: Mapping[str, tuple[str, str]] = {
     SECURITY_GROUPS: ("describe_security_groups", "SecurityGroups"),
     SECURITY_GROUP_RULES: ("describe_security_group_rules", "SecurityGroupRules"),
     NETWORK_INTERFACES: ("describe_network_interfaces", "NetworkInterfaces"),
+    NETWORK_ACLS: ("describe_network_acls", "NetworkAcls"),
     FLOW_LOGS: ("describe_flow_logs", "FlowLogs"),
     SUBNETS: ("describe_subnets", "Subnets"),
     VPCS: ("describe_vpcs", "Vpcs"),
 }
-INVENTORY_CALLS = (SECURITY_GROUPS, SECURITY_GROUP_RULES, NETWORK_INTERFACES)
+INVENTORY_CALLS = (SECURITY_GROUPS, SECURITY_GROUP_RULES, NETWORK_INTERFACES, NETWORK_ACLS)
 COVERAGE_CALLS = (FLOW_LOGS, SUBNETS, VPCS)
+# Calls whose failure leaves their file out with a warning (what is lost) instead of failing the inventory.
+OPTIONAL_CALLS: Mapping[str, str] = {
+    NETWORK_ACLS: "nacl_changes cannot name the entry a Delete or Replace removed from the inventory "
+                  "(add ec2:DescribeNetworkAcls to the role: auditor iam-policy)"}
 SHOWN_IDS = 10  # resource IDs listed per note; the counters hold the totals
 
 
@@ -68,12 +74,14 @@ class Documents:
     region: str
     captured_at: datetime
     items: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)  # file stem -> list items
+    warnings: tuple[str, ...] = ()  # optional calls that failed (their file is left out)
 
 
 def collect(ec2: Any, account_id: str, region: str, *, coverage: bool = True,
             clock: Callable[[], datetime] = utcnow) -> Documents:
     """Call the describe APIs (every page) of one account and region."""
     items: dict[str, tuple[Mapping[str, Any], ...]] = {}
+    warnings: list[str] = []
     captured_at = clock()
     for stem in INVENTORY_CALLS + (COVERAGE_CALLS if coverage else ()):
         operation, key = CALLS[stem]
@@ -83,9 +91,14 @@ def collect(ec2: Any, account_id: str, region: str, *, coverage: bool = True,
         except AuditorError:
             raise
         except Exception as exc:
-            raise EngineError(f"{account_id}/{region}: ec2:{_api_name(operation)} failed: {describe_error(exc)}",
-                              engine="aws_api") from exc
-    return Documents(account_id=account_id, region=region, captured_at=captured_at, items=items)
+            message = f"{account_id}/{region}: ec2:{_api_name(operation)} failed: {describe_error(exc)}"
+            if stem in OPTIONAL_CALLS:
+                # A role made from an older policy lacks the permission: the run goes on without that file.
+                warnings.append(f"{message}; {OPTIONAL_CALLS[stem]}")
+                continue
+            raise EngineError(message, engine="aws_api") from exc
+    return Documents(account_id=account_id, region=region, captured_at=captured_at, items=items,
+                     warnings=tuple(warnings))
 
 
 def _api_name(operation: str) -> str:
@@ -136,7 +149,7 @@ def load(con: duckdb.DuckDBPyConnection, loaded: LoadedConfig, sessions: AwsSess
         snapshot = load_inventory(con, Path(tmp))
         prefix = str(Path(tmp)) + "/"
         files = tuple(replace(f, path="aws:" + f.path.removeprefix(prefix)) for f in snapshot.files)
-    snapshot = replace(snapshot, files=files)
+    snapshot = replace(snapshot, files=files, warnings=snapshot.warnings + docs.warnings)
     quality = DataQuality()
     if spec.flow_log_coverage:
         quality = coverage(docs, athena_formats=_athena_formats(loaded))

@@ -5,6 +5,8 @@ Input: the JSON that the AWS CLI prints for
 - ``aws ec2 describe-security-groups`` → ``describe-security-groups.json`` (top-level ``SecurityGroups``),
 - ``aws ec2 describe-security-group-rules`` → ``describe-security-group-rules.json`` (``SecurityGroupRules``),
 - ``aws ec2 describe-network-interfaces`` → ``describe-network-interfaces.json`` (``NetworkInterfaces``),
+- optionally ``aws ec2 describe-network-acls`` → ``describe-network-acls.json`` (``NetworkAcls``): no warning
+  when it is absent,
 
 each optionally gzipped (``.json.gz``). The three files sit either together in one folder, or in
 ``<account>/<region>/`` folders (a 12-digit account ID, then a region name) at any depth under the root,
@@ -93,6 +95,19 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_NetworkInterface.html
   (each ``Ipv6Addresses[].Ipv6Address``) or ``public_ipv4`` (``Association.PublicIp``, and the public IP
   associated with each secondary private address, ``PrivateIpAddresses[].Association.PublicIp``).
   An address appears once per interface and kind.
+
+``nacl_entries`` — one row per entry of a network ACL (``describe-network-acls``, optional), read by
+``nacl_changes`` to name the entry a Delete or Replace call removed:
+
+- ``account_id`` VARCHAR, ``region`` VARCHAR: as above (``OwnerId``, the folder's region).
+- ``network_acl_id`` VARCHAR: ``NetworkAclId`` (``acl-…``).
+- ``vpc_id`` VARCHAR: ``VpcId``.
+- ``rule_number`` INTEGER: ``RuleNumber``, the order in which entries are evaluated.
+- ``egress`` BOOLEAN: true for an outbound entry.
+- ``rule_action`` VARCHAR: ``allow`` or ``deny``.
+- ``protocol`` INTEGER: IANA number, -1 for all protocols.
+- ``from_port`` INTEGER, ``to_port`` INTEGER: ``PortRange`` for TCP and UDP entries, NULL otherwise.
+- ``cidr`` VARCHAR: ``CidrBlock`` or ``Ipv6CidrBlock``.
 """
 
 from __future__ import annotations
@@ -120,9 +135,11 @@ from auditor.tables import INVENTORY_TABLES, ddl
 SECURITY_GROUPS = "describe-security-groups"
 SECURITY_GROUP_RULES = "describe-security-group-rules"
 NETWORK_INTERFACES = "describe-network-interfaces"
+NETWORK_ACLS = "describe-network-acls"  # optional: only nacl_changes reads it
 _TOP_KEY = {SECURITY_GROUPS: "SecurityGroups", SECURITY_GROUP_RULES: "SecurityGroupRules",
-            NETWORK_INTERFACES: "NetworkInterfaces"}
-_ID_KEY = {SECURITY_GROUPS: "GroupId", SECURITY_GROUP_RULES: "GroupId", NETWORK_INTERFACES: "NetworkInterfaceId"}
+            NETWORK_INTERFACES: "NetworkInterfaces", NETWORK_ACLS: "NetworkAcls"}
+_ID_KEY = {SECURITY_GROUPS: "GroupId", SECURITY_GROUP_RULES: "GroupId", NETWORK_INTERFACES: "NetworkInterfaceId",
+           NETWORK_ACLS: "NetworkAclId"}
 _FILE_NAME = re.compile(r"^(" + "|".join(map(re.escape, _TOP_KEY)) + r")\.json(?:\.gz)?$")
 
 _ARROW_TYPES = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BOOLEAN": pa.bool_()}
@@ -289,7 +306,7 @@ def _load_folder(root: Path, folder: Path, found: Mapping[str, Path]) -> _Loaded
     shown_folder = _show(root, folder)
     path_account, path_region = _path_account_region(found)
     docs: dict[str, _Document] = {}
-    for kind in (NETWORK_INTERFACES, SECURITY_GROUPS, SECURITY_GROUP_RULES):
+    for kind in (NETWORK_INTERFACES, SECURITY_GROUPS, SECURITY_GROUP_RULES, NETWORK_ACLS):
         if kind not in found:
             continue
         doc = _read_document(root, found[kind], kind)
@@ -327,6 +344,10 @@ def _load_folder(root: Path, folder: Path, found: Mapping[str, Path]) -> _Loaded
             out.rows["sg_rules"].extend(_rules_from_permissions(sg, group_row, unknown_protocols))
         out.warnings.append(f"{shown_folder}: no readable {SECURITY_GROUP_RULES}.json; sg_rules were derived "
                             f"from the groups' IpPermissions, with synthetic rule_ids")
+
+    for acl in docs[NETWORK_ACLS].items if NETWORK_ACLS in docs else []:
+        out.rows["nacl_entries"].extend(_nacl_entries(acl, path_account, path_region or folder_region,
+                                                      unknown_protocols))
 
     for kind, tables in ((SECURITY_GROUPS, "sg_groups"), (SECURITY_GROUP_RULES, "sg_rules"),
                          (NETWORK_INTERFACES, "enis, eni_groups and eni_addresses")):
@@ -449,6 +470,23 @@ def _rules_from_permissions(sg: dict[str, Any], group: Mapping[str, Any],
                     shown_protocol = protocol if protocol is not None else _str(raw_protocol)
                     row["rule_id"] = f"{sg['GroupId']}:{direction}:{shown_protocol}:{ports}:{peer}"
                     yield row
+
+
+def _nacl_entries(acl: dict[str, Any], path_account: str | None, region: str | None,
+                  unknown: list[str]) -> Iterable[dict[str, Any]]:
+    """One row per entry of a network ACL (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_NetworkAclEntry.html).
+    Ports apply to TCP and UDP only; an entry of another protocol gets NULL ports."""
+    account = path_account or _str(acl.get("OwnerId"))
+    for entry in _objs(acl.get("Entries")):
+        protocol = _protocol(entry.get("Protocol"), unknown)
+        ports = _obj(entry.get("PortRange"))
+        tcp_udp = protocol in (6, 17)
+        yield {"account_id": account, "region": region, "network_acl_id": acl["NetworkAclId"],
+               "vpc_id": _str(acl.get("VpcId")), "rule_number": _port(entry.get("RuleNumber")),
+               "egress": _bool(entry.get("Egress")), "rule_action": _str(entry.get("RuleAction")),
+               "protocol": protocol, "from_port": _port(ports.get("From")) if tcp_udp and ports else None,
+               "to_port": _port(ports.get("To")) if tcp_udp and ports else None,
+               "cidr": _str(entry.get("CidrBlock") or entry.get("Ipv6CidrBlock"))}
 
 
 # --- value coercion ----------------------------------------------------------------------------------

@@ -67,10 +67,19 @@ def test_every_builtin_check_compiles_and_binds_in_order():
         for name in ("query.sql", "chart.sql"):
             if name not in spec.queries:
                 continue
-            q = compiled(spec.queries[name], materialised=SUMMARY)
+            q = compiled(spec.queries[name], params={**PARAMS, **spec.validate_params({})}, materialised=SUMMARY)
             assert q.text.count("?") == len(q.parameters), spec.id
             assert ":" + "since" not in q.text and ":until" not in q.text
             assert q.text.startswith("-- auditor probe/query 111122223333/us-east-1\n")
+
+
+def test_a_check_that_reads_flow_logs_and_cloudtrail_maps_both_tables():
+    spec = CHECKS.get("probing_sources")
+    q = compiled(spec.queries["query.sql"], params={**PARAMS, **spec.validate_params({})})
+    assert '"vpc_v2"' in q.text and '"trail"' in q.text
+    assert len(q.scans) == 2 and {s.service for s in q.scans} == {"vpcflowlogs", "CloudTrail"}
+    assert "ARRAY[80, 443]" in q.text and "ARRAY[22, 3389]" in q.text  # typed literals, never strings
+    assert sqlglot.parse_one(q.text.replace("?", "1"), read="trino") is not None
 
 
 def test_lists_limits_and_enums_become_typed_literals():

@@ -53,12 +53,20 @@ def engines(tmp_path_factory):
     ws.close()
 
 
-def test_every_engine_check_ships_a_query_insights():
-    engine_checks = {s.id for s in builtins().checks if s.dialects}
+# The demo plants fewer rows of the event checks that a week holds a handful of (issue 21's signals).
+MIN_ROWS = {"logging_disabled": 3, "nacl_changes": 4}
+
+
+def test_every_engine_check_ships_a_query_insights_or_says_why_not():
+    engine_checks = {s.id for s in builtins().checks if s.dialects and "insights" not in s.meta.unsupported}
     assert {s.id for s in CHECKS} == engine_checks == {"top_rejected_sources", "exposed_well_known_ports",
-                                                        "unused_sg_rules", "sg_changes"}
+                                                        "unused_sg_rules", "sg_changes", "logging_disabled",
+                                                        "nacl_changes"}
     for spec in CHECKS:
         assert spec.runs_on("insights") and spec.runs_on("trino")
+    unsupported = {s.id for s in builtins().checks if "insights" in s.meta.unsupported}
+    assert unsupported == {"probing_sources"}
+    assert not any("query.insights" in builtins().checks.get(c).queries for c in unsupported)
 
 
 @pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
@@ -71,7 +79,7 @@ def test_insights_twin_agrees_with_sql(engines, spec):
                        WINDOW, params)
     assert ins.columns == sql.columns
     assert ins.types == sql.types
-    assert len(sql.rows) > 5, "the demo data exercises the check"
+    assert len(sql.rows) >= MIN_ROWS.get(spec.id, 6), "the demo data exercises the check"
     assert Counter(ins.rows) == Counter(sql.rows)
     if "ORDER BY" in spec.queries["query.sql"]:
         assert ins.rows == sql.rows  # both sort the same way

@@ -19,7 +19,7 @@ from auditor.engines.insights import cloud
 from auditor.engines.sources import cloudtrail, files, flowlogs
 from auditor.errors import ConfigError
 from auditor.history import sources_key
-from auditor.models import TimeWindow
+from auditor.models import Status, TimeWindow
 from auditor.pipeline import run_audit
 from auditor.render.charts import rejected_flows_chart
 from tests.engines.insights.test_insights_cloud import LocalLogs
@@ -72,6 +72,10 @@ def test_a_run_with_insights_sources_gives_the_local_findings(tmp_path):
     assert set(local_checks) == set(cloud_checks)
     for check_id, lc in local_checks.items():
         cc = cloud_checks[check_id]
+        if "insights" in builtins().checks.get(check_id).meta.unsupported:
+            # probing_sources joins flow logs with CloudTrail, which Logs Insights cannot: skipped, saying why
+            assert cc.status is Status.SKIPPED and "cannot run on the insights engine" in " ".join(cc.notes)
+            continue
         assert cc.status == lc.status and cc.error is None, (check_id, cc.error)
         assert sorted((f.severity.value, f.title, f.fingerprint) for f in cc.findings) == \
             sorted((f.severity.value, f.title, f.fingerprint) for f in lc.findings), check_id

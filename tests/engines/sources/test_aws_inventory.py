@@ -87,8 +87,12 @@ def test_live_inventory_fills_the_same_tables_as_its_snapshot_from_files(server,
                                             clock=lambda: CAPTURED)
     assert snapshot.captured_at == CAPTURED and snapshot.accounts == (A,) and snapshot.regions == ("us-east-1",)
     assert {f.path for f in snapshot.files} == {f"aws:{A}/us-east-1/describe-{k}.json" for k in
-                                                 ("security-groups", "security-group-rules", "network-interfaces")}
+                                                 ("security-groups", "security-group-rules", "network-interfaces",
+                                                  "network-acls")}
     live_tables = _tables(live)
+    # The VPC's default network ACL (ec2:DescribeNetworkAcls): its allow-all entry 100 and the final deny, each way.
+    acl_entries = {(r[4], r[5], r[6], r[7]) for r in live_tables["nacl_entries"]}
+    assert {(100, False, "allow", -1), (100, True, "allow", -1)} <= acl_entries
 
     # `auditor inventory snapshot --out DIR` writes the AWS CLI shape; the file reader loads the same rows.
     out = tmp_path / "snap"
@@ -140,9 +144,29 @@ def test_every_page_of_every_describe_call_is_read(monkeypatch):
                                                           "NextToken": "n2"}, {})
         stub.add_response("describe_network_interfaces", {"NetworkInterfaces": [{"NetworkInterfaceId": "eni-2"}]},
                           {"NextToken": "n2"})
+        stub.add_response("describe_network_acls", {"NetworkAcls": [{"NetworkAclId": "acl-1"}], "NextToken": "a2"},
+                          {})
+        stub.add_response("describe_network_acls", {"NetworkAcls": [{"NetworkAclId": "acl-2"}]}, {"NextToken": "a2"})
         docs = aws_inventory.collect(ec2, A, "us-east-1", coverage=False, clock=lambda: CAPTURED)
     assert [g["GroupId"] for g in docs.items["describe-security-groups"]] == ["sg-1", "sg-2"]
+    assert [a["NetworkAclId"] for a in docs.items["describe-network-acls"]] == ["acl-1", "acl-2"]
     assert [e["NetworkInterfaceId"] for e in docs.items["describe-network-interfaces"]] == ["eni-1", "eni-2"]
+
+
+def test_a_role_without_describe_network_acls_loses_only_that_file(monkeypatch):
+    for k, v in FAKE_ENV.items():
+        monkeypatch.setenv(k, v)
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    with Stubber(ec2) as stub:
+        stub.add_response("describe_security_groups", {"SecurityGroups": [{"GroupId": "sg-1"}]}, {})
+        stub.add_response("describe_security_group_rules", {"SecurityGroupRules": []}, {})
+        stub.add_response("describe_network_interfaces", {"NetworkInterfaces": []}, {})
+        stub.add_client_error("describe_network_acls", "UnauthorizedOperation", "You are not authorized", 403)
+        docs = aws_inventory.collect(ec2, A, "us-east-1", coverage=False, clock=lambda: CAPTURED)
+    assert "describe-network-acls" not in docs.items and len(docs.items["describe-security-groups"]) == 1
+    (warning,) = docs.warnings
+    assert warning.startswith(f"{A}/us-east-1: ec2:DescribeNetworkAcls failed: UnauthorizedOperation")
+    assert "auditor iam-policy" in warning
 
 
 def test_an_api_failure_names_the_account_region_and_call(monkeypatch):
