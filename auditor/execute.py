@@ -62,6 +62,8 @@ class Execution:
     places: frozenset[tuple[str | None, str | None]]
     inputs: tuple[InputFile, ...] = ()  # the engines' input files, for the evidence archive
     inventory: InventorySnapshot | None = None  # the workspace's inventory snapshot
+    window_bytes: int = 0  # the bytes of the S3 objects that hold the window's logs, on Athena (0: none read there)
+    log_bytes: int = 0  # what the Athena queries that read those logs scanned (the rest read the flow summary)
     names: Names = Names()  # the inventory's names of interfaces and groups, for finding titles
 
 
@@ -111,6 +113,7 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
     data_quality = DataQuality()
     workspace = Workspace(config.duckdb)
     context = EngineContext(workspace=workspace, loaded=loaded, sessions=sessions, budget=budget, target=target)
+    engines: dict[str, Engine] = {}
     try:
         captured_at = None
         inventory = config.sources.inventory
@@ -129,7 +132,6 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
             if captured_at is not None and not window.since <= captured_at <= window.until + config.delivery_lag_td:
                 warnings.append(f"the inventory was captured at {iso_z(captured_at)}, outside the window {window}: "
                                 "groups, rules and addresses may have changed since the traffic was logged")
-        engines: dict[str, Engine] = {}
         wants_timeline = any(pc.spec.meta.timeline for pc in plan.runnable)
         # The timeline reads the SG events from the window's start to the inventory's capture, and the flows of
         # the interfaces that changed inside the window: their engines serve those too.
@@ -154,12 +156,17 @@ def run_part(loaded: LoadedConfig, plan: Plan, reg: Registries, sessions: AwsSes
                         for pc in plan.checks)
         places = _accounts_regions(workspace, engines.values())
         inputs = tuple(f for engine in engines.values() for f in getattr(engine, "inputs", ()))
+        window_bytes = sum(getattr(engine, "window_bytes", 0) for engine in engines.values())
+        log_bytes = sum(getattr(engine, "log_bytes", 0) for engine in engines.values())
+    finally:
+        # Also when a check or the run fails halfway: an engine removes what it created (Athena's flow summary).
         for engine in engines.values():
             engine.close()
-    finally:
+            warnings.extend(getattr(engine, "warnings", ()))
         workspace.close()
     return Execution(results=results, data_quality=data_quality, captured_at=captured_at, warnings=tuple(warnings),
-                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, names=names)
+                     places=frozenset(places), inputs=inputs, inventory=workspace.inventory, names=names,
+                     window_bytes=window_bytes, log_bytes=log_bytes)
 
 
 def _writable(state_dir: Path, warnings: list[str]) -> Path | None:
@@ -247,9 +254,11 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
                 # The engine's tables are in the workspace (local): its query runs inside report.sql as the
                 # query_result CTE, streamed rather than stored (millions of rows at scale). One run, listed once.
                 # A report that re-aggregates gets the records ungrouped: one aggregate instead of two chained.
+                engine.prepare_query(query)  # e.g. the flow summary of the check's window
                 phase1 = (query.text, {**window_params(pc.window), **pc.params})
             else:
                 result = engine.run(query, pc.window, pc.params)
+                runs.extend(_taken(engine))  # e.g. the flow summary this query made Athena create
                 runs.append(QueryRun("query", engine.name, result.stats.text_as_run, result.stats, len(result.rows)))
         if "report.sql" in spec.queries:
             if result is not None:
@@ -262,6 +271,8 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         assert result is not None  # the check library guarantees a query or a report
         columns, rows = result.columns, result.records()
         chart, chart_run = _chart(spec, pc, plan, engine)
+        if engine is not None:
+            runs.extend(_taken(engine))
         if chart_run is not None:
             runs.append(chart_run)
         notes: tuple[str, ...] = tuple(n for r in runs for n in r.stats.notes)  # e.g. a truncated engine result
@@ -280,12 +291,15 @@ def run_check(pc: PlannedCheck, plan: Plan, engine: Engine | None, workspace: Wo
         return check_result(spec, columns, rows, tuple(runs), stats={"window": str(pc.window)}, notes=notes,
                             chart=chart, no_data=_without_evidence(spec, pc, engine, workspace), names=names)
     except CheckSkipped as exc:
-        return skipped(spec, str(exc))
+        # The queries that did run (the flow summary, before a query over budget) are billed: they stay listed.
+        ran = tuple(runs) + (_taken(engine) if engine is not None else ())
+        return replace(skipped(spec, str(exc)), queries=ran)
     except AuditorError as exc:
-        return errored(spec, str(exc), tuple(runs))
+        return errored(spec, str(exc), tuple(runs) + (_taken(engine) if engine is not None else ()))
     except Exception as exc:  # noqa: BLE001 - a broken check becomes an error result; the run goes on
         log.error("check %s failed:\n%s", spec.id, traceback.format_exc())
-        return errored(spec, f"internal error: {type(exc).__name__}: {exc}", tuple(runs))
+        return errored(spec, f"internal error: {type(exc).__name__}: {exc}",
+                       tuple(runs) + (_taken(engine) if engine is not None else ()))
     finally:
         # An engine's rows registered for report.sql must not stay in memory while the next check runs.
         workspace.drop_result()
@@ -324,6 +338,12 @@ def _chart(spec: CheckSpec, pc: PlannedCheck, plan: Plan,
     return result.records(), QueryRun("chart", engine.name, result.stats.text_as_run, result.stats, len(result.rows))
 
 
+def _taken(engine: Engine) -> tuple[QueryRun, ...]:
+    """The queries an engine ran on its own for the last query (Athena's flow summary), to list with the check."""
+    take = getattr(engine, "take_runs", None)
+    return take() if take is not None else ()
+
+
 # --- merging the targets ---------------------------------------------------------------------------------
 
 def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Execution:
@@ -356,8 +376,10 @@ def merge_targets(outcomes: Sequence[tuple[Target, Outcome]], plan: Plan) -> Exe
         places |= set(outcome.places)
         if outcome.captured_at is not None:
             captured.append(outcome.captured_at)
+    ran = [o for _, o in outcomes if not isinstance(o, BaseException)]
     return Execution(results=tuple(results), data_quality=data_quality, captured_at=min(captured) if captured else None,
-                     warnings=tuple(dict.fromkeys(warnings)), places=frozenset(places))
+                     warnings=tuple(dict.fromkeys(warnings)), places=frozenset(places),
+                     window_bytes=sum(o.window_bytes for o in ran), log_bytes=sum(o.log_bytes for o in ran))
 
 
 def _failed(pc: PlannedCheck, exc: BaseException) -> CheckResult:
@@ -458,14 +480,30 @@ def with_cost(execution: Execution, pricing: PricingSettings, outcomes: Sequence
     notes: list[str] = []
     counters: dict[str, int] = {}
     if queries:
-        notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {fmt.size(int(total_bytes))}; "
+        notes.append(f"Athena: {queries} quer{'y' if queries == 1 else 'ies'} scanned {fmt.size(int(total_bytes))}"
+                     f"{_against_window(int(total_bytes), execution)}; "
                      f"estimated cost {fmt.usd(total_cost)} at ${pricing.athena_usd_per_tb:g}/TB with "
                      f"{fmt.size(pricing.athena_min_bytes)} minimum per query")
         counters = {"athena_queries": queries, "athena_bytes_scanned": int(total_bytes)}
+        if execution.window_bytes:
+            counters["athena_window_bytes"] = execution.window_bytes
+            counters["athena_log_bytes"] = execution.log_bytes
     for target, outcome in outcomes:
         notes.append(_breakdown(target, outcome, pricing))
     quality = execution.data_quality.merge(DataQuality(notes=tuple(notes), counters=counters))
     return replace(execution, results=tuple(results), data_quality=quality)
+
+
+def _against_window(scanned: int, execution: Execution) -> str:
+    """", 1.1× the window's logs (4.7 MB), which were read 1.0× (the rest read the flow summary)": the run's scan
+    against the size of the objects that hold its window, and what the queries over those objects scanned."""
+    window = execution.window_bytes
+    if window <= 0:
+        return ""
+    text = f", {fmt.ratio(scanned / window)} the window's logs ({fmt.size(window)})"
+    if execution.log_bytes != scanned:
+        text += f", which were read {fmt.ratio(execution.log_bytes / window)} (the rest read the flow summary)"
+    return text
 
 
 def _athena_runs(results: Iterable[CheckResult]) -> list[QueryRun]:

@@ -98,6 +98,11 @@ def usd(amount: float) -> str:
     return f"${amount:,.4f}" if amount < 1 else f"${amount:,.2f}"
 
 
+def ratio(value: float) -> str:
+    """A multiple, as in "scanned 1.1× the window": one decimal below 10, whole numbers from there."""
+    return f"{value:.1f}×" if value < 10 else f"{value:.0f}×"
+
+
 # --- windows -------------------------------------------------------------------------------------------------
 
 def window(since: datetime, until: datetime) -> str:

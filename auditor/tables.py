@@ -1,5 +1,6 @@
 """The tables check SQL is written against, each column with its DuckDB type: ``flow_logs`` (the flow-log field
-table, :mod:`auditor.logformat`), ``cloudtrail`` and the inventory's. Below every stage, as the flow-log field
+table, :mod:`auditor.logformat`), ``flow_summary`` (the window's flow summary that the flow-log checks read),
+``cloudtrail`` and the inventory's. Below every stage, as the flow-log field
 table is, so that the SQL toolkit can type a check's query when the check loads without importing the readers
 that fill the tables (:mod:`auditor.engines.sources`), and the renderer, which reads check specs, imports no
 engine.
@@ -129,10 +130,24 @@ TIMELINE_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
                    ("srcaddr", _V), ("start", _N), ("flows", _N)),
 }
 
+# --- the flow summary -----------------------------------------------------------------------------------------
+
+# What auditor/engines/flow_summary.sql gives, with the types of its columns: the keys keep the flow-log field
+# table's types; counts and sums are BIGINT, as Trino's count(*) and sum(bigint) are.
+FLOW_SUMMARY = "flow_summary"
+_FIELD_TYPES = dict(TABLE_COLUMNS)
+FLOW_SUMMARY_KEYS = ("account_id", "region", "interface_id", "flow_direction", "srcaddr", "dstaddr", "dstport",
+                     "protocol", "action", "log_status")
+FLOW_SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    tuple((name, _FIELD_TYPES[name]) for name in FLOW_SUMMARY_KEYS)
+    + (("start_hour", "BIGINT"), ("flows", "BIGINT"), ("packets", "BIGINT"), ("bytes", "BIGINT"),
+       ("first_start", "BIGINT"), ("last_start", "BIGINT")))
+
 # --- all of them -------------------------------------------------------------------------------------------
 
 LOCAL_TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "flow_logs": TABLE_COLUMNS, "cloudtrail": CLOUDTRAIL_COLUMNS, **INVENTORY_TABLES, **TIMELINE_TABLES}
+    "flow_logs": TABLE_COLUMNS, FLOW_SUMMARY: FLOW_SUMMARY_COLUMNS, "cloudtrail": CLOUDTRAIL_COLUMNS,
+    **INVENTORY_TABLES, **TIMELINE_TABLES}
 
 
 def ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:

@@ -326,32 +326,40 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
         for row in check.rows:
             assert (row["account_id"], row["region"]) in {(A, REGION_A), (B, REGION_B)}, (check.check_id, row)
 
-    # One Athena query per engine check and target, plus top_rejected_sources' chart per target, each restricted to
-    # its account, region and days. Every query sent is listed with its check (the appendix and the cost totals).
-    # The security-group timeline adds its own queries per target (at least its SG events), listed with the first
-    # check that reads it; they read CloudTrail up to the live inventory's capture time, so their days run on.
+    # One Athena query per engine check and target, plus top_rejected_sources' chart per target, plus one flow
+    # summary (CREATE TABLE AS SELECT) per target: the only queries that read the flow logs, the timeline's narrow
+    # flow_times apart. The security-group timeline adds its own queries per target (at least its SG events), listed
+    # with the first check that reads it; they read CloudTrail up to the live inventory's capture time.
     queries = [q for c in record_.checks for q in c.queries if q.engine == "athena"]
     charts = [e for e in oracle.sent if re.match(r"-- auditor \w+/chart ", e["Query"])]
+    summaries = [q for q in queries if q.name.startswith("flow summary")]
     timeline = [q for q in queries if q.name.startswith("timeline: ")]
     assert len([q for q in timeline if q.name.startswith("timeline: security-group events")]) == 2
-    assert len(charts) == 2 and len(queries) == 14 + len(charts) + len(timeline)  # 7 engine checks x 2 targets
+    assert len(charts) == 2 and len(summaries) == 2
+    assert len(queries) == 14 + len(charts) + len(summaries) + len(timeline)  # 7 engine checks x 2 targets
     # probing_sources reads both tables in one query, each restricted like the others
     probing = [e["Query"] for e in oracle.sent if e["Query"].startswith("-- auditor probing_sources/query ")]
     assert len(probing) == 2
     assert all('"security"."vpc_flow_logs"' in t and '"security"."cloudtrail"' in t for t in probing)
-    assert len(oracle.sent) == len(queries)
+    assert len(oracle.sent) == len(queries) - len(summaries)  # results are fetched for all but the CTAS
     assert sorted(q.name for q in queries if q.name.startswith("chart")) == [
         f"chart ({A}/{REGION_A})", f"chart ({B}/{REGION_B})"]
     assert all(q.stats.query_id and q.stats.bytes_scanned is not None for q in queries)
+    for summary in summaries:
+        assert summary.text.split("\n")[1].startswith('CREATE TABLE "security"."auditor_flow_summary_')
+        assert "external_location = 's3://athena-results/auditor/auditor-flow-summary/" in summary.text
+        assert '"security"."vpc_flow_logs"' in summary.text and '"day" BETWEEN ? AND ?' in summary.text
     for execution in oracle.sent:
-        text, params = execution["Query"], execution["ExecutionParameters"]
+        text, params = execution["Query"], execution.get("ExecutionParameters", [])
         account, region = re.match(r"-- auditor \w+/\w+ (\d{12})/([a-z0-9-]+)", text).groups()
-        assert '"security"."vpc_flow_logs"' in text or '"security"."cloudtrail"' in text
         assert "FROM flow_logs" not in text and "FROM cloudtrail\n" not in text
-        assert '"aws_account_id" = ?' in text and '"aws_region" = ?' in text and '"day" BETWEEN ? AND ?' in text
-        assert params[:3] == [f"'{account}'", f"'{region}'", "'2026/11/09'"]
-        if not text.startswith("-- auditor timeline/"):
-            assert params[3] == "'2026/11/16'"
+        if '"security"."auditor_flow_summary_' in text:  # a ported flow-log check reads its target's summary
+            assert "vpc_flow_logs" not in text
+        else:  # a query over the logs themselves, restricted to its account, region and days
+            assert '"aws_account_id" = ?' in text and '"aws_region" = ?' in text and '"day" BETWEEN ? AND ?' in text
+            assert params[:3] == [f"'{account}'", f"'{region}'", "'2026/11/09'"]
+            if not text.startswith("-- auditor timeline/"):
+                assert params[3] == "'2026/11/16'"
         assert text.count("?") == len(params)
         assert execution["WorkGroup"] == "primary"
         assert execution["QueryExecutionContext"]["Database"] == "security"
@@ -370,8 +378,11 @@ def test_two_accounts_end_to_end_match_the_local_engine(world, server, tmp_path)
     assert any("records REJECT traffic only" in n for n in quality.notes)
     assert "records REJECT traffic only" in html and "estimated cost" in html
     top = next(c for c in record_.checks if c.check_id == "top_rejected_sources")
-    # 2 queries and 2 charts, each billed at least 10 MB
+    # 2 queries and 2 charts, each billed at least 10 MB; the flow summaries are listed with the first flow-log check
     assert top.stats["athena_queries"] == 4 and top.stats["estimated_cost"] == "$0.0002"
+    exposed = next(c for c in record_.checks if c.check_id == "exposed_well_known_ports")
+    assert sorted(q.name.split(" (")[0] for q in exposed.queries if q.engine == "athena") == [
+        "flow summary"] * 2 + ["query"] * 2
     # The charts of both targets are in the merged check (issue 18: they were run, billed and dropped), and the
     # report draws them.
     assert top.chart and sum(r["flows"] for r in top.chart) >= sum(r["rejected_flows"] for r in top.rows)

@@ -46,6 +46,7 @@ def test_athena_sources_and_live_inventory_for_all_checks(tmp_path):
         "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StartQueryExecution", "athena:StopQueryExecution",
         "glue:GetDatabase", "glue:GetTable", "s3:GetObject", "s3:GetBucketLocation", "s3:ListBucket",
         "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject", "s3:ListBucketMultipartUploads",
+        "glue:CreateTable", "glue:DeleteTable", "s3:DeleteObject",
         "ec2:DescribeFlowLogs", "ec2:DescribeNetworkAcls", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroupRules",
         "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"])
     res = resources(doc)
@@ -60,8 +61,19 @@ def test_athena_sources_and_live_inventory_for_all_checks(tmp_path):
                                       "arn:aws:s3:::athena-results/auditor/"))]
     ec2 = next(st for st in doc["Statement"] if st["Sid"] == "InventoryDescribe")
     assert ec2["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["eu-west-1", "us-east-1"]}}
-    # the results bucket appears once although both sources write there
-    assert sum(1 for st in doc["Statement"] if "s3:PutObject" in st["Action"]) == 1
+    # the results bucket appears once although both sources write there (the flow summary's folder apart)
+    assert sum(1 for st in doc["Statement"] if "s3:PutObject" in st["Action"]
+               and st["Sid"] != "FlowLogsSummaryObjects") == 1
+    # the flow summary: create and delete its tables and objects, and nothing wider
+    tables = next(st for st in doc["Statement"] if st["Sid"] == "FlowLogsSummaryTables")
+    assert tables["Resource"] == ["arn:aws:glue:us-east-1:*:catalog", "arn:aws:glue:us-east-1:*:database/sec",
+                                  "arn:aws:glue:us-east-1:*:table/sec/auditor_flow_summary_*"]
+    objects = next(st for st in doc["Statement"] if st["Sid"] == "FlowLogsSummaryObjects")
+    assert objects["Resource"] == ["arn:aws:s3:::athena-results/auditor/auditor-flow-summary/*"]
+    assert "s3:DeleteObject" in objects["Action"]
+    assert [st["Sid"] for st in doc["Statement"] if "s3:DeleteObject" in st["Action"]
+            or {"glue:CreateTable", "glue:DeleteTable"} & set(st["Action"])] == [
+        "FlowLogsSummaryTables", "FlowLogsSummaryObjects"]
 
 
 def test_only_the_tables_the_enabled_checks_read(tmp_path):

@@ -26,6 +26,7 @@ from auditor.engines.embedded import Workspace
 from auditor.engines.insights.local import run_insights
 from auditor.engines.sql import window_params
 from auditor.errors import UsageError
+from auditor.models import Query
 
 
 @click.command("query")
@@ -60,6 +61,9 @@ def query(insights_text: str | None, sql_text: str | None, source: str, config_p
         if insights_text is not None:
             result = run_insights(workspace.con, insights_text, source, span)
         else:
+            # flow_summary (the window's flow summary) can be queried too: the engine builds it first if it is read.
+            engine.prepare_query(Query(check_id="query", name="sql", text=sql_text or "", dialect="trino",
+                                       tables=frozenset({source}), window=span), name="query")
             result = workspace.execute(sql_text or "", window_params(span), name="query", engine="local")
     finally:
         workspace.close()

@@ -90,7 +90,13 @@ class AthenaTableSpec(Strict):
                                                                          "(.log.gz) or parquet.")
     flow_log_ids: tuple[str, ...] = Field((), description="Read only the files of these flow logs (fl-...), by "
                                                           "their S3 object names (\"$path\"), when several flow "
-                                                          "logs of different formats share a prefix.")
+                                                          "logs of different formats share a prefix. Athena still "
+                                                          "reads the other logs' files there: give each log its own "
+                                                          "prefix and set location instead (docs/athena-cost.md).")
+    location: Optional[str] = Field(None, pattern=_S3_URI,
+                                    description="This table's own s3:// AWSLogs/ folder, when its flow log delivers "
+                                                "to a prefix of its own (the flow log's LogDestination with a "
+                                                "folder). Default: the source's location.")
 
     @model_validator(mode="before")
     @classmethod
@@ -101,6 +107,11 @@ class AthenaTableSpec(Strict):
     @classmethod
     def _known_fields(cls, v: Optional[str]) -> Optional[str]:
         return known_log_format(v)
+
+    @field_validator("location")
+    @classmethod
+    def _table_folder(cls, v: Optional[str]) -> Optional[str]:
+        return v if v is None or v.endswith("/") else v + "/"
 
     @field_validator("flow_log_ids")
     @classmethod
@@ -218,6 +229,20 @@ class AthenaSettings(Strict):
         None, description="A budget for the whole run, in bytes or like '50 GB'. Before each query the bytes "
                           "under its pruned partitions are listed in S3; a query that would go over is skipped.")
     timeout: str = Field("30m", description="Stop a query (StopQueryExecution) that runs longer than this.")
+    scratch_database: Optional[str] = Field(
+        None, pattern=_NAME, description="The Glue database where each run creates its flow summary table "
+                                         "(auditor_flow_summary_<run>_<n>) and drops it at the end. Default: the "
+                                         "flow-log source's database.")
+    scratch_location: Optional[str] = Field(
+        None, pattern=_S3_URI, description="The s3:// prefix under which each run writes its flow summary (Parquet, "
+                                           "a folder per run, deleted at the end of the run). Default: "
+                                           "auditor-flow-summary/ under the flow-log source's output_location. "
+                                           "Put a lifecycle rule on it as the safety net (docs/athena-cost.md).")
+
+    @field_validator("scratch_location")
+    @classmethod
+    def _scratch_folder(cls, v: Optional[str]) -> Optional[str]:
+        return v if v is None or v.endswith("/") else v + "/"
 
     @field_validator("max_bytes_scanned")
     @classmethod

@@ -24,6 +24,8 @@ class Engine(Protocol):
     dialect: str  # the query dialect it runs: "trino" (query.sql) or "insights" (query.insights)
     # An engine may also set ``shares_workspace = True`` when its tables live in the run's workspace (the local
     # engine): the execute stage then runs a check's engine query inside its report.sql instead of calling run().
+    # Such an engine also has ``prepare_query(query)``, which the execute stage calls first, so that the tables the
+    # query reads (the flow summary of its window) are ready in the workspace.
 
     def prepare(self, scans: Mapping[str, TimeWindow]) -> DataQuality:
         """Get ready to serve the tables named in ``scans``, each over (at least) its window.

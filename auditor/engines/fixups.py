@@ -96,6 +96,9 @@ def apply(tree: exp.Expression, catalog: Catalog, params: Mapping[str, Any] | No
                 tree = new
             else:
                 node.replace(new)
+    # Last, so that a refusal above names the query as written.
+    for node in list(tree.find_all(exp.Sum)):
+        node.replace(_sum_as_bigint(node))
     return tree
 
 
@@ -153,6 +156,15 @@ def _fix_div(node: exp.Div, outer: Any) -> exp.Expression:
                      "CAST(x AS DOUBLE)) or divide integers")
     refuse(node, f"{trino_sql(node)}: the local engine cannot tell whether this divides integers (Athena truncates: "
                  "7 / 2 = 3) or not; CAST an operand: CAST(x AS DOUBLE) / y, or CAST(x AS BIGINT) / CAST(y AS BIGINT)")
+
+
+def _sum_as_bigint(node: exp.Sum) -> exp.Expression:
+    # https://trino.io/docs/current/functions/aggregate.html#sum: the sum of integers is a BIGINT on Trino (an
+    # overflow fails), a HUGEINT on DuckDB: the cast gives the column Athena's type (and fails where Athena would).
+    # A windowed sum keeps DuckDB's type: the cast cannot sit between the aggregate and its OVER.
+    if isinstance(node.parent, exp.Window) or not is_integer(type_of(node.this)):
+        return node
+    return exp.Cast(this=node.copy(), to=exp.DataType.build("BIGINT"))
 
 
 # --- casts -----------------------------------------------------------------------------------------------------

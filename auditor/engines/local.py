@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ from auditor import logformat
 from auditor.config import FlowLogSourceSpec, SourceSpec
 from auditor.engines.cache import FlowLogCache, Prepared
 from auditor.engines.embedded import Workspace
+from auditor.engines.local_summary import LocalSummaries
 from auditor.engines.sources import cloudtrail, files, flowlogs
-from auditor.engines.sql import window_params
+from auditor.engines.sql import parse, window_params
+from auditor.engines.summary import reads_summary
 from auditor.models import DataQuality, FileQuality, InputFile, Query, QueryResult, TimeWindow
 from auditor.staging import StagingLock, remove_stale
 
@@ -79,6 +82,7 @@ class LocalEngine:
         self._evidence: dict[tuple[str, TimeWindow], int] = {}
         self._scratch: Path | None = None
         self._cleanup: weakref.finalize | None = None
+        self.summaries = LocalSummaries(workspace)
 
     def prepare(self, scans: Mapping[str, TimeWindow]) -> DataQuality:
         con = self.workspace.con
@@ -174,12 +178,21 @@ class LocalEngine:
             self._evidence[key] = int(count)
         return self._evidence[key]
 
+    def prepare_query(self, query: Query, *, name: str | None = None) -> None:
+        """Make the tables ``query`` reads ready in the workspace: the flow summary of its window, which
+        ``flow_summary`` then names (:mod:`auditor.engines.local_summary`). Called before a query runs here, also
+        when it runs fused inside its check's report. ``name`` names the query in errors (default check/query)."""
+        if reads_summary(parse(query.text, name=name or f"{query.check_id}/{query.name}")):
+            self.summaries.use(query.window)
+
     def run(self, query: Query, window: TimeWindow, params: Mapping[str, Any]) -> QueryResult:
+        self.prepare_query(query if query.window == window else replace(query, window=window))
         return self.workspace.execute(query.text, {**window_params(window), **params},
                                       name=f"{query.check_id}/{query.name}", engine=self.name)
 
     def close(self) -> None:
-        """Remove this run's scratch Parquet (the workspace owns the connection)."""
+        """Remove this run's scratch Parquet and summaries (the workspace owns the connection)."""
+        self.summaries.drop()
         if self._cleanup is not None:
             self._cleanup()
             self._scratch = self._cleanup = None

@@ -1,5 +1,6 @@
 -- ACCEPTed TCP/UDP records in the window to well-known or sensitive ports, kept per source and per
--- destination address so the second phase can decide, with the inventory, which ones were inbound.
+-- destination address so the second phase can decide, with the inventory, which ones were inbound
+-- (from the window's flow summary).
 SELECT
   interface_id,
   dstaddr,
@@ -7,12 +8,10 @@ SELECT
   dstport,
   protocol,
   srcaddr,
-  count(*) AS flows
-FROM flow_logs
+  sum(flows) AS flows
+FROM flow_summary
 WHERE action = 'ACCEPT'
   AND log_status = 'OK'
-  AND start >= :since_s
-  AND start < :until_s
   AND protocol IN (6, 17)
   AND ((dstport BETWEEN 1 AND 1023) OR contains(:sensitive_ports, dstport))
 GROUP BY interface_id, dstaddr, flow_direction, dstport, protocol, srcaddr

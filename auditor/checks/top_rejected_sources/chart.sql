@@ -1,15 +1,13 @@
 -- Rejected records per hour (or day, as :bucket says), the five most rejected sources apart and the rest as "other".
 WITH per_bucket AS (
   SELECT
-    date_trunc(:bucket, from_unixtime(start)) AS bucket,
+    date_trunc(:bucket, from_unixtime(start_hour)) AS bucket,
     srcaddr,
-    count(*) AS flows
-  FROM flow_logs
+    sum(flows) AS flows
+  FROM flow_summary
   WHERE action = 'REJECT'
     AND log_status = 'OK'
-    AND start >= :since_s
-    AND start < :until_s
-  GROUP BY date_trunc(:bucket, from_unixtime(start)), srcaddr
+  GROUP BY date_trunc(:bucket, from_unixtime(start_hour)), srcaddr
 ),
 top_sources AS (
   SELECT srcaddr

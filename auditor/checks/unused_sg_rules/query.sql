@@ -1,5 +1,6 @@
 -- ACCEPTed records in the lookback, kept per source, destination and port, so the second phase can match
--- them against the rules; plus one coverage row per interface that logged anything at all.
+-- them against the rules; plus one coverage row per interface that logged anything at all (from the flow
+-- summary of the lookback window).
 SELECT
   interface_id,
   dstaddr,
@@ -7,12 +8,10 @@ SELECT
   protocol,
   dstport,
   srcaddr,
-  count(*) AS flows
-FROM flow_logs
+  sum(flows) AS flows
+FROM flow_summary
 WHERE action = 'ACCEPT'
   AND log_status = 'OK'
-  AND start >= :since_s
-  AND start < :until_s
 GROUP BY interface_id, dstaddr, flow_direction, protocol, dstport, srcaddr
 UNION ALL
 SELECT
@@ -22,9 +21,7 @@ SELECT
   CAST(NULL AS BIGINT) AS protocol,
   CAST(NULL AS INTEGER) AS dstport,
   CAST(NULL AS VARCHAR) AS srcaddr,
-  count(*) AS flows
-FROM flow_logs
+  sum(flows) AS flows
+FROM flow_summary
 WHERE log_status = 'OK'
-  AND start >= :since_s
-  AND start < :until_s
 GROUP BY interface_id

@@ -14,7 +14,7 @@ BytesScannedCutoffPerQuery cancels any query that scans more
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -98,19 +98,46 @@ def _prefixes(s3: Any, scan: PartitionScan) -> Iterable[tuple[str, str]]:
                 yield bucket, f"{base}{region}/{_day_folders(scan, day)}"
 
 
-def estimate_scan(s3: Any, scans: Iterable[PartitionScan]) -> Estimate:
-    """The bytes under the pruned partitions of ``scans`` (an S3 listing; no object is read).
+@dataclass(frozen=True)
+class Listing:
+    """The objects under one scan's pruned partitions: (bucket, key) -> size, and how many prefixes were listed."""
 
-    Every object under a scan's day folders counts, even for a table restricted to some flow logs: the
+    objects: Mapping[tuple[str, str], int]
+    prefixes: int
+
+
+def list_scan(s3: Any, scan: PartitionScan) -> Listing:
+    """Every object under the pruned partitions of ``scan`` (an S3 listing; no object is read)."""
+    objects: dict[tuple[str, str], int] = {}
+    prefixes = 0
+    for bucket, prefix in _prefixes(s3, scan):
+        prefixes += 1
+        for page in _list(s3, bucket, prefix):
+            for obj in page.get("Contents", []):
+                objects[(bucket, obj["Key"])] = int(obj.get("Size", 0))
+    return Listing(objects=objects, prefixes=prefixes)
+
+
+def own_objects(scan: PartitionScan, listing: Listing) -> dict[tuple[str, str], int]:
+    """The objects of a listing that hold the scan's own records: all of them, or those of its flow log IDs."""
+    if not scan.flow_log_ids:
+        return dict(listing.objects)
+    return {k: size for k, size in listing.objects.items()
+            if any(f"_{fid}_" in k[1].rsplit("/", 1)[-1] for fid in scan.flow_log_ids)}
+
+
+def estimate_scan(s3: Any, scans: Iterable[PartitionScan],
+                  listings: Mapping[PartitionScan, Listing] | None = None) -> Estimate:
+    """What a query over ``scans`` reads: every object under their pruned partitions (an S3 listing; no object is
+    read). Every object under a scan's day folders counts, even for a table restricted to some flow logs: the
     ``strpos("$path", ...)`` restriction filters rows after the files are read, because Athena prunes files only
     through partitions (https://docs.aws.amazon.com/athena/latest/ug/partitions.html). Two per-format tables over
-    the same folders each read all of them, and the estimate counts both."""
+    the same folders each read all of them, and the estimate counts both. ``listings`` holds scans already
+    listed."""
     total = objects = prefixes = 0
     for scan in scans:
-        for bucket, prefix in _prefixes(s3, scan):
-            prefixes += 1
-            for page in _list(s3, bucket, prefix):
-                for obj in page.get("Contents", []):
-                    total += int(obj.get("Size", 0))
-                    objects += 1
+        listing = (listings or {}).get(scan) or list_scan(s3, scan)
+        total += sum(listing.objects.values())
+        objects += len(listing.objects)
+        prefixes += listing.prefixes
     return Estimate(bytes=total, objects=objects, prefixes=prefixes)

@@ -70,10 +70,11 @@ def _day_projection(column: str) -> list[tuple[str, str]]:
 
 
 def _partitions(source: AthenaSourceSpec, service: str, accounts: Sequence[str],
-                regions: Sequence[str]) -> tuple[list[str], list[tuple[str, str]], str]:
-    """(partition columns, projection properties, storage.location.template) for a source's layout."""
+                regions: Sequence[str], location: str | None = None) -> tuple[list[str], list[tuple[str, str]], str]:
+    """(partition columns, projection properties, storage.location.template) for a source's layout, under
+    ``location`` (default the source's)."""
     p = source.projection
-    loc = source.location
+    loc = location or source.location
     columns: list[str] = []
     props: list[tuple[str, str]] = [("projection.enabled", "true")]
     if p.layout == "day":
@@ -131,7 +132,7 @@ def flow_log_table(source: AthenaSourceSpec, table: AthenaTableSpec, accounts: S
     fields = logformat.parse_log_format(table.format or logformat.DEFAULT_FORMAT)
     types = dict(logformat.TABLE_COLUMNS)
     columns = [(name, _type(types[name])) for name in fields]
-    partitions, props, template = _partitions(source, "vpcflowlogs", accounts, regions)
+    partitions, props, template = _partitions(source, "vpcflowlogs", accounts, regions, table.location)
     if table.file_format == "text":
         storage = TEXT_FORMAT
         props = [("skip.header.line.count", "1")] + props
@@ -142,7 +143,8 @@ def flow_log_table(source: AthenaSourceSpec, table: AthenaTableSpec, accounts: S
                "Partitions aws_account_id/aws_region: the region field keeps its place among the columns.")
     if table.flow_log_ids:
         comment += f"\nauditor reads only the files of {', '.join(table.flow_log_ids)} from this table (\"$path\")."
-    return _statement(source.database, table.name, columns, partitions, storage, source.location, props, comment)
+    return _statement(source.database, table.name, columns, partitions, storage, table.location or source.location,
+                      props, comment)
 
 
 def cloudtrail_table(source: AthenaSourceSpec, table: AthenaTableSpec, accounts: Sequence[str],

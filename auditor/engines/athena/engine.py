@@ -1,6 +1,8 @@
 """The Athena engine: each check's query.sql on Athena (serverless Trino) over flow logs and CloudTrail in S3.
 
-One check is one query (the local engine's "read once" does not apply here). A query goes through:
+The flow-log checks read the flow summary, which the engine creates once per run and window with a CREATE TABLE
+AS SELECT, and removes when it closes (:mod:`auditor.engines.athena.summary`): the window's flow logs are read
+once per run, not once per check. A query goes through:
 
 1. :func:`~auditor.engines.athena.querymap.compile_query`: logical tables mapped to the configured tables,
    partition predicates for the window, the account and region, values as execution parameters;
@@ -19,6 +21,7 @@ pipeline turns it into an error of that check and the other checks go on.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -30,24 +33,39 @@ from typing import Any
 from auditor import formatting as fmt
 from auditor.aws import THROTTLING_CODES, Budget, describe_error, error_code
 from auditor.config import AthenaSettings, AthenaSourceSpec, PricingSettings
-from auditor.engines.athena.cost import cost_usd, estimate_scan
+from auditor.engines.athena.cost import Listing, cost_usd, estimate_scan, list_scan, own_objects
 from auditor.engines.athena.querymap import (
     AthenaQuery,
+    PartitionScan,
     Scope,
     check_source,
     compile_query,
 )
+from auditor.engines.athena.summary import (
+    Scratch,
+    Summary,
+    ctas,
+    delete_objects,
+    drop_table,
+    size_of,
+    summary_for,
+)
 from auditor.engines.base import EngineContext
-from auditor.errors import CheckSkipped, EngineError
+from auditor.engines.sql import parse
+from auditor.engines.summary import FLOW_SUMMARY, reads_summary, summary_sql
+from auditor.errors import AuditorError, CheckSkipped, EngineError
 from auditor.models import (
     DataQuality,
     Query,
     QueryResult,
+    QueryRun,
     QueryStats,
     TimeWindow,
     iso_z,
 )
 from auditor.timeparse import parse_duration
+
+log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str, "str | None"], Any]  # (service, region) -> boto3 client
 
@@ -125,7 +143,8 @@ class AthenaEngine:
                  delivery_lag: timedelta, clients: ClientFactory, scope: Scope = Scope(),
                  pricing: PricingSettings = PricingSettings(),
                  region: str | None = None, sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random,
+                 run_token: str | None = None) -> None:
         self.sources = dict(sources)
         self.settings = settings
         self.budget = budget
@@ -137,6 +156,14 @@ class AthenaEngine:
         self._cache: dict[tuple[str, str | None], Any] = {}
         self._sleep, self._monotonic, self._jitter = sleep, monotonic, jitter
         self.timeout_s = parse_duration(settings.timeout).total_seconds()
+        # Names this engine's flow summary tables and their folder; one engine per run and target.
+        self.run_token = run_token or uuid.uuid4().hex[:12]
+        self._summaries: dict[TimeWindow, Summary] = {}
+        self._runs: list[QueryRun] = []
+        self._listings: dict[PartitionScan, Listing] = {}
+        self._scans: set[tuple[PartitionScan, str | None]] = set()  # what the queries over the logs read, by region
+        self.warnings: list[str] = []
+        self.log_bytes = 0  # what the queries that read the logs themselves scanned (not the summary)
 
     # --- the Engine protocol ---------------------------------------------------------------------------
 
@@ -150,13 +177,96 @@ class AthenaEngine:
         label = f"{query.check_id}/{query.name}"
         tables = sorted(t for t in (query.tables or self.sources) if t in self.sources)
         source = self.sources[tables[0]] if tables else next(iter(self.sources.values()))
+        summary = self._summary(window) if reads_summary(parse(query.text, name=label)) else None
         compiled = compile_query(query.text, sources=self.sources, window=window, params=params,
                                  delivery_lag=self.delivery_lag, scope=self.scope, check_id=query.check_id,
-                                 name=query.name)
+                                 name=query.name,
+                                 materialised={FLOW_SUMMARY: (summary.database, summary.table)} if summary else None)
         region = source.region or self.default_region
-        estimate = self._reserve(label, compiled, region)
+        columns, types, rows, stats = self._execute(label, compiled, source, region, summary=summary)
+        return QueryResult(columns=columns, rows=tuple(rows), stats=stats, types=types)
+
+    def take_runs(self) -> tuple[QueryRun, ...]:
+        """The queries this engine ran on its own since the last call (the flow summary's CREATE TABLE AS SELECT),
+        for the check that caused them: listed with its queries and counted in the cost."""
+        runs, self._runs = tuple(self._runs), []
+        return runs
+
+    @property
+    def window_bytes(self) -> int:
+        """The bytes of the objects that hold the run's records: every object a query over the logs read, once,
+        and only the configured flow logs' own (the report's "scanned N x the window")."""
+        own: dict[tuple[str, str], int] = {}
+        try:
+            for scan, region in sorted(self._scans, key=repr):
+                if scan not in self._listings:
+                    self._listings[scan] = list_scan(self._client("s3", region), scan)
+                own.update(own_objects(scan, self._listings[scan]))
+        except EngineError as exc:  # the ratio is left out of the report; the run's numbers stand
+            log.warning("the window's size is unknown: %s", exc)
+            return 0
+        return sum(own.values())
+
+    def close(self) -> None:
+        """Drop the flow summary tables of this run and delete their objects; a failure is kept in ``warnings``
+        (the scratch prefix's lifecycle rule then removes the objects)."""
+        for summary in self._summaries.values():
+            region = self.sources["flow_logs"].region or self.default_region
+            try:
+                drop_table(self._client("glue", region), summary)
+                delete_objects(self._client("s3", region), summary.location)
+            except Exception as exc:  # noqa: BLE001 - cleanup goes on for the other summaries
+                log.warning("flow summary cleanup failed: %s", exc)
+                self.warnings.append(f"the flow summary {summary.database}.{summary.table} ({summary.location}) "
+                                     f"could not be removed: {exc}; the lifecycle rule on the scratch prefix "
+                                     "deletes its objects (docs/athena-cost.md)")
+        self._summaries.clear()
+        self._cache.clear()
+
+    # --- the flow summary ------------------------------------------------------------------------------
+
+    def _summary(self, window: TimeWindow) -> Summary:
+        """The flow summary of ``window``, created by its CREATE TABLE AS SELECT the first time it is needed."""
+        summary = self._summaries.get(window)
+        if summary is None:
+            source = self.sources.get("flow_logs")
+            if source is None:
+                raise EngineError("the flow summary needs sources.flow_logs on Athena", engine=self.name)
+            scratch = Scratch.of(self.settings, source, self.run_token)
+            summary = summary_for(scratch, window, self.run_token, len(self._summaries))
+            # Registered before it runs: a CTAS that fails halfway may leave objects behind, removed at close().
+            self._summaries[window] = summary
+            label = f"{FLOW_SUMMARY}/ctas"
+            try:
+                select = compile_query(summary_sql(), sources=self.sources, window=window, params={},
+                                       delivery_lag=self.delivery_lag, scope=self.scope, check_id=FLOW_SUMMARY,
+                                       name="ctas")
+                region = source.region or self.default_region
+                _, _, _, stats = self._execute(label, ctas(select, summary), source, region, fetch=False)
+                self._runs.append(QueryRun("flow summary", self.name, stats.text_as_run, stats, 0))
+            except CheckSkipped as exc:  # over the budget: every check that reads it is skipped, and says why
+                summary.skipped = str(exc)
+            except AuditorError as exc:
+                summary.error = str(exc)
+        if summary.skipped is not None:
+            raise CheckSkipped(summary.skipped)
+        if summary.error is not None:
+            raise EngineError(f"the flow summary of {window} could not be created: {summary.error}",
+                              engine=self.name)
+        return summary
+
+    # --- steps -------------------------------------------------------------------------------------------
+
+    def _execute(self, label: str, compiled: AthenaQuery, source: AthenaSourceSpec, region: str | None, *,
+                 summary: Summary | None = None, fetch: bool = True
+                 ) -> tuple[tuple[str, ...], tuple[str, ...], list[tuple[Any, ...]], QueryStats]:
+        """Reserve the budget, start the query, wait for it, fetch its rows (``fetch``) and settle the budget."""
+        estimate = self._reserve(label, compiled, region, summary)
         started = time.perf_counter()
         query_id, scanned = None, 0
+        columns: tuple[str, ...] = ()
+        types: tuple[str, ...] = ()
+        rows: list[tuple[Any, ...]] = []
         try:
             query_id = self._start(label, compiled, source, region)
             execution = self._wait(label, query_id, region)
@@ -168,9 +278,12 @@ class AthenaEngine:
                 reason = status.get("StateChangeReason") or error.get("ErrorMessage") or "no reason given"
                 raise EngineError(f"{label}: Athena query {status.get('State')}: {reason}", query_id=query_id,
                                   engine=self.name)
-            columns, types, rows = self._results(label, query_id, region)
+            if fetch:
+                columns, types, rows = self._results(label, query_id, region)
         finally:
             self.budget.settle(estimate, scanned)
+            if compiled.scans:
+                self.log_bytes += scanned
         shown = {k: (list(v) if isinstance(v, tuple) else iso_z(v) if isinstance(v, datetime) else v)
                  for k, v in compiled.shown.items()}
         if compiled.parameters:
@@ -178,13 +291,7 @@ class AthenaEngine:
         stats = QueryStats(engine=self.name, text_as_run=compiled.text, duration_s=time.perf_counter() - started,
                            query_id=query_id, bytes_scanned=scanned, params=shown,
                            cost_usd=cost_usd(scanned, self.pricing))
-        return QueryResult(columns=columns, rows=tuple(rows), stats=stats, types=types)
-
-    def close(self) -> None:
-        """boto3 clients hold no resource that needs closing beyond their connection pools."""
-        self._cache.clear()
-
-    # --- steps -------------------------------------------------------------------------------------------
+        return columns, types, rows, stats
 
     def _client(self, service: str, region: str | None) -> Any:
         key = (service, region)
@@ -192,17 +299,30 @@ class AthenaEngine:
             self._cache[key] = self._clients(service, region)
         return self._cache[key]
 
-    def _reserve(self, label: str, compiled: AthenaQuery, region: str | None) -> int:
+    def _reserve(self, label: str, compiled: AthenaQuery, region: str | None, summary: Summary | None) -> int:
+        """With a budget, list what the query will read and reserve it, or skip the query. Either way its scans
+        are noted for :attr:`window_bytes`."""
+        self._scans.update((scan, region) for scan in compiled.scans)
         if self.budget.limit is None:
             return 0
-        estimate = estimate_scan(self._client("s3", region), compiled.scans)
-        fits, left = self.budget.reserve(estimate.bytes)
+        s3 = self._client("s3", region)
+        for scan in compiled.scans:
+            if scan not in self._listings:
+                self._listings[scan] = list_scan(s3, scan)
+        if summary is not None:
+            # Parquet: an upper bound, Athena reads only the columns the query uses.
+            size = size_of(s3, summary.location)
+            what = f"the flow summary {summary.table}"
+        else:
+            estimate = estimate_scan(s3, compiled.scans, self._listings)
+            size = estimate.bytes
+            what = f"{estimate.objects} objects under {estimate.prefixes} partitions"
+        fits, left = self.budget.reserve(size)
         if not fits:
-            raise CheckSkipped(f"{label}: skipped, the query would scan about {fmt.size(estimate.bytes)} "
-                               f"({estimate.objects} objects under {estimate.prefixes} partitions) and only "
-                               f"{fmt.size(left)} of the run's max_bytes_scanned budget "
+            raise CheckSkipped(f"{label}: skipped, the query would scan about {fmt.size(size)} "
+                               f"({what}) and only {fmt.size(left)} of the run's max_bytes_scanned budget "
                                f"({fmt.size(self.budget.limit)}) is left")
-        return estimate.bytes
+        return size
 
     def _call(self, label: str, fn: Callable[..., Any], query_id: str | None = None, **kwargs: Any) -> Any:
         """Call an Athena API, retrying throttling with jittered exponential backoff (on top of botocore's own

@@ -38,7 +38,7 @@ from auditor.config import AthenaSourceSpec, AthenaTableSpec, ProjectionSpec
 from auditor.engines.sql import bind, parse, window_params
 from auditor.errors import CheckDefinitionError, ConfigError
 from auditor.models import TimeWindow, utc
-from auditor.tables import CLOUDTRAIL_COLUMNS
+from auditor.tables import CLOUDTRAIL_COLUMNS, FLOW_SUMMARY
 
 DIALECT = "trino"
 LOGICAL_TABLES = ("flow_logs", "cloudtrail")
@@ -297,7 +297,7 @@ def _mapped(logical: str, source: AthenaSourceSpec, window: TimeWindow, delivery
             ids = [_path_contains(f"_{fid}_", params, "flow_log_id") for fid in table.flow_log_ids]
             preds.append(exp.Paren(this=exp.or_(*ids)) if len(ids) > 1 else ids[0])
         selects.append(select.where(exp.and_(*preds)))
-        scans.append(PartitionScan(location=source.location, service=service, hive=source.projection.layout == "hive",
+        scans.append(PartitionScan(location=table.location or source.location, service=service, hive=source.projection.layout == "hive",
                                    days=days, account=scope.account, region=scope.region,
                                    flow_log_ids=table.flow_log_ids if logical == "flow_logs" else ()))
     body = selects[0]
@@ -308,8 +308,13 @@ def _mapped(logical: str, source: AthenaSourceSpec, window: TimeWindow, delivery
 
 def compile_query(text: str, *, sources: Mapping[str, AthenaSourceSpec], window: TimeWindow,
                   params: Mapping[str, Any], delivery_lag: timedelta, scope: Scope = Scope(),
-                  check_id: str = "query", name: str = "query") -> AthenaQuery:
-    """Map a check's Trino SQL onto the configured Athena tables and bind its parameters (module docstring)."""
+                  check_id: str = "query", name: str = "query",
+                  materialised: Mapping[str, tuple[str, str]] | None = None) -> AthenaQuery:
+    """Map a check's Trino SQL onto the configured Athena tables and bind its parameters (module docstring).
+
+    ``materialised`` maps a table the run created (the flow summary) to its (database, table); it is read as it is,
+    without partition predicates."""
+    materialised = materialised or {}
     label = f"{check_id}/{name}"
     tree = parse(text, name=label)
     bound = bind(tree, {**window_params(window), **params}, name=label)
@@ -319,6 +324,12 @@ def compile_query(text: str, *, sources: Mapping[str, AthenaSourceSpec], window:
     wanted = _referenced(tree)
     for table in list(tree.find_all(exp.Table)):
         logical = table.name
+        if logical in materialised and not table.args.get("db") and logical not in ctes:
+            database, name_ = materialised[logical]
+            table.replace(exp.table_(name_, db=database, quoted=True, alias=table.alias or logical))
+            continue
+        if logical == FLOW_SUMMARY and not table.args.get("db") and logical not in ctes:
+            raise CheckDefinitionError(f"{label} reads {logical}, which this run has not created")
         if logical not in LOGICAL_TABLES or table.args.get("db") or logical in ctes:
             continue
         if logical not in sources:

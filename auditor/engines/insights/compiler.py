@@ -672,7 +672,10 @@ class _Compiler:
             t = self.numeric(st, node.args[0])
             if name == "avg":
                 return Typed(exp.Avg(this=t.sql), "float")
-            return Typed(exp.Sum(this=t.sql), t.type)
+            total: exp.Expression = exp.Sum(this=t.sql)
+            if t.type == "int":  # BIGINT as query.sql's sum on Athena (DuckDB's own sum of integers is a HUGEINT)
+                total = exp.cast(total, "BIGINT")
+            return Typed(total, t.type)
         if name in ("min", "max"):
             self._arity(node, 1)
             t = self.expr(st, node.args[0])

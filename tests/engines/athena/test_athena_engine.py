@@ -60,10 +60,12 @@ class Clock:
 def stubs():
     athena = boto3.client("athena", region_name="us-east-1")
     s3 = boto3.client("s3", region_name="us-east-1")
-    with Stubber(athena) as a, Stubber(s3) as s:
-        yield {"athena": athena, "s3": s3, "a": a, "s": s}
+    glue = boto3.client("glue", region_name="us-east-1")
+    with Stubber(athena) as a, Stubber(s3) as s, Stubber(glue) as g:
+        yield {"athena": athena, "s3": s3, "glue": glue, "a": a, "s": s, "g": g}
         a.assert_no_pending_responses()
         s.assert_no_pending_responses()
+        g.assert_no_pending_responses()
 
 
 def engine(stubs, clock, *, budget=None, timeout="30m"):
@@ -248,15 +250,20 @@ class StubSessions(AwsSessions):
 def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_path):
     cfg = write_config(tmp_path, """
         sources:
-          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/"}
+          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/",
+                      output_location: "s3://results/auditor/"}
           cloudtrail: {engine: athena, database: sec, tables: [trail], location: "s3://org-logs/AWSLogs/"}
         checks:
           exposed_well_known_ports: {}
           sg_changes: {}
         """)
     a = stubs["a"]
+    # the flow summary (CREATE TABLE AS SELECT) fails: the check that needs it errors with Athena's reason
     a.add_response("start_query_execution", {"QueryExecutionId": QID})
     status(a, "FAILED", reason="HIVE_BAD_DATA: Error parsing field value")
+    # and the run removes what the failed CTAS may have left: the table (none here) and the objects
+    stubs["g"].add_client_error("delete_table", "EntityNotFoundException",
+                                expected_params={"DatabaseName": "sec", "Name": ANY})
     a.add_response("start_query_execution", {"QueryExecutionId": QID})
     status(a, "SUCCEEDED", scanned=2048)
     # sg_changes' query gives its columns (and no event here): its report.sql reads every one of them
@@ -274,6 +281,8 @@ def test_a_failing_athena_query_errors_its_check_and_the_others_run(stubs, tmp_p
     assert by_id["sg_changes"].status is Status.PASS
     assert by_id["sg_changes"].stats["bytes_scanned"] == "2.05 KB"
     assert any(n.startswith("Athena: 1 query scanned 2.05 KB") for n in outcome.record.data_quality.notes)
+    # the objects could not be listed under the stubs: the run says so and names the safety net
+    assert any("could not be removed" in w and "lifecycle rule" in w for w in outcome.record.warnings)
 
 
 def _results(a, columns, rows, scanned):
@@ -393,7 +402,8 @@ def test_without_accounts_the_query_binds_the_callers_account(stubs, tmp_path):
     cfg = write_config(tmp_path, """
         aws: {regions: [us-east-1]}
         sources:
-          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/"}
+          flow_logs: {engine: athena, database: sec, tables: [vpc_v2], location: "s3://org-logs/AWSLogs/",
+                      output_location: "s3://results/auditor/"}
         checks:
           exposed_well_known_ports: {}
         """)
@@ -402,19 +412,29 @@ def test_without_accounts_the_query_binds_the_callers_account(stubs, tmp_path):
     with Stubber(sts) as st:
         st.add_response("get_caller_identity", {"Account": "444455556666", "Arn": "arn:aws:iam::444455556666:user/a",
                                                 "UserId": "AIDEXAMPLE"}, {})
+        # the flow summary reads the logs, restricted to the caller's account
         stubs["a"].add_response("start_query_execution", {"QueryExecutionId": QID}, {
             "QueryString": ANY, "WorkGroup": "primary", "ClientRequestToken": ANY,
             "QueryExecutionContext": {"Database": "sec", "Catalog": "AwsDataCatalog"},
+            "ResultConfiguration": {"OutputLocation": "s3://results/auditor/"},
             "ExecutionParameters": ["'444455556666'", "'us-east-1'", "'2026/11/09'", "'2026/11/16'", ANY, ANY]})
+        status(stubs["a"], "SUCCEEDED", scanned=10)
+        # the check reads the summary
+        stubs["a"].add_response("start_query_execution", {"QueryExecutionId": QID}, {
+            "QueryString": ANY, "WorkGroup": "primary", "ClientRequestToken": ANY,
+            "QueryExecutionContext": {"Database": "sec", "Catalog": "AwsDataCatalog"},
+            "ResultConfiguration": {"OutputLocation": "s3://results/auditor/"}})
         status(stubs["a"], "SUCCEEDED", scanned=10)
         stubs["a"].add_response("get_query_results", {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [
             {"Name": "dstport", "Type": "integer"}]}, "Rows": [row("dstport")]}})
+        stubs["g"].add_response("delete_table", {}, {"DatabaseName": "sec", "Name": ANY})
         sessions = AwsSessions(loaded.config.aws)
         real = {**stubs, "sts": sts}
         sessions.client = lambda service, region=None, account=None, **_: real[service]  # type: ignore[method-assign]
         outcome = run_audit(loaded, WINDOW, out_dir=tmp_path / "out", force=True, formats=("json",),
                             clock=lambda: datetime(2026, 11, 23, tzinfo=timezone.utc), aws_sessions=sessions)
     (check,) = outcome.record.checks
-    (sent,) = [q for q in check.queries if q.engine == "athena"]
-    assert '"aws_account_id" = ?' in sent.text and '"aws_region" = ?' in sent.text
-    assert sent.stats.query_id == QID  # the Stubber checked its ExecutionParameters: the caller's account first
+    summary, _query = [q for q in check.queries if q.engine == "athena"]
+    assert summary.name == "flow summary"
+    assert '"aws_account_id" = ?' in summary.text and '"aws_region" = ?' in summary.text
+    assert summary.stats.query_id == QID  # the Stubber checked its ExecutionParameters: the caller's account first

@@ -31,10 +31,14 @@ def source(**kw):
     return AthenaSourceSpec.model_validate({**base, **kw})
 
 
-def compiled(text, *, flow=None, trail=None, scope=Scope("111122223333", "us-east-1"), params=PARAMS, window=WEEK):
+def compiled(text, *, flow=None, trail=None, scope=Scope("111122223333", "us-east-1"), params=PARAMS, window=WEEK,
+             materialised=None):
     sources = {"flow_logs": flow or source(), "cloudtrail": trail or source(tables=["trail"])}
     return compile_query(text, sources=sources, window=window, params=params, delivery_lag=LAG, scope=scope,
-                         check_id="probe", name="query")
+                         check_id="probe", name="query", materialised=materialised)
+
+
+SUMMARY = {"flow_summary": ("scratch", "auditor_flow_summary_abc_0")}
 
 
 def test_a_weekly_run_over_a_month_of_data_reads_eight_days():
@@ -63,7 +67,7 @@ def test_every_builtin_check_compiles_and_binds_in_order():
         for name in ("query.sql", "chart.sql"):
             if name not in spec.queries:
                 continue
-            q = compiled(spec.queries[name], params={**PARAMS, **spec.validate_params({})})
+            q = compiled(spec.queries[name], params={**PARAMS, **spec.validate_params({})}, materialised=SUMMARY)
             assert q.text.count("?") == len(q.parameters), spec.id
             assert ":" + "since" not in q.text and ":until" not in q.text
             assert q.text.startswith("-- auditor probe/query 111122223333/us-east-1\n")
@@ -158,3 +162,16 @@ def test_sizes():
     assert parse_size("10 GB") == 10**10 and parse_size("1GiB") == 2**30 and parse_size(512) == 512
     with pytest.raises(ValueError):
         parse_size("lots")
+
+
+def test_the_flow_summary_reads_the_window_once_and_the_checks_read_the_summary():
+    from auditor.engines.summary import summary_sql
+    select = compiled(summary_sql(), params={})
+    assert '"sec"."vpc_v2"' in select.text and '"day" BETWEEN ? AND ?' in select.text
+    assert select.parameters[-2:] == (str(WEEK.since_s), str(WEEK.until_s))
+    top = next(s for s in CHECKS if s.id == "top_rejected_sources")
+    q = compiled(top.queries["query.sql"], materialised=SUMMARY)
+    assert '"scratch"."auditor_flow_summary_abc_0" AS flow_summary' in q.text and "vpc_v2" not in q.text
+    assert q.scans == ()  # nothing of the logs: the budget estimate lists the summary's folder instead
+    with pytest.raises(CheckDefinitionError, match="reads flow_summary, which this run has not created"):
+        compiled(top.queries["query.sql"])

@@ -1,5 +1,6 @@
 /* ACCEPTed TCP/UDP records in the window to well-known or sensitive ports, kept per source and per */
-/* destination address so the second phase can decide, with the inventory, which ones were inbound. */
+/* destination address so the second phase can decide, with the inventory, which ones were inbound */
+/* (from the window's flow summary). */
 SELECT
   interface_id,
   dstaddr,
@@ -7,13 +8,11 @@ SELECT
   dstport,
   protocol,
   srcaddr,
-  COUNT(*) AS flows
-FROM flow_logs
+  CAST(SUM(flows) AS BIGINT) AS flows
+FROM flow_summary
 WHERE
   action = 'ACCEPT'
   AND log_status = 'OK'
-  AND start >= $since_s
-  AND start < $until_s
   AND protocol IN (6, 17)
   AND (
     (

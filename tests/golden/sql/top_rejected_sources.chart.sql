@@ -1,14 +1,14 @@
 /* Rejected records per hour (or day, as :bucket says), the five most rejected sources apart and the rest as "other". */
 WITH per_bucket AS (
   SELECT
-    DATE_TRUNC($bucket, TO_TIMESTAMP(start)) AS bucket,
+    DATE_TRUNC($bucket, TO_TIMESTAMP(start_hour)) AS bucket,
     srcaddr,
-    COUNT(*) AS flows
-  FROM flow_logs
+    CAST(SUM(flows) AS BIGINT) AS flows
+  FROM flow_summary
   WHERE
-    action = 'REJECT' AND log_status = 'OK' AND start >= $since_s AND start < $until_s
+    action = 'REJECT' AND log_status = 'OK'
   GROUP BY
-    DATE_TRUNC($bucket, TO_TIMESTAMP(start)),
+    DATE_TRUNC($bucket, TO_TIMESTAMP(start_hour)),
     srcaddr
 ), top_sources AS (
   SELECT
@@ -17,7 +17,7 @@ WITH per_bucket AS (
   GROUP BY
     srcaddr
   ORDER BY
-    SUM(flows) DESC,
+    CAST(SUM(flows) AS BIGINT) DESC,
     srcaddr ASC
   LIMIT 5
 )
@@ -32,7 +32,7 @@ SELECT
     THEN srcaddr
     ELSE 'other'
   END AS source,
-  SUM(flows) AS flows
+  CAST(SUM(flows) AS BIGINT) AS flows
 FROM per_bucket
 GROUP BY
   bucket,

@@ -1,5 +1,6 @@
 /* ACCEPTed records in the lookback, kept per source, destination and port, so the second phase can match */
-/* them against the rules; plus one coverage row per interface that logged anything at all. */
+/* them against the rules; plus one coverage row per interface that logged anything at all (from the flow */
+/* summary of the lookback window). */
 SELECT
   interface_id,
   dstaddr,
@@ -7,10 +8,10 @@ SELECT
   protocol,
   dstport,
   srcaddr,
-  COUNT(*) AS flows
-FROM flow_logs
+  CAST(SUM(flows) AS BIGINT) AS flows
+FROM flow_summary
 WHERE
-  action = 'ACCEPT' AND log_status = 'OK' AND start >= $since_s AND start < $until_s
+  action = 'ACCEPT' AND log_status = 'OK'
 GROUP BY
   interface_id,
   dstaddr,
@@ -26,9 +27,9 @@ SELECT
   CAST(NULL AS BIGINT) AS protocol,
   CAST(NULL AS INT) AS dstport,
   CAST(NULL AS TEXT) AS srcaddr,
-  COUNT(*) AS flows
-FROM flow_logs
+  CAST(SUM(flows) AS BIGINT) AS flows
+FROM flow_summary
 WHERE
-  log_status = 'OK' AND start >= $since_s AND start < $until_s
+  log_status = 'OK'
 GROUP BY
   interface_id
