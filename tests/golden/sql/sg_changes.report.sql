@@ -106,7 +106,7 @@ WITH opened AS (
   SELECT
     event_id,
     COUNT(DISTINCT srcaddr) AS public_sources,
-    SUM(flows) AS public_flows,
+    CAST(SUM(flows) AS BIGINT) AS public_flows,
     ARRAY_AGG(DISTINCT srcaddr) AS addresses
   FROM came_after
   GROUP BY

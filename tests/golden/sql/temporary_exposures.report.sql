@@ -107,7 +107,7 @@ WITH closed AS (
     m.rule_id,
     m.opened_at,
     COUNT(DISTINCT m.srcaddr) AS public_sources,
-    SUM(m.flows) AS flows
+    CAST(SUM(m.flows) AS BIGINT) AS flows
   FROM matched AS m
   JOIN public_addresses AS p
     ON p.srcaddr = m.srcaddr
