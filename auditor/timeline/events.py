@@ -13,12 +13,12 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyNetworkInterfac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from auditor.checks.events import items, request_json
 from auditor.engines.sources.protocols import protocol_number
 
 _ADD = {"AuthorizeSecurityGroupIngress": False, "AuthorizeSecurityGroupEgress": True}
@@ -95,25 +95,25 @@ def parse_events(rows: Iterable[Mapping[str, Any]], rule_egress: Mapping[str, bo
 
 def _event(row: Mapping[str, Any], time: datetime, rule_egress: Mapping[str, bool]) -> SgEvent | None:
     name = str(row.get("event_name"))
-    req, resp = _json(row.get("request_parameters")), _json(row.get("response_elements"))
+    req, resp = request_json(row.get("request_parameters")), request_json(row.get("response_elements"))
     base = {"event_id": row.get("event_id"), "time": time, "name": name, "actor": row.get("actor"),
             "source_ip": row.get("source_ip")}
     if name in _ADD:
         group = req.get("groupId")
-        created = [_response_rule(r) for r in _items(resp.get("securityGroupRuleSet")) if isinstance(r, dict)]
+        created = [_response_rule(r) for r in items(resp.get("securityGroupRuleSet")) if isinstance(r, dict)]
         added = [r for r in created if r is not None] or _permission_rules(group, _ADD[name], req)
         return SgEvent(**base, group_id=group, added=tuple(added))
     if name in _REMOVE:
         group = req.get("groupId")
         ids = [i.get("securityGroupRuleId") if isinstance(i, dict) else i
-               for i in _items(req.get("securityGroupRuleIds"))]
+               for i in items(req.get("securityGroupRuleIds"))]
         return SgEvent(**base, group_id=group, removed=tuple(_permission_rules(group, _REMOVE[name], req)),
                        removed_ids=tuple(str(i) for i in ids if i))
     if name == "ModifySecurityGroupRules":
         inner = req.get("ModifySecurityGroupRulesRequest") or req
         group = inner.get("GroupId")
         modified = []
-        for entry in _items(inner.get("SecurityGroupRule")):
+        for entry in items(inner.get("SecurityGroupRule")):
             if not isinstance(entry, dict) or not entry.get("SecurityGroupRuleId"):
                 continue
             rid = str(entry["SecurityGroupRuleId"])
@@ -128,7 +128,7 @@ def _event(row: Mapping[str, Any], time: datetime, rule_egress: Mapping[str, boo
     if name == "DeleteSecurityGroup":
         return SgEvent(**base, group_id=req.get("groupId"))
     if name in GROUP_SET and req.get("networkInterfaceId"):
-        groups = [g.get("groupId") for g in _items(req.get("groupSet")) if isinstance(g, dict)]
+        groups = [g.get("groupId") for g in items(req.get("groupSet")) if isinstance(g, dict)]
         return SgEvent(**base, interface_id=req["networkInterfaceId"], group_set=tuple(g for g in groups if g))
     return None  # descriptions, instance attributes: no change of what is admitted, or none we can place
 
@@ -139,25 +139,6 @@ def instant(value: Any) -> datetime:
         return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed.astimezone(timezone.utc) if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-
-
-def _json(text: Any) -> dict[str, Any]:
-    if isinstance(text, dict):
-        return text
-    try:
-        value = json.loads(text) if text else {}
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    """CloudTrail writes lists as {"items": [...]}; accept a bare list or a single object too."""
-    if isinstance(value, dict):
-        value = value.get("items", [value] if value else [])
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def _port(value: Any) -> int | None:
@@ -188,15 +169,15 @@ def _response_rule(item: Mapping[str, Any]) -> Rule | None:
 def _permission_rules(group: Any, egress: bool, req: Mapping[str, Any]) -> list[Rule]:
     """One rule per peer of the request's permissions (modern ``ipPermissions`` or the legacy flat shape)."""
     out = []
-    for p in _items(req.get("ipPermissions")):
+    for p in items(req.get("ipPermissions")):
         if not isinstance(p, dict):
             continue
         args = (group, egress, p.get("ipProtocol"), p.get("fromPort"), p.get("toPort"))
-        out += [_rule(*args, cidr_ipv4=r.get("cidrIp")) for r in _items(p.get("ipRanges")) if isinstance(r, dict)]
-        out += [_rule(*args, cidr_ipv6=r.get("cidrIpv6")) for r in _items(p.get("ipv6Ranges")) if isinstance(r, dict)]
-        out += [_rule(*args, prefix_list_id=r.get("prefixListId")) for r in _items(p.get("prefixListIds"))
+        out += [_rule(*args, cidr_ipv4=r.get("cidrIp")) for r in items(p.get("ipRanges")) if isinstance(r, dict)]
+        out += [_rule(*args, cidr_ipv6=r.get("cidrIpv6")) for r in items(p.get("ipv6Ranges")) if isinstance(r, dict)]
+        out += [_rule(*args, prefix_list_id=r.get("prefixListId")) for r in items(p.get("prefixListIds"))
                 if isinstance(r, dict)]
-        out += [_rule(*args, referenced_group_id=g.get("groupId")) for g in _items(p.get("groups"))
+        out += [_rule(*args, referenced_group_id=g.get("groupId")) for g in items(p.get("groups"))
                 if isinstance(g, dict) and g.get("groupId")]
     if req.get("cidrIp"):  # the legacy flat shape
         out.append(_rule(group, egress, req.get("ipProtocol", "-1"), req.get("fromPort"), req.get("toPort"),

@@ -9,13 +9,12 @@ https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySecurityGroupRu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from auditor import formatting as fmt
 from auditor.checks import HookContext
-from auditor.checks.events import unique_events
+from auditor.checks.events import items, request_json, unique_events
 from auditor.checks.rules import covers_sensitive, world_open
 from auditor.engines.sources.protocols import protocol_number
 
@@ -37,8 +36,8 @@ def transform(columns: tuple[str, ...], rows: list[dict[str, Any]], ctx: HookCon
 
 def _judge(row: Mapping[str, Any], sensitive: set[int], rule_egress: Mapping[str, bool]) -> dict[str, Any]:
     name = row["event_name"]
-    req = _json(row.get("request_parameters"))
-    resp = _json(row.get("response_elements"))
+    req = request_json(row.get("request_parameters"))
+    resp = request_json(row.get("response_elements"))
     group_id, rules, notes = _rules(name, req, resp, rule_egress)
     failed = row.get("error_code") is not None
     severity, summary = _severity(name, rules, sensitive, failed, row.get("error_code"))
@@ -64,27 +63,6 @@ def _after(row: Mapping[str, Any]) -> str:
     return text
 
 
-def _json(text: Any) -> dict[str, Any]:
-    if isinstance(text, dict):
-        return text
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    """CloudTrail writes lists as {"items": [...]}; accept a bare list or a single object too."""
-    if isinstance(value, dict):
-        value = value.get("items", [value] if value else [])
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def _port(value: Any) -> int | None:
     try:
         return int(value)  # ports arrive as numbers or strings ("443")
@@ -106,10 +84,10 @@ def _permission_rules(direction: str | None, perms: Iterable[Any]) -> list[dict[
         if not isinstance(p, dict):
             continue
         args = (direction, p.get("ipProtocol"), p.get("fromPort"), p.get("toPort"))
-        sources = [r.get("cidrIp") for r in _items(p.get("ipRanges")) if isinstance(r, dict)]
-        sources += [r.get("cidrIpv6") for r in _items(p.get("ipv6Ranges")) if isinstance(r, dict)]
-        sources += [r.get("prefixListId") for r in _items(p.get("prefixListIds")) if isinstance(r, dict)]
-        sources += [g.get("groupId") or g.get("groupName") for g in _items(p.get("groups")) if isinstance(g, dict)]
+        sources = [r.get("cidrIp") for r in items(p.get("ipRanges")) if isinstance(r, dict)]
+        sources += [r.get("cidrIpv6") for r in items(p.get("ipv6Ranges")) if isinstance(r, dict)]
+        sources += [r.get("prefixListId") for r in items(p.get("prefixListIds")) if isinstance(r, dict)]
+        sources += [g.get("groupId") or g.get("groupName") for g in items(p.get("groups")) if isinstance(g, dict)]
         out.extend(_rule(*args, s) for s in sources if s)
         if not any(sources):
             out.append(_rule(*args, None))
@@ -123,12 +101,12 @@ def _rules(name: str, req: Mapping[str, Any], resp: Mapping[str, Any],
         return resp.get("groupId"), [], notes
     if name in ("ModifyNetworkInterfaceAttribute", "ModifyInstanceAttribute"):
         target = req.get("networkInterfaceId") or req.get("instanceId")
-        groups = [g.get("groupId") for g in _items(req.get("groupSet")) if isinstance(g, dict)]
+        groups = [g.get("groupId") for g in items(req.get("groupSet")) if isinstance(g, dict)]
         return target, [_rule("attach", None, None, None, g) for g in groups if g], notes
     if name == "ModifySecurityGroupRules":
         inner = req.get("ModifySecurityGroupRulesRequest") or req
         rules = []
-        for entry in _items(inner.get("SecurityGroupRule")):
+        for entry in items(inner.get("SecurityGroupRule")):
             if not isinstance(entry, dict):
                 continue
             rule_id = entry.get("SecurityGroupRuleId")
@@ -144,11 +122,11 @@ def _rules(name: str, req: Mapping[str, Any], resp: Mapping[str, Any],
         return inner.get("GroupId"), rules, notes
     group_id = req.get("groupId") or req.get("groupName")
     direction = _DIRECTION.get(name)
-    rules = _permission_rules(direction, _items(req.get("ipPermissions")))
+    rules = _permission_rules(direction, items(req.get("ipPermissions")))
     if req.get("cidrIp") or req.get("ipProtocol") or req.get("sourceSecurityGroupName"):  # the legacy flat shape
         rules.append(_rule(direction, req.get("ipProtocol", "-1"), req.get("fromPort"), req.get("toPort"),
                            req.get("cidrIp") or req.get("sourceSecurityGroupName")))
-    for item in _items(req.get("securityGroupRuleIds")):
+    for item in items(req.get("securityGroupRuleIds")):
         rule_id = item.get("securityGroupRuleId") if isinstance(item, dict) else item
         if rule_id:
             rules.append(_rule(direction, None, None, None, None, rule_id=rule_id))
