@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from auditor.checks.events import items, request_json
+from auditor.checks.events import items, request_json, unique_events
 from auditor.engines.sources.protocols import protocol_number
 
 _ADD = {"AuthorizeSecurityGroupIngress": False, "AuthorizeSecurityGroupEgress": True}
@@ -71,14 +71,8 @@ def parse_events(rows: Iterable[Mapping[str, Any]], rule_egress: Mapping[str, bo
     many rows were left out because they failed or could not be read. ``rule_egress`` (rule ID -> egress) gives
     the direction of a modified rule, which its event does not carry."""
     out: list[SgEvent] = []
-    seen: set[str] = set()
     skipped = 0
-    for row in rows:
-        event_id = row.get("event_id")
-        if event_id is not None:
-            if event_id in seen:
-                continue
-            seen.add(event_id)
+    for row in unique_events(rows):
         if row.get("error_code") is not None:
             continue  # a refused call changed nothing
         try:
