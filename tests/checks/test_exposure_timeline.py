@@ -117,6 +117,25 @@ def test_a_modify_with_no_prior_state_leaves_the_time_before_it_unknown(tmp_path
     assert (row["exposure"], row["unexplained_reason"]) == ("reached_unexplained", "state_unknown")
     assert row["admitted_by"] == ["sgr-mysql"]  # the later source, after the modify
     assert severity(r) == {("eni-db", 3306): Severity.HIGH}
+    # the finding says so in words, and its advice is to find out how the sources got in, not to narrow a CIDR
+    (finding,) = r.findings
+    assert "no rule known to be in force admits these sources: the group's rules at the time are unknown" in finding.title
+    assert finding.remediation.startswith("Find out how these sources got in: CloudTrail does not say which rules")
+
+
+def test_an_unexplained_exposure_on_a_port_that_is_world_open_now_is_advised_as_unexplained(tmp_path):
+    # open to the world in the inventory now, but by a modify after the traffic came: the state then is unknown
+    r = run(tmp_path, enis={"eni-db": ["10.0.0.7"]}, eni_groups={"eni-db": ["sg-db"]},
+            rules=[rule("sgr-ssh", "sg-db", 22, "0.0.0.0/0")],
+            events=[modified("sg-db", "sgr-ssh", 22, "0.0.0.0/0", "2026-11-12T00:00:00Z")],
+            flows=[inbound("eni-db", "10.0.0.7", "45.1.1.1", 22, "2026-11-11T08:00:00Z")])
+    row = rows(r)[("eni-db", 22)]
+    assert (row["exposure"], row["unexplained_reason"], row["world_open"]) == ("reached_unexplained",
+                                                                               "state_unknown", True)
+    (finding,) = r.findings
+    assert "no rule known to be in force admits these sources" in finding.title
+    assert finding.remediation.startswith("Remove 0.0.0.0/0 and ::/0 from the rule that opens SSH (tcp/22) now, "
+                                          "and find out how these sources got in: CloudTrail does not say")
 
 
 def test_an_interface_that_changed_groups_mid_window_is_judged_by_the_groups_of_the_time(tmp_path):
